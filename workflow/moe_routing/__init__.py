@@ -1,0 +1,3 @@
+"""Router capture, interventions and statistics for Mixture-of-Experts language models."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from moe_routing.cli import main
+
+raise SystemExit(main())

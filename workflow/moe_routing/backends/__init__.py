@@ -1,0 +1,63 @@
+"""Generation backends: batched generation with router capture and per-sequence interventions.
+
+Every backend implements ``Backend`` below; ``load_backend`` picks one by name.
+The returned table follows the generations contract (contracts.GENERATIONS_BASE,
+plus contracts.ROUTING_COLUMNS when ``capture`` is on) and carries the routing
+metadata (contracts.routing_metadata) in its schema.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import polars as pl
+import pyarrow as pa
+
+from moe_routing.errors import ConfigError
+
+BACKENDS = {"hf": "moe_routing.backends.hf", "vllm": "moe_routing.backends.vllm"}
+
+
+@dataclass
+class GenerationOptions:
+    batch_size: int = 16
+    # 0 = prefill only: route the prompt, generate nothing (parallel corpora like FLORES)
+    max_new_tokens: int = 32
+    capture: bool = True
+    seed: int = 0
+    consistency_pairs: int = 500
+    # passed to the chat template where it supports it (Qwen3: enable_thinking)
+    enable_thinking: bool = False
+    use_chat_template: bool = True
+
+
+@dataclass
+class LoadOptions:
+    dtype: str = "auto"  # "auto", "float32", "bfloat16", "float16"
+    device: str = "auto"  # "auto", "cpu", "cuda"
+    trust_remote_code: bool = False
+    extra: dict = field(default_factory=dict)  # backend-specific (e.g. vLLM gpu_memory_utilization)
+
+
+class Backend(Protocol):
+    name: str
+    model_path: str
+    load_seconds: float
+
+    def generate(
+        self,
+        items: pl.DataFrame,
+        interventions: pl.DataFrame | None = None,
+        options: GenerationOptions | None = None,
+    ) -> pa.Table:
+        """items: the items contract; interventions: the interventions contract (``*`` = every item)."""
+        ...
+
+
+def load_backend(name: str, model_path: str, options: LoadOptions | None = None) -> Backend:
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown backend {name!r}; choose one of {sorted(BACKENDS)}")
+    module = importlib.import_module(BACKENDS[name])
+    return module.load(model_path, options or LoadOptions())

@@ -1,0 +1,81 @@
+"""`python -m moe_routing <stage> ...`: the one entry point every Snakemake rule calls.
+
+Each stage lives in ``moe_routing/stages/<module>.py`` and exposes
+``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int | None``.
+Stages are imported lazily so that `--help` and light stages do not import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from moe_routing.errors import MoeRoutingError
+
+# stage name on the command line -> module under moe_routing.stages
+STAGES: dict[str, str] = {
+    "prepare": "prepare",
+    "demo-world": "demo_world",
+    "train-demo": "train_demo",
+    "generate": "generate",
+    "judge": "judge",
+    "outcome-table": "outcome_table",
+    "xici": "xici",
+    "ablation-plan": "ablation_plan",
+    "ablation-metrics": "ablation_metrics",
+    "ablation-table": "ablation_table",
+    "analyze": "analyze",
+    "accuracy": "accuracy",
+    "steer-plan": "steer_plan",
+    "steering-table": "steering_table",
+    "figures": "figures",
+}
+
+
+def _load(stage: str):
+    return importlib.import_module(f"moe_routing.stages.{STAGES[stage]}")
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m moe_routing", description=__doc__.splitlines()[0])
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    sub = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    # only import the module of the stage being run, plus one-line help for the rest
+    wanted = next((a for a in argv if a in STAGES), None)
+    for name in STAGES:
+        if wanted is None or name == wanted:
+            try:
+                module = _load(name)
+            except ModuleNotFoundError as exc:
+                if not exc.name or not exc.name.startswith("moe_routing"):
+                    raise
+                sub.add_parser(name, help="(not available in this build)")
+                continue
+            p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+            module.add_arguments(p)
+        else:
+            sub.add_parser(name, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    module = _load(args.stage)
+    try:
+        rc = module.run(args)
+    except MoeRoutingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
