@@ -1,0 +1,56 @@
+# moe-routing: XICI knowledge localisation and multilingual routing analysis on MoE models.
+# Default config = the CPU demo.  Paper runs: --configfile config/xici-paper.yaml (or routing-paper.yaml).
+import os
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+# the package lives in workflow/; importing it from there keeps `snakemake` usable before `pip install -e .`
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+
+from moe_routing.config import validate
+from moe_routing.errors import ConfigError
+from moe_routing.plan import Plan, cli_flags, run_dir
+
+
+configfile: "config/config.yaml"
+
+
+try:
+    # Snakemake's validate against workflow/schemas/config.schema.yaml, then cross-references
+    validate(config)
+except ConfigError as exc:
+    raise WorkflowError(f"invalid config: {exc}") from None
+
+PLAN = Plan(config)
+
+
+wildcard_constraints:
+    model="[A-Za-z0-9_-]+",
+    dataset="[A-Za-z0-9_-]+",
+    lang="[A-Za-z0-9_-]+",
+    condition="xici|shuffled|random",
+    cap="[0-9]+",
+
+
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/generate.smk"
+include: "workflow/rules/judge.smk"
+include: "workflow/rules/xici.smk"
+include: "workflow/rules/ablate.smk"
+include: "workflow/rules/routing.smk"
+include: "workflow/rules/steer.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        PLAN.all_targets(),

@@ -1,0 +1,40 @@
+# XICI identification: outcomes per question (Table 1) and the experts of each mixed question.
+
+
+rule outcome_table:
+    input:
+        judged=lambda wc: [f for d in XICI_DATASETS for f in base_files("judged", wc.model, d)],
+    output:
+        report("results/{model}/outcome_table.tsv", category="XICI", caption="../report/outcome_table.rst"),
+    params:
+        groups=lambda wc: " ".join(f"--dataset {d} " + " ".join(base_files("judged", wc.model, d)) for d in XICI_DATASETS),
+        english=ENGLISH,
+        moe=MOE,
+    conda:
+        CONDA_MAIN
+    log:
+        "logs/outcome_table/{model}.log",
+    shell:
+        "{params.moe} outcome-table {params.groups} --english {params.english} --out {output} > {log} 2>&1"
+
+
+rule xici:
+    input:
+        generations=lambda wc: base_files("generations", wc.model, wc.dataset),
+        judged=lambda wc: base_files("judged", wc.model, wc.dataset),
+    output:
+        experts="results/{model}/{dataset}/experts.parquet",
+        summary="results/{model}/{dataset}/xici_summary.parquet",
+        blacklist="results/{model}/{dataset}/blacklist.parquet",
+    params:
+        flags=lambda wc: xici_flags(wc.model),
+        cap=lambda wc: config["models"][wc.model]["xici"]["cap"],
+        moe=MOE,
+    conda:
+        CONDA_MAIN
+    log:
+        "logs/xici/{model}/{dataset}.log",
+    shell:
+        "{params.moe} xici --generations {input.generations} --judgments {input.judged} "
+        "--out {output.experts} --summary {output.summary} --blacklist {output.blacklist} "
+        "{params.flags} --cap {params.cap} > {log} 2>&1"
