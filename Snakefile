@@ -17,7 +17,10 @@ from moe_routing.errors import ConfigError
 from moe_routing.plan import Plan, cli_flags, run_dir
 
 
-configfile: "config/config.yaml"
+# the demo config is the default; a --configfile replaces it instead of being merged into it
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 try:

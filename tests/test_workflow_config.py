@@ -1,0 +1,88 @@
+"""Config validation and the shape of the DAG, without running any job."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from moe_routing import config as cfg
+from moe_routing.errors import ConfigError
+from moe_routing.plan import Plan, chunks, cli_flags
+from workflow_helpers import REPO, dry_run, load_config, snakemake, write_config
+
+
+def test_default_config_validates_and_fills_nested_defaults():
+    config = cfg.load(REPO / "config" / "config.yaml")
+    demo = config["models"]["demo"]
+    assert demo["resources"]["gpu"] == 0
+    assert demo["steering"]["benchmarks"] == {}
+    assert config["xici"]["conditions"] == ["xici", "shuffled", "random"]
+
+
+@pytest.mark.parametrize(
+    "mutate, needle",
+    [
+        (lambda c: c["models"]["demo"].update(batchsize=3), "batchsize"),
+        (lambda c: c["models"]["demo"]["xici"].update(alpha=2), "alpha"),
+        (lambda c: c["datasets"]["demo_facts"].update(judge="regex"), "regex"),
+        (lambda c: c["xici"].update(datasets=["nope"]), "xici.datasets"),
+        (lambda c: c["routing"].update(accuracy="missing"), "routing.accuracy"),
+        (lambda c: c["datasets"]["demo_facts"].update(languages=["en", "en"]), "duplicate"),
+        (lambda c: c["routing"]["steering"][0].update(domain="cooking"), "routing.steering[0].domain"),
+    ],
+)
+def test_bad_config_names_the_key(mutate, needle):
+    config = load_config()
+    mutate(config)
+    with pytest.raises(ConfigError, match=needle.replace("[", r"\[").replace("]", r"\]")):
+        cfg.validate(config)
+
+
+def test_snakemake_rejects_bad_config_naming_the_key(tmp_path):
+    config = load_config()
+    config["models"]["demo"]["xici"]["exclude_frist"] = 2
+    path = write_config(tmp_path / "bad.yaml", config)
+    proc = snakemake("-n", "--configfile", str(path), check=False)
+    assert proc.returncode != 0
+    assert "exclude_frist" in proc.stdout + proc.stderr
+
+
+def test_cli_flags_quotes_and_skips():
+    assert cli_flags({"split": "test", "limit": 5, "on": True, "off": False, "none": None}) == "--split test --limit 5 --on"
+    assert cli_flags({"system": "In just a few words."}) == "--system 'In just a few words.'"
+    assert cli_flags({"layers": [1, 2]}) == "--layers 1 2"
+    assert chunks(list("abcde"), 2) == [["a", "b"], ["c", "d"], ["e"]]
+
+
+def test_dry_run_job_counts_follow_the_plan():
+    config = cfg.load(REPO / "config" / "config.yaml")
+    plan = Plan(config)
+    counts = dry_run()
+    base = sum(len(plan.languages(d)) for _, d in plan.base_runs())
+    assert counts["generate"] == base
+    ablation = sum(len(plan.languages(d)) for _, d, _ in plan.ablation_runs())
+    assert counts["ablate_generate"] == counts["ablate_judge"] == ablation
+    assert counts["ablation_plan"] == counts["ablation_metrics"] == len(plan.ablation_runs())
+    steered = sum(len(plan.languages(d)) for _, d, _ in plan.steered_runs())
+    assert counts["steer_generate"] == counts["steer_judge"] == steered
+    for rule in ("demo_world", "train_demo", "xici", "outcome_table", "ablation_table", "analyze", "steering_table"):
+        assert counts[rule] == 1, rule
+
+
+def test_languages_per_job_groups_generation_but_keeps_one_file_per_language(tmp_path):
+    config = load_config()
+    config["models"]["demo"]["languages_per_job"] = 4
+    counts = dry_run("--configfile", str(write_config(tmp_path / "c.yaml", config)))
+    gen = {r: n for r, n in counts.items() if r.startswith("generate__")}
+    plan = Plan(cfg.validate(copy.deepcopy(config)))
+    expected = sum(len(chunks(plan.languages(d), 4)) for _, d in plan.base_runs())
+    assert sum(gen.values()) == expected
+    # a single language file is still a target of its own
+    proc = snakemake("-n", "results/demo/demo_facts/generations/de.parquet", "--configfile", str(tmp_path / "c.yaml"))
+    assert "generate__demo__demo_facts__en_es" in proc.stdout + proc.stderr
+
+
+def test_lint_is_clean():
+    proc = snakemake("--lint")
+    assert "Congratulations" in proc.stdout + proc.stderr
