@@ -30,6 +30,8 @@ JUDGE_RUNS = {
     "ablate_judge": "results/{model}/{dataset}/ablation/{condition}-cap{cap}",
     "steer_judge": "results/{model}/{dataset}/steered",
 }
+STRING_JUDGED = [d for d, s in config["datasets"].items() if s["judge"] != "llm"] or ["(?!x)x"]
+LLM_JUDGED = [d for d, s in config["datasets"].items() if s["judge"] == "llm"] or ["(?!x)x"]
 XICI_DATASETS = config["xici"]["datasets"]
 ROUTING = config["routing"]
 ENGLISH = config["english"]
@@ -41,7 +43,7 @@ def gpu_resources(settings):
     """Snakemake resources for a GPU job from a model's (or the judge's) `resources` block."""
     res = dict(settings.get("resources", {}))
     out = {"gpu": res.get("gpu", 0)}
-    for key in ("gpu_model", "cpus_per_gpu", "mem_mb", "runtime"):
+    for key in ("gpu_model", "cpus_per_gpu", "mem_mb", "runtime", "slurm_partition", "slurm_extra"):
         if key in res:
             out[key] = res[key]
     return out
