@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from moe_routing.config import validate
 from moe_routing.errors import ConfigError
-from moe_routing.plan import Plan, cli_flags, run_dir
+from moe_routing.plan import Plan, cli_flags, prepare_flags, run_dir
 
 
 # the demo config is the default; a --configfile replaces it instead of being merged into it

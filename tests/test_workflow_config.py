@@ -86,3 +86,27 @@ def test_languages_per_job_groups_generation_but_keeps_one_file_per_language(tmp
 def test_lint_is_clean():
     proc = snakemake("--lint")
     assert "Congratulations" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("name", ["xici-paper.yaml", "routing-paper.yaml"])
+def test_paper_dags_dry_run_with_expected_job_counts(name):
+    config = cfg.load(REPO / "config" / name)
+    plan = Plan(config)
+    counts = dry_run("--configfile", f"config/{name}")
+    # one generation job per model x dataset x language of its base runs
+    expected = sum(len(config["datasets"][d]["languages"]) for _, d in plan.base_runs())
+    assert counts["generate"] == expected
+    assert counts["prepare"] == sum(len(config["datasets"][d]["languages"]) for d in {d for _, d in plan.base_runs()})
+    if name.startswith("xici"):
+        assert expected == 2 * (12 + 31 + 42)
+        assert counts["ablate_generate"] == sum(len(plan.languages(d)) for _, d, _ in plan.ablation_runs())
+        assert counts["judge_llm"] == expected
+    else:
+        steered = sum(len(plan.languages(d)) for _, d, _ in plan.steered_runs())
+        assert counts["steer_generate"] == steered == 3 * (11 + 15)
+        assert counts["analyze"] == 4
+
+
+def test_paper_dag_dry_runs_with_the_slurm_profile():
+    proc = snakemake("-n", "--profile", "profiles/slurm", "--configfile", "config/xici-paper.yaml")
+    assert "ablation_table" in proc.stdout + proc.stderr

@@ -57,6 +57,19 @@ def cli_flags(options: dict) -> str:
     return " ".join(parts)
 
 
+PREPARE_FLAGS = ("split", "config", "ids_file", "limit", "seed", "few_shot", "missing", "revision", "system")
+
+
+def prepare_flags(options: dict, system: str | None = None) -> str:
+    """A dataset's loader options as `prepare` flags: common ones as --flags, the rest as --option KEY=VALUE."""
+    opts = dict(options)
+    if system is not None:
+        opts["system"] = system
+    flags = cli_flags({k: v for k, v in opts.items() if k in PREPARE_FLAGS})
+    extra = [f"--option {shlex.quote(f'{k}={v}')}" for k, v in opts.items() if k not in PREPARE_FLAGS]
+    return " ".join([flags, *extra]).strip()
+
+
 class Plan:
     """Job structure for one validated config."""
 
@@ -75,16 +88,18 @@ class Plan:
     def xici_pairs(self) -> list[tuple[str, str]]:
         return [(m, d) for m in self.xici.get("models", []) for d in self.xici.get("datasets", [])]
 
-    def routing_datasets(self) -> list[str]:
+    def routing_datasets(self, model: str) -> list[str]:
+        """Datasets a routing-study model generates: the analysis sets, and the benchmarks if it is steered."""
         r = self.routing
         names = [r.get("parallel"), r.get("accuracy"), *r.get("domains", {}).values()]
-        names += [s["benchmark"] for s in r.get("steering", [])]
+        if model in self.steered_models():
+            names += [s["benchmark"] for s in r.get("steering", [])]
         return list(dict.fromkeys(n for n in names if n))
 
     def base_runs(self) -> list[tuple[str, str]]:
         """(model, dataset) pairs with a base generation run."""
         pairs = self.xici_pairs()
-        pairs += [(m, d) for m in self.routing.get("models", []) for d in self.routing_datasets()]
+        pairs += [(m, d) for m in self.routing.get("models", []) for d in self.routing_datasets(m)]
         return list(dict.fromkeys(pairs))
 
     def caps(self, model: str) -> list[int]:

@@ -137,9 +137,9 @@ def conda_env(model):
     return "../../envs/vllm.yaml" if config["models"][model]["backend"] == "vllm" else CONDA_MAIN
 
 
-def prepare_flags(wc):
+def dataset_prepare_flags(wc):
     d = config["datasets"][wc.dataset]
-    return cli_flags({**d.get("options", {}), **({"system": d["system"]} if d.get("system") else {})})
+    return prepare_flags(d.get("options", {}), d.get("system"))
 
 
 def steered_files(model, benchmark):

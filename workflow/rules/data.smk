@@ -10,7 +10,7 @@ if LOADED_DATASETS:
         params:
             source=lambda wc: config["datasets"][wc.dataset]["source"],
             path=lambda wc: config["datasets"][wc.dataset]["path"],
-            flags=prepare_flags,
+            flags=dataset_prepare_flags,
             moe=MOE,
         conda:
             CONDA_MAIN

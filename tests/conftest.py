@@ -1,0 +1,45 @@
+"""Shared fixtures. Tiny checkpoints are built once per session (see moe_routing.tiny_models)."""
+
+from __future__ import annotations
+
+import pytest
+
+ALL_FAMILIES = ("qwen3_moe", "olmoe", "mixtral", "gpt_oss", "glm4_moe", "deepseek_v3", "phimoe")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """tiny_checkpoint(family, **kwargs) -> Path: a saved tiny random checkpoint, built once per argument set."""
+    from moe_routing.tiny_models import build_tiny_checkpoint
+
+    root = tmp_path_factory.mktemp("tiny_models")
+    built: dict = {}
+
+    def make(family: str, **kwargs):
+        opts = {"layers": 3, **kwargs}
+        key = (family, tuple(sorted(opts.items())))
+        if key not in built:
+            name = family + "".join(f"_{k}{v}" for k, v in sorted(opts.items()))
+            built[key] = build_tiny_checkpoint(family, root / name, **opts)
+        return built[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def hf_backend(tiny_checkpoint):
+    """hf_backend(family, **kwargs) -> a loaded HFBackend on a tiny checkpoint, cached per session."""
+    import torch
+
+    from moe_routing.backends import LoadOptions, load_backend
+
+    torch.set_num_threads(1)
+    loaded: dict = {}
+
+    def make(family: str, **kwargs):
+        path = tiny_checkpoint(family, **kwargs)
+        if path not in loaded:
+            loaded[path] = load_backend("hf", str(path), LoadOptions(device="cpu", dtype="float32"))
+        return loaded[path]
+
+    return make

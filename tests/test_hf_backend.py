@@ -1,0 +1,157 @@
+"""Transformers backend and the `generate` stage: order, chat template, prefill-only, CLI errors."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from moe_routing.backends import GenerationOptions
+from moe_routing.cli import main
+from moe_routing.contracts import GENERATIONS
+from moe_routing.io import read_routing_metadata, write_parquet
+
+ITEMS = pl.DataFrame(
+    {
+        "item_id": ["i1", "i2", "i3", "i4", "i5"],
+        "lang": ["en"] * 5,
+        "prompt": ["One?", "A longer question about the town of Hallowmere?", "Two", "Medium length prompt here", "x"],
+        "system": ["Be brief.", "Be brief.", None, "Be brief.", None],
+        "answers": [["a"]] * 5,
+        "choices": [None] * 5,
+    },
+    schema_overrides={"choices": pl.List(pl.Utf8)},
+)
+
+
+def test_outputs_in_input_order_and_equal_to_batch_one(hf_backend):
+    backend = hf_backend("qwen3_moe")
+    batched = backend.generate(ITEMS, None, GenerationOptions(batch_size=2, max_new_tokens=5))
+    assert batched.schema.equals(GENERATIONS, check_metadata=False)
+    rows = batched.to_pylist()
+    assert [r["item_id"] for r in rows] == ITEMS["item_id"].to_list()
+    for i, r in enumerate(rows):
+        single = backend.generate(ITEMS[i : i + 1], None, GenerationOptions(batch_size=1, max_new_tokens=5)).to_pylist()[0]
+        assert single["output_token_ids"] == r["output_token_ids"] and single["output"] == r["output"]
+        assert 1 <= len(r["output_token_ids"]) <= 5
+    meta = batched.schema.metadata
+    assert json.loads(meta[b"moe_layers"]) == backend.moe_layers and int(meta[b"top_k"]) == backend.top_k
+
+
+def test_chat_template_with_thinking_off_and_plain_fallback(hf_backend):
+    backend = hf_backend("qwen3_moe")
+    tok = backend.tokenizer
+    ids = backend.render("Hello?", "Be brief.", GenerationOptions())
+    text = tok.decode(ids)
+    assert text.startswith("<|im_start|>system\nBe brief.<|im_end|>") and text.endswith("<think>\n\n</think>\n\n")
+    thinking = tok.decode(backend.render("Hello?", None, GenerationOptions(enable_thinking=True)))
+    assert "<think>" not in thinking and "system" not in thinking
+    plain = tok.decode(backend.render("Hello?", "Be brief.", GenerationOptions(use_chat_template=False)))
+    assert plain == "Be brief.\n\nHello?"
+    saved, tok.chat_template = tok.chat_template, None
+    try:
+        assert tok.decode(backend.render("Hello?", None, GenerationOptions())) == "Hello?"
+    finally:
+        tok.chat_template = saved
+
+
+def test_prefill_only_routes_the_prompt(hf_backend):
+    backend = hf_backend("mixtral")
+    rows = backend.generate(ITEMS, None, GenerationOptions(batch_size=3, max_new_tokens=0)).to_pylist()
+    E = backend.num_experts
+    for r in rows:
+        assert r["output_token_ids"] == [] and r["output"] == ""
+        n = len(r["prompt_token_ids"])
+        for layer in range(len(backend.moe_layers)):
+            freq = r["freq"][layer * E : (layer + 1) * E]
+            assert sum(freq) == pytest.approx(backend.top_k)
+            assert all(abs(f * n - round(f * n)) < 1e-4 for f in freq)  # counts over exactly n tokens
+
+
+def test_no_capture_has_no_routing_columns(hf_backend):
+    table = hf_backend("olmoe").generate(ITEMS[:2], None, GenerationOptions(capture=False, max_new_tokens=3))
+    assert table.column_names == ["item_id", "lang", "output", "prompt_token_ids", "output_token_ids"]
+
+
+# ------------------------------------------------------------------ the generate stage
+
+
+@pytest.fixture
+def files(tmp_path, tiny_checkpoint):
+    model = tiny_checkpoint("glm4_moe")  # layer 0 is dense: a non-MoE layer to refer to
+    en, de = tmp_path / "en.parquet", tmp_path / "de.parquet"
+    write_parquet(ITEMS, en)
+    write_parquet(ITEMS.with_columns(pl.lit("de").alias("lang")), de)
+    return model, en, de, tmp_path
+
+
+def write_interventions(path, rows):
+    df = pl.DataFrame(rows, schema={"item_id": pl.Utf8, "layer": pl.Int64, "expert": pl.Int64, "mode": pl.Utf8,
+                                    "strength": pl.Float64}, orient="row")
+    write_parquet(df, path)
+    return path
+
+
+def test_generate_stage_writes_one_output_per_items_file(files):
+    model, en, de, tmp = files
+    out_en, out_de = tmp / "g" / "en.parquet", tmp / "g" / "de.parquet"
+    rc = main(["generate", "--model", str(model), "--items", str(en), "--out", str(out_en), "--items", str(de),
+               "--out", str(out_de), "--batch-size", "2", "--max-new-tokens", "3", "--device", "cpu"])
+    assert rc == 0
+    meta = read_routing_metadata(out_de)
+    assert meta["moe_layers"] == [1, 2] and meta["num_experts"] == 8 and meta["top_k"] == 2
+    t = pq.read_table(out_de)
+    assert t.num_rows == 5 and set(t["lang"].to_pylist()) == {"de"} and len(t["weights"][0].as_py()) == 2 * 8
+
+
+def test_generate_stage_only_intervened(files):
+    model, en, _, tmp = files
+    plan = write_interventions(tmp / "iv.parquet", [("i2", 1, 0, "deactivate", None), ("*", 2, 1, "soft", 0.5)])
+    out = tmp / "abl.parquet"
+    rc = main(["generate", "--model", str(model), "--items", str(en), "--out", str(out), "--interventions", str(plan),
+               "--only-intervened", "--max-new-tokens", "3", "--device", "cpu"])
+    assert rc == 0
+    t = pq.read_table(out)
+    assert t["item_id"].to_pylist() == ["i2"] and t["freq"][0].as_py()[0] == 0.0
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([("i1", 0, 0, "deactivate", None)], "layer 0 is not an MoE layer"),
+        ([("i1", 1, 8, "deactivate", None)], "expert 8 out of range"),
+        ([("i1", 1, 2, "soft", None)], "needs a finite strength"),
+        ([("i1", 1, 2, "boost", None)], "mode must be one of"),
+        ([("i1", 1, 2, "activate", None), ("*", 1, 2, "deactivate", None)], "both for '\\*'"),
+    ],
+)
+def test_generate_stage_bad_interventions_leave_no_output(files, capsys, rows, message):
+    model, en, _, tmp = files
+    plan = write_interventions(tmp / "bad.parquet", rows)
+    out = tmp / "never.parquet"
+    rc = main(["generate", "--model", str(model), "--items", str(en), "--out", str(out), "--interventions", str(plan),
+               "--device", "cpu", "--max-new-tokens", "2"])
+    assert rc == 2 and not out.exists()
+    err = capsys.readouterr().err
+    assert "bad.parquet" in err
+    assert __import__("re").search(message, err), err
+
+
+def test_generate_stage_items_missing_column_leaves_no_output(files, capsys):
+    model, en, _, tmp = files
+    broken = tmp / "broken.parquet"
+    write_parquet(ITEMS.drop("prompt"), broken)
+    outs = [tmp / "o1.parquet", tmp / "o2.parquet"]
+    rc = main(["generate", "--model", str(model), "--items", str(en), "--out", str(outs[0]), "--items", str(broken),
+               "--out", str(outs[1]), "--device", "cpu"])
+    assert rc == 2 and not any(o.exists() for o in outs)
+    err = capsys.readouterr().err
+    assert "broken.parquet" in err and "prompt" in err
+
+
+def test_generate_stage_unpaired_outputs_is_an_error(files, capsys):
+    model, en, de, tmp = files
+    rc = main(["generate", "--model", str(model), "--items", str(en), "--items", str(de), "--out", str(tmp / "x.parquet")])
+    assert rc == 2 and "--out" in capsys.readouterr().err
