@@ -1,0 +1,58 @@
+"""AlpaCare-MedInstruct-52k (Zhang et al. 2023): the medical-domain set, English only.
+
+``lavita/AlpaCare-MedInstruct-52k``, split ``train`` (52,002 rows), columns ``instruction``,
+``input`` (often empty; absent in some copies) and ``output``. The prompt is the instruction,
+followed by the input when there is one. No ids: item_id = ``alpacare-{row}``.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from moe_routing.data import lang_codes
+from moe_routing.data.items import Item, finalize, read_ids_file, reject_options, resolve_system, text
+from moe_routing.data.loading import load_split, require_columns
+from moe_routing.errors import DatasetError
+
+NAME = "alpacare"
+DEFAULT_PATH = "lavita/AlpaCare-MedInstruct-52k"
+DEFAULT_SPLIT = "train"
+OPTIONS: dict[str, type] = {}
+_NO_INPUT = {"<noinput>", "<no input>", "noinput", "n/a"}  # Alpaca-style placeholders for "no input"
+
+
+def load(
+    path: str,
+    lang: str,
+    *,
+    split: str | None = None,
+    config: str | None = None,
+    ids_file: str | None = None,
+    limit: int | None = None,
+    system: str | None = None,
+    few_shot: int | None = None,
+    seed: int | None = None,
+    missing: str = "error",
+    revision: str | None = None,
+    cache_dir: str | None = None,
+) -> pa.Table:
+    """English instructions (the set has no other language)."""
+    reject_options(NAME, few_shot=few_shot)
+    code = lang_codes.normalise(lang)
+    if code != "en":
+        raise DatasetError(f"{NAME}: language {code!r} is not available (the set is English only)")
+    ds = load_split(path, dataset=NAME, lang=code, config=config, split=split or DEFAULT_SPLIT, revision=revision, cache_dir=cache_dir)
+    cols = list(ds.column_names)
+    require_columns(cols, ["instruction", "output"], dataset=NAME, lang=code, path=path)
+    has_input = "input" in cols
+    items = []
+    for i, r in enumerate(ds.select_columns(["instruction"] + (["input"] if has_input else [])).to_list()):
+        instruction, extra = text(r["instruction"]), text(r["input"]) if has_input else ""
+        if extra.casefold() in _NO_INPUT:
+            extra = ""
+        prompt = f"{instruction}\n\n{extra}" if instruction and extra else instruction
+        items.append(Item(f"alpacare-{i}", prompt, []))
+    return finalize(
+        items, dataset=NAME, lang=code, system=resolve_system(system, None),
+        ids=read_ids_file(ids_file) if ids_file else None, limit=limit, seed=seed, missing=missing,
+    )

@@ -1,0 +1,69 @@
+"""BELEBELE (Bandarkar et al. 2024): reading comprehension on FLORES passages, ``facebook/belebele``.
+
+One config per FLORES-200 code (``eng_Latn``, ``zho_Hans``), split ``test`` (900 questions);
+rows have ``link``, ``question_number``, ``flores_passage``, ``question``, ``mc_answer1`` ...
+``mc_answer4``, ``correct_answer_num`` ('1'-'4'), ``dialect``, ``ds``.
+item_id = ``{link}#{question_number}`` (a passage and its question, the same in every language).
+The prompt is the passage, the question and the options A-D; the gold answer is the letter.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from moe_routing.data import lang_codes
+from moe_routing.data.items import MC_LETTERS, Item, finalize, mc_prompt, read_ids_file, reject_options, resolve_system, text
+from moe_routing.data.loading import load_split, require_columns
+from moe_routing.errors import DatasetError
+
+NAME = "belebele"
+DEFAULT_PATH = "facebook/belebele"
+DEFAULT_SPLIT = "test"
+INSTRUCTION = "Answer with the letter of the correct option."
+ANSWER_COLUMNS = ("mc_answer1", "mc_answer2", "mc_answer3", "mc_answer4")
+OPTIONS: dict[str, type] = {"instruction": str}
+
+
+def load(
+    path: str,
+    lang: str,
+    *,
+    split: str | None = None,
+    config: str | None = None,
+    ids_file: str | None = None,
+    limit: int | None = None,
+    system: str | None = None,
+    few_shot: int | None = None,
+    seed: int | None = None,
+    missing: str = "error",
+    revision: str | None = None,
+    cache_dir: str | None = None,
+    instruction: str = INSTRUCTION,
+) -> pa.Table:
+    """0-shot multiple-choice items for one BELEBELE language."""
+    reject_options(NAME, few_shot=few_shot)
+    code = lang_codes.normalise(lang)
+    src = lang_codes.source_code(code, "belebele", NAME)
+    ds = load_split(path, dataset=NAME, lang=code, config=config or src, split=split or DEFAULT_SPLIT, revision=revision, cache_dir=cache_dir)
+    cols = list(ds.column_names)
+    require_columns(
+        cols, ["link", "question_number", "flores_passage", "question", *ANSWER_COLUMNS, "correct_answer_num"],
+        dataset=NAME, lang=code, path=path,
+    )
+    rows = ds.to_list()
+    if "dialect" in cols:  # a file holding several languages: keep this one
+        rows = [r for r in rows if not text(r["dialect"]) or text(r["dialect"]) == src]
+    items = []
+    for r in rows:
+        item_id = f"{text(r['link'])}#{text(r['question_number'])}"
+        num = text(r["correct_answer_num"])
+        if num not in ("1", "2", "3", "4"):
+            raise DatasetError(f"{NAME} [{code}]: item {item_id!r}: column 'correct_answer_num' is {num!r}, expected 1-4")
+        options = [text(r[c]) for c in ANSWER_COLUMNS]
+        passage, question = text(r["flores_passage"]), text(r["question"])
+        prompt = mc_prompt(f"{passage}\n\n{question}", options, instruction) if passage and question else ""
+        items.append(Item(item_id, prompt, [MC_LETTERS[int(num) - 1]], options))
+    return finalize(
+        items, dataset=NAME, lang=code, system=resolve_system(system, None),
+        ids=read_ids_file(ids_file) if ids_file else None, limit=limit, seed=seed, missing=missing, require_answers=True,
+    )

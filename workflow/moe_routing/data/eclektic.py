@@ -1,0 +1,69 @@
+"""ECLeKTic (Goldman et al. 2025, arXiv 2502.21228): 12-way parallel local-knowledge questions.
+
+No official hub loader: Google publishes ``eclektic_main.jsonl`` (also mirrored on the hub,
+e.g. ``ura-hcmut/ECLeKTic``). Its rows are wide, one per question: ``q_id``, ``original_lang``,
+``title``, ``url``, ``content``, ``question``, ``answer`` (in the original language), and
+``{l}_q``, ``{l}_a``, ``{l}_c`` for each of the 12 languages l (de en es fr he hi id it ja ko pt zh).
+A long file (one row per question and language, with ``q_id``, ``lang``, ``question``,
+``answer``) is accepted too. item_id = ``q_id``.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from moe_routing.data import lang_codes
+from moe_routing.data.items import XICI_SYSTEM, Item, finalize, read_ids_file, reject_options, resolve_system, text
+from moe_routing.data.loading import load_split, require_columns
+from moe_routing.errors import DatasetError
+
+NAME = "eclektic"
+DEFAULT_PATH = "ura-hcmut/ECLeKTic"
+DEFAULT_SPLIT = "train"
+OPTIONS: dict[str, type] = {"data_files": str}
+
+
+def load(
+    path: str,
+    lang: str,
+    *,
+    split: str | None = None,
+    config: str | None = None,
+    ids_file: str | None = None,
+    limit: int | None = None,
+    system: str | None = None,
+    few_shot: int | None = None,
+    seed: int | None = None,
+    missing: str = "error",
+    revision: str | None = None,
+    cache_dir: str | None = None,
+    data_files: str | None = None,
+) -> pa.Table:
+    """Items for one ECLeKTic language; the gold answer is the translated answer ``{l}_a``."""
+    reject_options(NAME, few_shot=few_shot)
+    code = lang_codes.normalise(lang)
+    src = lang_codes.source_code(code, "eclektic", NAME)
+    if data_files is None and path == DEFAULT_PATH:
+        data_files = "eclektic_main.jsonl"
+    ds = load_split(
+        path, dataset=NAME, lang=code, config=config, split=split or DEFAULT_SPLIT,
+        revision=revision, cache_dir=cache_dir, data_files=data_files,
+    )
+    cols = list(ds.column_names)
+    if "lang" in cols:  # long layout
+        require_columns(cols, ["q_id", "lang", "question", "answer"], dataset=NAME, lang=code, path=path)
+        rows = [r for r in ds if lang_codes.try_normalise(text(r["lang"])) == code]
+        if not rows:
+            have = sorted({text(v) for v in ds["lang"]})
+            raise DatasetError(f"{NAME} [{code}]: {path!r} has no rows for this language in column 'lang' (has {have})")
+        q_col, a_col = "question", "answer"
+    else:
+        q_col, a_col = f"{src}_q", f"{src}_a"
+        require_columns(cols, ["q_id", q_col, a_col], dataset=NAME, lang=code, path=path)
+        rows = ds
+    items = [Item(text(r["q_id"]), text(r[q_col]), [text(r[a_col])] if text(r[a_col]) else []) for r in rows]
+    return finalize(
+        items, dataset=NAME, lang=code, system=resolve_system(system, XICI_SYSTEM),
+        ids=read_ids_file(ids_file) if ids_file else None, limit=limit, seed=seed,
+        missing=missing, require_answers=True,
+    )

@@ -1,0 +1,88 @@
+"""GSM8K-Instruct, parallel (MathOctopus): the math-domain set for task-expert specialisation.
+
+``Mathoctopus/GSM8KInstruct_Parallel`` is one JSON file (``MGSM8KInstruct_Parallel.json``,
+split ``train``, ~73.6k rows over 10 languages) with columns ``prompt`` and ``chosen``. The
+language is only inside ``prompt``, in the MathOctopus template:
+"Below is an instruction that describes a task. Write a response that appropriately completes
+the request in {Language}. Please answer in {Language}.\\n\\n### Instruction:\\n{question}\\n\\n### Response:".
+
+The item prompt is the question alone (``strip_template=False`` keeps the whole template).
+There are no ids: item_id = ``gsm8k-{n}``, n the row's position among this language's rows
+(rows of different languages are not aligned; the paper uses the English rows).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pyarrow as pa
+
+from moe_routing.data import lang_codes
+from moe_routing.data.items import Item, finalize, read_ids_file, reject_options, resolve_system, text
+from moe_routing.data.loading import load_split, require_columns
+from moe_routing.errors import DatasetError
+
+log = logging.getLogger(__name__)
+
+NAME = "gsm8k_instruct"
+DEFAULT_PATH = "Mathoctopus/GSM8KInstruct_Parallel"
+DEFAULT_SPLIT = "train"
+OPTIONS: dict[str, type] = {"strip_template": bool}
+
+_LANG_RE = re.compile(r"(?:Please answer in|completes the request in)\s+([A-Za-z]+)")
+_QUESTION_RE = re.compile(r"###\s*Instruction:\s*(.*?)\s*###\s*Response:", re.S)
+
+
+def prompt_language(prompt: str) -> str | None:
+    """The language name the MathOctopus template asks for, or None."""
+    m = _LANG_RE.search(prompt)
+    return m.group(1) if m else None
+
+
+def prompt_question(prompt: str) -> str:
+    m = _QUESTION_RE.search(prompt)
+    return m.group(1).strip() if m else prompt.strip()
+
+
+def load(
+    path: str,
+    lang: str,
+    *,
+    split: str | None = None,
+    config: str | None = None,
+    ids_file: str | None = None,
+    limit: int | None = None,
+    system: str | None = None,
+    few_shot: int | None = None,
+    seed: int | None = None,
+    missing: str = "error",
+    revision: str | None = None,
+    cache_dir: str | None = None,
+    strip_template: bool = True,
+) -> pa.Table:
+    """Questions of one language, found by the language named in each row's ``prompt``."""
+    reject_options(NAME, few_shot=few_shot)
+    code = lang_codes.normalise(lang)
+    lang_codes.source_code(code, "gsm8k_instruct", NAME)  # fails clearly for a language the set lacks
+    ds = load_split(path, dataset=NAME, lang=code, config=config, split=split or DEFAULT_SPLIT, revision=revision, cache_dir=cache_dir)
+    require_columns(list(ds.column_names), ["prompt"], dataset=NAME, lang=code, path=path)
+    items: list[Item] = []
+    unknown = 0
+    for prompt in ds["prompt"]:
+        prompt = text(prompt)
+        name = prompt_language(prompt)
+        found = lang_codes.try_normalise(name) if name else None
+        if found is None:
+            unknown += 1
+            continue
+        if found == code:
+            items.append(Item(f"gsm8k-{len(items)}", prompt_question(prompt) if strip_template else prompt, []))
+    if unknown:
+        log.warning("%s: %d row(s) name no known language in 'prompt' and were skipped", NAME, unknown)
+    if not items:
+        raise DatasetError(f"{NAME} [{code}]: no row of {path!r} asks for this language in column 'prompt'")
+    return finalize(
+        items, dataset=NAME, lang=code, system=resolve_system(system, None),
+        ids=read_ids_file(ids_file) if ids_file else None, limit=limit, seed=seed, missing=missing,
+    )
