@@ -236,6 +236,8 @@ def test_llm_judge_needs_backend_and_answers():
     empty = [dict(ITEMS_ROWS[0], answers=[]), *ITEMS_ROWS[1:]]
     with pytest.raises(J.JudgeError, match="no non-empty gold answer.*q1/fr"):
         J.judge_frame(items_frame(empty), gens_frame(GEN_ROWS), "contains")
+    with pytest.raises(J.JudgeError, match=r"generations: duplicate \(item_id, lang\) rows, e.g. \('q1', 'fr'\)"):
+        J.judge_frame(items_frame(ITEMS_ROWS), gens_frame(GEN_ROWS + GEN_ROWS[:1]), "contains")
 
 
 def test_judge_prompt_template_checks(tmp_path):
