@@ -160,3 +160,10 @@ def test_degenerate_inputs_give_empty_plans_and_null_rates():
         assert plan.height == 0 and plan.columns == ["item_id", "layer", "expert", "mode", "strength"]
     m = ablation_metrics(_judg([("a", "en", True)]), _judg([("a", "en", False)]), make_plan(empty, "xici", 25, 0, KEPT, E))
     assert m["questions"] == 0 and m["pairs"] == 0 and m["asr"] is None and m["rd"] is None
+
+
+def test_non_boolean_correct_is_rejected():
+    plan = make_plan(experts_table({"a": 1}), "xici", 25, 0, KEPT, E)
+    bad = pl.DataFrame({"item_id": ["a"], "lang": ["en"], "correct": ["no"]})
+    with pytest.raises(ContractError, match="boolean"):
+        ablation_metrics(bad, _judg([("a", "en", False)]), plan)

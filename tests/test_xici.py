@@ -317,3 +317,11 @@ def test_load_routing_mismatch_names_the_file(tmp_path):
         load_routing(gens + [gens[0]], juds)
     with pytest.raises(MoeRoutingError, match="leaves none"):
         identify(data, XiciSettings(exclude_first=1, exclude_last=1), progress=False)
+
+
+def test_no_mixed_question_gives_empty_outputs():
+    data, _ = synth(n_q=4, n_lang=5, n_layers=3, E=4, n_planted=1, seed=1, n_skip=4, exclude=(0, 0))
+    res = identify(data, XiciSettings(), progress=False)
+    assert res.experts.height == 0 and res.experts.columns == list(res.experts.schema)
+    assert (res.summary["outcome"] != "mixed").all() and (res.summary["tested"] == 0).all()
+    assert sweep(res.tests, [0.05], [0.005], [25])["questions_with_experts"].to_list() == [0]

@@ -47,3 +47,65 @@ def experts_per_layer(experts_files: Sequence[str | os.PathLike], out: str | os.
         ax.text(0.5, 0.5, "no experts identified", ha="center", va="center", transform=ax.transAxes)
     _save(fig, out)
     return counts.rename({"len": "experts"})
+
+
+def outcomes(table_tsv: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Stacked bars of all correct / mixed / all incorrect questions per dataset (from the Table 1 TSV)."""
+    table = pl.read_csv(table_tsv, separator="\t", infer_schema=False)
+    datasets = [c for c in table.columns if c not in ("row", "metric", "label")]
+    value = {m: table.filter(pl.col("metric") == m) for m in ("all_correct", "mixed", "all_incorrect")}
+    fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(datasets) + 2), 3.5))
+    bottom = [0.0] * len(datasets)
+    colors = {"all_correct": "#4c9a2a", "mixed": "#e0a526", "all_incorrect": "#b8372e"}
+    for metric, rows in value.items():
+        heights = [float(rows[d][0]) if rows.height and rows[d][0] not in (None, "") else 0.0 for d in datasets]
+        ax.bar(datasets, heights, bottom=bottom, label=metric.replace("_", " "), color=colors[metric])
+        bottom = [b + h for b, h in zip(bottom, heights)]
+    ax.set_ylabel("questions")
+    ax.set_title("Question outcomes across languages")
+    ax.legend(fontsize=8)
+    _save(fig, out)
+
+
+def cap_sweep_table(metrics_files: Sequence[str | os.PathLike]) -> pl.DataFrame:
+    """Pool the per-dataset ablation metrics of every (condition, cap) over datasets, as the paper's Total does."""
+    rows = pl.concat([read_frame(p) for p in metrics_files], how="diagonal_relaxed")
+    return (
+        rows.group_by("condition", "cap")
+        .agg(
+            questions=pl.col("questions").sum(),
+            experts_total=pl.col("experts_total").sum(),
+            orig_correct=pl.col("orig_correct").sum(),
+            orig_wrong=pl.col("orig_wrong").sum(),
+            broken=pl.col("broken").sum(),
+            gained=pl.col("gained").sum(),
+            now_wrong_everywhere=pl.col("now_wrong_everywhere").sum(),
+        )
+        .with_columns(
+            mean_experts_per_question=pl.col("experts_total") / pl.col("questions"),
+            asr=pl.col("broken") / pl.col("orig_correct"),
+            sgr=pl.col("gained") / pl.col("orig_wrong"),
+        )
+        .with_columns(rd=pl.col("asr") - pl.col("sgr"))
+        .sort("condition", "cap")
+    )
+
+
+def cap_sweep(metrics_files: Sequence[str | os.PathLike], table_out: str | os.PathLike, out: str | os.PathLike) -> pl.DataFrame:
+    """Appendix F: ASR, SGR and their difference against the cap, one line per condition."""
+    from moe_routing.io import write_tsv
+
+    table = cap_sweep_table(metrics_files)
+    write_tsv(table, table_out)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.3), sharex=True)
+    for ax, metric, title in zip(axes, ("asr", "sgr", "rd"), ("Ablation success rate", "Spurious gain rate", "Rate difference")):
+        for condition in table["condition"].unique(maintain_order=True).to_list():
+            sub = table.filter(pl.col("condition") == condition).sort("cap")
+            ax.plot(sub["cap"].to_list(), sub[metric].to_list(), marker="o", label=condition)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("max experts per question (cap)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("rate over (question, language) pairs")
+    axes[0].legend(fontsize=8)
+    _save(fig, out)
+    return table

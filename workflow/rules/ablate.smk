@@ -50,14 +50,17 @@ rule ablation_table:
     output:
         report("results/{model}/ablation_table.tsv", category="XICI", caption="../report/ablation_table.rst"),
     params:
+        datasets=lambda wc: " ".join(
+            f"--dataset {d} results/{wc.model}/{d}/xici_summary.parquet results/{wc.model}/{d}/blacklist.parquet"
+            for d in XICI_DATASETS
+        ),
         moe=MOE,
     conda:
         CONDA_MAIN
     log:
         "logs/ablation_table/{model}.log",
     shell:
-        "{params.moe} ablation-table --metrics {input.metrics} --summaries {input.summaries} "
-        "--blacklists {input.blacklists} --out {output} > {log} 2>&1"
+        "{params.moe} ablation-table {params.datasets} --metrics {input.metrics} --out {output} > {log} 2>&1"
 
 
 rule cap_sweep:

@@ -7,7 +7,7 @@ if DEMO_DATASETS:
             data=[f"resources/data/{d}/{l}.parquet" for d in DEMO_DATASETS for l in PLAN.languages(d)],
             corpus=DEMO_CORPUS,
         params:
-            flags=cli_flags({"seed": config["seed"], **config["demo"].get("world", {})}),
+            flags=cli_flags({"seed": config["seed"], "languages": ",".join(DEMO_LANGUAGES), **config["demo"].get("world", {})}),
             moe=MOE,
         conda:
             CONDA_MAIN
@@ -22,10 +22,12 @@ if config["demo"].get("model"):
     rule train_demo:
         input:
             corpus=DEMO_CORPUS,
+            check=[f"resources/data/{DEMO_CHECK_DATASET}/{l}.parquet" for l in PLAN.languages(DEMO_CHECK_DATASET)],
         output:
             f"{DEMO_MODEL_DIR}/config.json",
         params:
             out=lambda wc, output: os.path.dirname(output[0]),
+            check=lambda wc, input: os.path.dirname(input.check[0]),
             flags=cli_flags({"seed": config["seed"], **config["demo"].get("train", {})}),
             moe=MOE,
         threads: workflow.cores
@@ -34,4 +36,5 @@ if config["demo"].get("model"):
         log:
             "logs/train_demo.log",
         shell:
-            "{params.moe} train-demo --corpus {input.corpus} --out {params.out} {params.flags} > {log} 2>&1"
+            "{params.moe} train-demo --corpus {input.corpus} --check-items {params.check} --out {params.out} "
+            "--threads {threads} {params.flags} > {log} 2>&1"

@@ -28,8 +28,11 @@ rule xici:
         blacklist="results/{model}/{dataset}/blacklist.parquet",
     params:
         flags=lambda wc: xici_flags(wc.model),
-        cap=lambda wc: config["models"][wc.model]["xici"]["cap"],
+        # rank order does not depend on the cap: keep experts up to the largest cap swept,
+        # each ablation plan takes rank <= its own cap
+        cap=lambda wc: max(PLAN.caps(wc.model)),
         moe=MOE,
+    threads: 2
     conda:
         CONDA_MAIN
     log:
@@ -37,4 +40,4 @@ rule xici:
     shell:
         "{params.moe} xici --generations {input.generations} --judgments {input.judged} "
         "--out {output.experts} --summary {output.summary} --blacklist {output.blacklist} "
-        "{params.flags} --cap {params.cap} > {log} 2>&1"
+        "{params.flags} --cap {params.cap} --workers {threads} --no-progress > {log} 2>&1"
