@@ -80,6 +80,18 @@ def test_gating_from_captured_logits_equals_what_experts_received(hf_backend, fa
             assert got_w.dtype == w.dtype and torch.equal(got_w, w)
 
 
+@pytest.mark.parametrize("family", ["mixtral", "gpt_oss"])
+def test_gating_is_exact_in_bfloat16(tiny_checkpoint, family):
+    from moe_routing.backends import LoadOptions, load_backend
+
+    backend = load_backend("hf", str(tiny_checkpoint(family)), LoadOptions(device="cpu", dtype="bfloat16"))
+    _, trace, received = traced_run(backend, ITEMS)
+    for pos, calls in received.calls.items():
+        for t, (idx, w) in zip([t for t in trace if t["pos"] == pos], calls):
+            got_idx, got_w = backend.adapter.gate(t["logits"], backend.spec, backend.sites[pos].bias)
+            assert torch.equal(got_idx, idx) and got_w.dtype == w.dtype and torch.equal(got_w, w)
+
+
 @pytest.mark.parametrize("family", ALL_FAMILIES)
 def test_interventions_act_per_sequence(hf_backend, family):
     backend = hf_backend(family)

@@ -155,3 +155,14 @@ def test_generate_stage_unpaired_outputs_is_an_error(files, capsys):
     model, en, de, tmp = files
     rc = main(["generate", "--model", str(model), "--items", str(en), "--items", str(de), "--out", str(tmp / "x.parquet")])
     assert rc == 2 and "--out" in capsys.readouterr().err
+
+
+def test_silent_router_hooks_are_an_error(hf_backend, monkeypatch):
+    from moe_routing.errors import ModelError
+
+    backend = hf_backend("olmoe")
+    block = backend.sites[0].router
+    # emulate a fused kernel that bypasses the router module
+    monkeypatch.setattr(block, "_forward_hooks", {})
+    with pytest.raises(ModelError, match="router hooks never ran"):
+        backend.generate(ITEMS[:1], None, GenerationOptions(max_new_tokens=2))

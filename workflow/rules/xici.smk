@@ -40,4 +40,4 @@ rule xici:
     shell:
         "{params.moe} xici --generations {input.generations} --judgments {input.judged} "
         "--out {output.experts} --summary {output.summary} --blacklist {output.blacklist} "
-        "{params.flags} --cap {params.cap} --workers {threads} --no-progress > {log} 2>&1"
+        "{params.flags} --cap {params.cap} --workers {threads} > {log} 2>&1"

@@ -31,6 +31,8 @@ class GenerationOptions:
     # passed to the chat template where it supports it (Qwen3: enable_thinking)
     enable_thinking: bool = False
     use_chat_template: bool = True
+    # keep generating past end-of-sequence up to max_new_tokens (benchmarks: fixed token counts)
+    ignore_eos: bool = False
 
 
 @dataclass
