@@ -44,25 +44,23 @@ ITEMS = pl.DataFrame(
 )
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny") / "qwen3_moe"
-    build_tiny_checkpoint("qwen3_moe", path, hidden=64, layers=3, experts=8, top_k=2, seed=3)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def backends(tiny):
+def _pair(tmp_path_factory, family: str, **engine):
     import torch
 
     torch.set_num_threads(1)
-    hf = load_backend("hf", tiny, LoadOptions(dtype="float32", device="cpu"))
-    vl = load_backend("vllm", tiny, LoadOptions(dtype="float32", device="cpu",
-                                                extra={"max_model_len": 512, "max_num_seqs": 3,
-                                                       # small token budget: prefills are chunked and
-                                                       # share steps with other requests' decodes
-                                                       "max_num_batched_tokens": 64}))
+    path = tmp_path_factory.mktemp("tiny") / family
+    build_tiny_checkpoint(family, path, hidden=64, layers=3, experts=8, top_k=2, seed=3)
+    hf = load_backend("hf", str(path), LoadOptions(dtype="float32", device="cpu"))
+    vl = load_backend("vllm", str(path), LoadOptions(dtype="float32", device="cpu",
+                                                     extra={"max_model_len": 512,
+                                                            "kv_cache_memory_bytes": 32 * 2**20, **engine}))
     return hf, vl
+
+
+@pytest.fixture(scope="module")
+def backends(tmp_path_factory):
+    # small token budget: prefills are chunked and share steps with other requests' decodes
+    return _pair(tmp_path_factory, "qwen3_moe", max_num_seqs=3, max_num_batched_tokens=64)
 
 
 def _assert_same(a, b):
@@ -123,8 +121,7 @@ def test_prefill_only_matches(backends):
     _assert_same(a, b)
 
 
-def test_interventions_per_request(backends):
-    hf, vl = backends
+def _deactivation_case(hf, vl):
     base = vl.generate(ITEMS, options=GenerationOptions(batch_size=5, max_new_tokens=6))
     E, layers = vl.num_experts, vl.moe_layers
     freq = np.asarray(base.column("freq").to_pylist()[0]).reshape(len(layers), E)
@@ -153,6 +150,27 @@ def test_interventions_per_request(backends):
     _assert_same(hf.generate(ITEMS, iv, GenerationOptions(batch_size=5, max_new_tokens=6)), b)
 
 
+def test_interventions_per_request(backends):
+    _deactivation_case(*backends)
+
+
+def test_sigmoid_bias_family_interventions(tmp_path_factory):
+    """GLM-4.5: vLLM selects on sigmoid(z) + bias; the backend overrides the router's choice on intervened rows."""
+    hf, vl = _pair(tmp_path_factory, "glm4_moe")
+    assert vl.sites[0].bias is not None and vl.sites[0].scale == 2.5
+    _assert_same(hf.generate(ITEMS, options=GenerationOptions(batch_size=5, max_new_tokens=6)),
+                 vl.generate(ITEMS, options=GenerationOptions(batch_size=5, max_new_tokens=6)))
+    _deactivation_case(hf, vl)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["olmoe", "mixtral", "gpt_oss"])
+def test_other_families_match(tmp_path_factory, family):
+    hf, vl = _pair(tmp_path_factory, family)
+    opts = GenerationOptions(batch_size=5, max_new_tokens=6)
+    _assert_same(hf.generate(ITEMS, options=opts), vl.generate(ITEMS, options=opts))
+
+
 def test_unknown_layer_in_interventions_is_a_clear_error(backends):
     _, vl = backends
     iv = pl.DataFrame({"item_id": ["q1"], "layer": [99], "expert": [0], "mode": ["deactivate"], "strength": [None]},
@@ -166,3 +184,25 @@ def test_load_and_generate_seconds_recorded(backends):
     _, vl = backends
     assert vl.load_seconds > 0 and vl.generate_seconds > 0
     assert os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0"
+
+
+def test_generate_stage_with_vllm_backend(tmp_path, backends):
+    """`python -m moe_routing generate --backend vllm` writes the same file as the hf backend."""
+    from moe_routing.cli import main
+    from moe_routing.io import write_parquet
+
+    hf, _ = backends
+    items = ITEMS.with_columns(answers=pl.lit([], dtype=pl.List(pl.Utf8)), choices=pl.lit(None, dtype=pl.List(pl.Utf8)))
+    write_parquet(items.to_arrow(), tmp_path / "items.parquet")
+    outs = {}
+    for name in ("hf", "vllm"):
+        outs[name] = tmp_path / f"{name}.parquet"
+        rc = main(["generate", "--backend", name, "--model", hf.model_path, "--device", "cpu", "--dtype", "float32",
+                   "--items", str(tmp_path / "items.parquet"), "--out", str(outs[name]),
+                   "--max-new-tokens", "4", "--batch-size", "2"])
+        assert rc == 0
+    import pyarrow.parquet as pq
+
+    a, b = pq.read_table(outs["hf"]), pq.read_table(outs["vllm"])
+    assert a.schema.metadata == b.schema.metadata
+    _assert_same(a, b)
