@@ -59,7 +59,11 @@ rule all:
 
 rule generate:
     output: "out/gen.txt"
+    # as the workflow's generation rules: gpu, memory and runtime from the model's config, by attempt
     resources:
+        gpu=1,
+        mem_mb=lambda wc, attempt: 64000 * attempt,
+        runtime=lambda wc, attempt: 240 * attempt,
         batch_size=lambda wc, attempt: max(1, 16 // 2 ** (attempt - 1))
     shell: "echo {resources.batch_size} > {output}"
 
@@ -92,8 +96,11 @@ def _run_snakemake(workdir: Path, bin_dir: Path, *extra: str, timeout: int = 90)
 def test_profile_is_valid_yaml_with_generation_rules(name):
     config = yaml.safe_load((PROFILES / name / "config.yaml").read_text())
     assert config["rerun-incomplete"] is True
-    for rule in ("generate", "ablate_generate", "steer_generate", "judge_llm"):
-        assert config["set-resources"][rule]["gpu"] == 1, (name, rule)
+    if name == "slurm":
+        for rule in ("generate", "ablate_generate", "steer_generate", "judge_llm"):
+            assert config["set-resources"][rule]["slurm_partition"] == "REPLACE_WITH_GPU_PARTITION", rule
+    else:
+        assert config["resources"]["gpu"] == 1  # GPU jobs run one at a time
 
 
 @pytest.mark.parametrize("name", ["local", "ci"])

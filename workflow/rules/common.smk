@@ -46,9 +46,12 @@ def gpu_resources(settings):
     """Snakemake resources for a GPU job from a model's (or the judge's) `resources` block."""
     res = dict(settings.get("resources", {}))
     out = {"gpu": res.get("gpu", 0)}
-    for key in ("gpu_model", "cpus_per_gpu", "mem_mb", "runtime", "slurm_partition", "slurm_extra"):
+    for key in ("gpu_model", "cpus_per_gpu", "slurm_partition", "slurm_extra"):
         if key in res:
             out[key] = res[key]
+    for key in ("mem_mb", "runtime"):
+        if key in res:
+            out[key] = (lambda base: lambda wc, attempt: base * attempt)(res[key])
     return out
 
 
@@ -89,8 +92,13 @@ def intervention_flags(only_intervened):
     return lambda wc, input: f"--interventions {input.interventions}{only}"
 
 
-def model_resource(key, default=None):
-    return lambda wc: config["models"][wc.model]["resources"].get(key, default)
+def model_resource(key, default=None, per_attempt=False):
+    # memory and runtime grow with each retry (out of memory, time limit)
+    def value(wc, attempt):
+        v = config["models"][wc.model]["resources"].get(key, default)
+        return v * attempt if per_attempt else v
+
+    return value
 
 
 def judge_flags(wc):

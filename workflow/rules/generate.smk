@@ -23,8 +23,8 @@ for _rule, (_run, _iv, _only) in GEN_VARIANTS.items():
             moe=lambda wc: moe(wc.model),
         resources:
             gpu=model_resource("gpu", 0),
-            mem_mb=model_resource("mem_mb", 8000),
-            runtime=model_resource("runtime", 60),
+            mem_mb=model_resource("mem_mb", 8000, per_attempt=True),
+            runtime=model_resource("runtime", 60, per_attempt=True),
             batch_size=batch_size(),
         conda:
             lambda wc: conda_env(wc.model)
