@@ -227,3 +227,20 @@ def test_model_without_moe_router_is_a_clear_error(tiny_checkpoint, tmp_path):
     model = Qwen3MoeForCausalLM(Qwen3MoeConfig(**{k: v for k, v in cfg.items() if k not in ("architectures",)}))
     with pytest.raises(ModelError, match="no MoE router"):
         get_adapter(model).locate_hf(model)
+
+
+def test_tiny_checkpoints_are_reproducible_and_checked(tmp_path):
+    from safetensors.torch import load_file
+
+    from moe_routing.errors import ConfigError
+    from moe_routing.tiny_models import build_tiny_checkpoint
+
+    a = build_tiny_checkpoint("qwen3-moe", tmp_path / "a", seed=3)
+    b = build_tiny_checkpoint("qwen3_moe", tmp_path / "b", seed=3)
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert json.loads((a / "config.json").read_text())["head_dim"] == 32
+    with pytest.raises(ConfigError, match="unknown tiny model family"):
+        build_tiny_checkpoint("llama", tmp_path / "c")
+    with pytest.raises(ConfigError, match="top-2"):
+        build_tiny_checkpoint("phimoe", tmp_path / "d", top_k=1)

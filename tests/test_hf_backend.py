@@ -53,6 +53,12 @@ def test_chat_template_with_thinking_off_and_plain_fallback(hf_backend):
     saved, tok.chat_template = tok.chat_template, None
     try:
         assert tok.decode(backend.render("Hello?", None, GenerationOptions())) == "Hello?"
+        # a template that rejects the system role (Gemma-style): the system text joins the user turn
+        tok.chat_template = (
+            "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+            "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
+        )
+        assert tok.decode(backend.render("Hello?", "Be brief.", GenerationOptions())) == "<user>Be brief.\n\nHello?"
     finally:
         tok.chat_template = saved
 

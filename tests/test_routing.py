@@ -109,7 +109,7 @@ def _valid_rows_per_sequence(trace, num_layers):
     return out
 
 
-@pytest.mark.parametrize("family", ["qwen3_moe", "gpt_oss", "deepseek_v3", "phimoe"])
+@pytest.mark.parametrize("family", ALL_FAMILIES)
 def test_backend_summaries_equal_float64_reference(hf_backend, family):
     backend = hf_backend(family)
     backend.trace = []

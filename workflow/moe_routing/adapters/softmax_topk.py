@@ -1,0 +1,39 @@
+"""softmax -> top-k routers: Qwen3-MoE (renormalised top-k), OLMoE (norm_topk_prob as configured), Mixtral (always renormalised)."""
+
+from __future__ import annotations
+
+import torch
+
+from moe_routing.adapters.base import Adapter, RouteResult, RouterSpec, RowPlan, apply_logit_interventions
+
+
+class SoftmaxTopKAdapter(Adapter):
+    family = "softmax_topk"
+    model_types = ("qwen3_moe", "olmoe", "mixtral")
+    router_classes = {"qwen3_moe": "Qwen3MoeTopKRouter", "olmoe": "OlmoeTopKRouter", "mixtral": "MixtralTopKRouter"}
+
+    def spec_from_config(self, config) -> RouterSpec:
+        num_experts = getattr(config, "num_experts", None) or config.num_local_experts
+        # Mixtral has no norm_topk_prob and always renormalises
+        norm = bool(getattr(config, "norm_topk_prob", True)) if config.model_type != "mixtral" else True
+        return RouterSpec(num_experts=int(num_experts), top_k=int(config.num_experts_per_tok), norm_topk_prob=norm)
+
+    def route(self, logits, spec: RouterSpec, bias=None, rows: RowPlan | None = None) -> RouteResult:
+        z = logits if rows is None else apply_logit_interventions(logits, rows)
+        # same op order and dtypes as the transformers routers, so the result is bit-identical
+        probs = torch.nn.functional.softmax(z, dtype=torch.float, dim=-1)
+        top_value, indices = torch.topk(probs, spec.top_k, dim=-1)
+        if spec.norm_topk_prob:
+            top_value /= top_value.sum(dim=-1, keepdim=True)
+        # Qwen3-MoE / OLMoE cast back to the logits dtype; Mixtral keeps float32 (equal for float32 models)
+        if not self._keeps_float:
+            top_value = top_value.to(z.dtype)
+        return RouteResult(logits=z, indices=indices, weights=top_value)
+
+    _keeps_float = False
+
+
+class MixtralAdapter(SoftmaxTopKAdapter):
+    model_types = ("mixtral",)
+    router_classes = {"mixtral": "MixtralTopKRouter"}
+    _keeps_float = True

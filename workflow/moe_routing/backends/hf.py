@@ -1,0 +1,302 @@
+"""Transformers backend: batched greedy generation with router capture and per-sequence interventions.
+
+Items are rendered with the model's chat template (system + user, generation prompt, thinking off
+where the template reads ``enable_thinking``), sorted by prompt length into left-padded batches,
+and returned in input order. Router capture is a forward hook on each router module (registered
+with ``prepend=True`` so it runs before transformers' own output recorders): it reads the logits,
+and when a sequence of the batch has interventions at that layer it replaces the router output with
+the adapter's intervened (logits, weights, indices). ``output_router_logits`` is not used: it breaks
+in batched ``generate()``.
+
+Which rows count (routing.py): in the prefill, rows whose attention mask is 1; in each decode step,
+the row of a sequence whose fed token is not a stop token and which has not stopped before. The
+last generated token is never fed to the model, so it never counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import torch
+
+from moe_routing import interventions as iv
+from moe_routing.adapters import activation_eps, get_adapter
+from moe_routing.adapters.base import CompiledPlan
+from moe_routing.backends import GenerationOptions, LoadOptions
+from moe_routing.contracts import GENERATIONS, GENERATIONS_BASE, routing_metadata
+from moe_routing.errors import ConfigError, ContractError, ModelError
+from moe_routing.routing import RoutingAccumulator
+
+log = logging.getLogger(__name__)
+
+ITEM_COLUMNS = ("item_id", "lang", "prompt", "system")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class _BatchState:
+    batch_size: int
+    plan: CompiledPlan | None
+    acc: RoutingAccumulator | None
+    stop_ids: torch.Tensor
+    trace: list | None
+    calls: int = 0
+    router_calls: list | None = None
+    row_seq: torch.Tensor | None = None
+    row_valid: torch.Tensor | None = None
+    alive: torch.Tensor | None = None
+
+
+def load(model_path: str, options: LoadOptions | None = None) -> "HFBackend":
+    return HFBackend(str(model_path), options or LoadOptions())
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class HFBackend:
+    name = "hf"
+
+    def __init__(self, model_path: str, options: LoadOptions):
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+        if not Path(model_path).exists():
+            raise ModelError(f"{model_path}: model directory not found")
+        start = time.perf_counter()
+        trust = bool(options.trust_remote_code)
+        config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust)
+        # fail on an unsupported family before loading any weights
+        self.adapter = get_adapter(config)
+        if options.dtype != "auto" and options.dtype not in DTYPES:
+            raise ConfigError(f"dtype must be auto or one of {sorted(DTYPES)}, got {options.dtype!r}")
+        dtype = "auto" if options.dtype == "auto" else DTYPES[options.dtype]
+        self.device = _device(options.device)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust)
+        self.tokenizer.padding_side = "left"
+        self.model = AutoModelForCausalLM.from_pretrained(
+            model_path, dtype=dtype, use_safetensors=True, trust_remote_code=trust
+        ).to(self.device).eval()
+        self.model_path = model_path
+        self.spec = self.adapter.spec_from_config(self.model.config)
+        self.sites = self.adapter.locate_hf(self.model)
+        self.moe_layers = [s.layer for s in self.sites]
+        self.num_experts = self.spec.num_experts
+        self.top_k = self.spec.top_k
+        self.pad_id = self._pad_id()
+        self.stop_ids = self._stop_ids()
+        self._state: _BatchState | None = None
+        # set to a list to record every router call (tests): dicts of layer, logits, indices, weights, rows
+        self.trace: list | None = None
+        self._install_hooks()
+        self.load_seconds = time.perf_counter() - start
+        self.generate_seconds = 0.0
+        log.info("loaded %s (%s, %d MoE layers x %d experts, top-%d) in %.1fs", model_path,
+                 self.model.config.model_type, len(self.moe_layers), self.num_experts, self.top_k, self.load_seconds)
+
+    # --- setup -----------------------------------------------------------------------
+    def _stop_ids(self) -> torch.Tensor:
+        eos = self.model.generation_config.eos_token_id
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        ids = [eos] if isinstance(eos, int) else list(eos or [])
+        return torch.tensor(sorted(set(int(i) for i in ids)), dtype=torch.long, device=self.device)
+
+    def _pad_id(self) -> int:
+        for cand in (self.tokenizer.pad_token_id, self.model.generation_config.pad_token_id, self.tokenizer.eos_token_id):
+            if cand is not None:
+                return int(cand if isinstance(cand, int) else cand[0])
+        raise ModelError(f"{self.model_path}: tokenizer has neither a pad nor an eos token")
+
+    def _install_hooks(self) -> None:
+        self.model.register_forward_pre_hook(self._on_step, with_kwargs=True)
+        for pos, site in enumerate(self.sites):
+            site.router.register_forward_hook(self._router_hook(pos, site), prepend=True)
+
+    def _on_step(self, module, args, kwargs):
+        st = self._state
+        if st is None:
+            return None
+        input_ids = kwargs.get("input_ids", args[0] if args else None)
+        if input_ids is None:
+            raise ModelError("router capture needs input_ids in every forward call")
+        b, t = input_ids.shape
+        if st.calls == 0:
+            mask = kwargs.get("attention_mask")
+            valid = torch.ones_like(input_ids, dtype=torch.bool) if mask is None else mask[:, -t:].bool()
+            st.alive = torch.ones(b, dtype=torch.bool, device=input_ids.device)
+        else:
+            # the fed token is the previous step's output: a stop token (or anything after one) does not count
+            st.alive = st.alive & ~torch.isin(input_ids[:, -1], st.stop_ids)
+            valid = st.alive[:, None].expand(b, t)
+        st.row_seq = torch.arange(b, device=input_ids.device).repeat_interleave(t)
+        st.row_valid = valid.reshape(-1)
+        st.calls += 1
+        return None
+
+    def _router_hook(self, pos: int, site):
+        adapter, spec = self.adapter, self.spec
+
+        def hook(module, args, output):
+            st = self._state
+            if st is None:
+                return None
+            st.router_calls[pos] += 1
+            logits = output[0]
+            if logits.shape[0] != st.row_seq.shape[0]:
+                raise ModelError(f"layer {site.layer}: router saw {logits.shape[0]} rows, expected {st.row_seq.shape[0]}")
+            rows = st.plan.rows(pos, st.row_seq) if st.plan is not None else None
+            replaced = None
+            if rows is not None:
+                res = adapter.route(logits, spec, site.bias, rows)
+                replaced = adapter.hf_output(res, output)
+                z, w, idx = res.logits, res.weights, res.indices
+            else:
+                z, w, idx = output[0], output[1], output[2]
+            if st.acc is not None:
+                st.acc.add(pos, z, idx, w, st.row_seq, st.row_valid)
+            if st.trace is not None:
+                st.trace.append(dict(layer=site.layer, pos=pos, logits=z.detach().clone(), indices=idx.clone(),
+                                     weights=w.detach().clone(), row_seq=st.row_seq.clone(),
+                                     row_valid=st.row_valid.clone(), step=st.calls - 1))
+            return replaced
+
+        return hook
+
+    # --- prompts -----------------------------------------------------------------------
+    def render(self, prompt: str, system: str | None, options: GenerationOptions) -> list[int]:
+        from jinja2 import TemplateError
+
+        tok = self.tokenizer
+        if options.use_chat_template and getattr(tok, "chat_template", None):
+            messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+            try:
+                text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                               enable_thinking=options.enable_thinking)
+            except TemplateError:
+                if not system:
+                    raise
+                # some templates reject a system role: fold it into the user turn
+                merged = [{"role": "user", "content": f"{system}\n\n{prompt}"}]
+                text = tok.apply_chat_template(merged, tokenize=False, add_generation_prompt=True,
+                                               enable_thinking=options.enable_thinking)
+            return tok(text, add_special_tokens=False)["input_ids"]
+        text = f"{system}\n\n{prompt}" if system else prompt
+        return tok(text, add_special_tokens=True)["input_ids"]
+
+    # --- generation --------------------------------------------------------------------
+    def routing_metadata(self) -> dict[bytes, bytes]:
+        return routing_metadata(self.model_path, self.moe_layers, self.num_experts, self.top_k)
+
+    def generate(
+        self,
+        items: pl.DataFrame,
+        interventions: pl.DataFrame | None = None,
+        options: GenerationOptions | None = None,
+    ) -> pa.Table:
+        from tqdm.auto import tqdm
+
+        opts = options or GenerationOptions()
+        missing = [c for c in ITEM_COLUMNS if c not in items.columns]
+        if missing:
+            raise ContractError(f"items: missing column(s) {missing}; has {items.columns}")
+        if opts.batch_size < 1 or opts.max_new_tokens < 0:
+            raise ConfigError("batch_size must be >= 1 and max_new_tokens >= 0")
+        if interventions is not None:
+            interventions = iv.check_interventions(interventions)
+            iv.validate(interventions, self.moe_layers, self.num_experts)
+            if interventions.height == 0:
+                interventions = None
+        eps = activation_eps(len(self.moe_layers), self.num_experts, opts.seed)
+        torch.manual_seed(opts.seed)
+        start = time.perf_counter()
+
+        rows = items.select(ITEM_COLUMNS).to_dicts()
+        prompts = [self.render(r["prompt"], r["system"], opts) for r in rows]
+        order = sorted(range(len(rows)), key=lambda i: (-len(prompts[i]), i))
+        batches = [order[i : i + opts.batch_size] for i in range(0, len(order), opts.batch_size)]
+        outputs: list[list[int]] = [[] for _ in rows]
+        summaries: dict[str, list] = {}
+        for batch in tqdm(batches, desc="generate", unit="batch", disable=len(batches) < 2):
+            ids = [rows[i]["item_id"] for i in batch]
+            plan = iv.compile_batch(interventions, ids, self.moe_layers, self.num_experts, eps)
+            if plan is not None:
+                plan = plan.to(self.device)
+            # transformers' routers return fresh tensors each call: no need to copy them before buffering
+            acc = (RoutingAccumulator(len(batch), len(self.moe_layers), self.num_experts, self.top_k, self.device,
+                                      copy_inputs=False) if opts.capture else None)
+            gen = self._run_batch([prompts[i] for i in batch], plan, acc, opts)
+            for j, i in enumerate(batch):
+                outputs[i] = gen[j]
+            if acc is not None:
+                res = acc.finalize(seed=opts.seed, pairs=opts.consistency_pairs)
+                for key, arr in res.items():
+                    col = summaries.setdefault(key, [None] * len(rows))
+                    for j, i in enumerate(batch):
+                        col[i] = arr[j]
+        self.generate_seconds = time.perf_counter() - start
+        return self._table(rows, prompts, outputs, summaries if opts.capture else None)
+
+    def _run_batch(self, prompts: list[list[int]], plan, acc, opts: GenerationOptions) -> list[list[int]]:
+        width = max(len(p) for p in prompts)
+        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for j, p in enumerate(prompts):
+            if p:
+                input_ids[j, width - len(p):] = torch.tensor(p)
+                mask[j, width - len(p):] = 1
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        self._state = state = _BatchState(len(prompts), plan, acc, self.stop_ids, self.trace,
+                                          router_calls=[0] * len(self.sites))
+        try:
+            with torch.inference_mode():
+                if opts.max_new_tokens == 0:
+                    self.model(input_ids=input_ids, attention_mask=mask, use_cache=False)
+                    seqs = input_ids
+                else:
+                    seqs = self.model.generate(
+                        input_ids=input_ids, attention_mask=mask, max_new_tokens=opts.max_new_tokens,
+                        do_sample=False, num_beams=1, pad_token_id=self.pad_id, eos_token_id=self.stop_ids.tolist(),
+                        temperature=None, top_p=None, top_k=None,
+                        min_new_tokens=opts.max_new_tokens if opts.ignore_eos else None,
+                    )
+        finally:
+            self._state = None
+        self._check_hooks_fired(state)
+        new = seqs[:, width:].tolist()
+        stops = set(self.stop_ids.tolist())
+        out = []
+        for toks in new:
+            cut = next((n + 1 for n, t in enumerate(toks) if t in stops), len(toks))
+            out.append(toks[:cut])
+        return out
+
+    def _check_hooks_fired(self, state: _BatchState) -> None:
+        # a hub kernel replacing the whole MoE block would bypass the router modules silently
+        silent = [site.layer for site, n in zip(self.sites, state.router_calls) if n == 0]
+        if silent:
+            raise ModelError(f"{self.model_path}: router hooks never ran at layers {silent}; "
+                             "is a fused MoE kernel replacing the router module?")
+
+    def _table(self, rows, prompts, outputs, summaries) -> pa.Table:
+        text = [self.tokenizer.decode(o, skip_special_tokens=True) for o in outputs]
+        data = {
+            "item_id": [r["item_id"] for r in rows],
+            "lang": [r["lang"] for r in rows],
+            "output": text,
+            "prompt_token_ids": prompts,
+            "output_token_ids": outputs,
+        }
+        if summaries is None:
+            return pa.table(data, schema=GENERATIONS_BASE)
+        for key in ("weights", "softmax_mean", "freq", "entropy", "consistency"):
+            data[key] = [a.tolist() for a in summaries[key]]
+        table = pa.table(data, schema=GENERATIONS)
+        return table.replace_schema_metadata(self.routing_metadata())
