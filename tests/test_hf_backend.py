@@ -172,3 +172,30 @@ def test_silent_router_hooks_are_an_error(hf_backend, monkeypatch):
     monkeypatch.setattr(block, "_forward_hooks", {})
     with pytest.raises(ModelError, match="router hooks never ran"):
         backend.generate(ITEMS[:1], None, GenerationOptions(max_new_tokens=2))
+
+
+def test_device_map_loading_gives_the_same_routing(tiny_checkpoint, hf_backend):
+    """Engine arg device_map (multi-GPU placement) goes through the hooks' device round trip unchanged."""
+    import numpy as np
+    import polars as pl
+
+    from moe_routing.backends import GenerationOptions, LoadOptions, load_backend
+
+    path = tiny_checkpoint("qwen3_moe")
+    mapped = load_backend("hf", str(path), LoadOptions(device="cpu", dtype="float32", extra={"device_map": {"": "cpu"}}))
+    items = pl.DataFrame({"item_id": ["a", "b"], "lang": ["en", "en"], "prompt": ["hello there", "one two three four"],
+                          "system": [None, None], "answers": [[], []], "choices": [None, None]},
+                         schema_overrides={"choices": pl.List(pl.String)})
+    opts = GenerationOptions(batch_size=2, max_new_tokens=4)
+    a = hf_backend("qwen3_moe").generate(items, options=opts)
+    b = mapped.generate(items, options=opts)
+    assert a.column("output").to_pylist() == b.column("output").to_pylist()
+    np.testing.assert_allclose(np.array(a.column("weights").to_pylist()), np.array(b.column("weights").to_pylist()), atol=1e-6)
+
+
+def test_unknown_engine_option_is_a_clear_error(tiny_checkpoint):
+    from moe_routing.backends import LoadOptions, load_backend
+    from moe_routing.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="tensor_parallel_size"):
+        load_backend("hf", str(tiny_checkpoint("qwen3_moe")), LoadOptions(device="cpu", extra={"tensor_parallel_size": 2}))

@@ -40,6 +40,10 @@ def chunks(languages: list[str], size: int) -> list[list[str]]:
     return [languages[i : i + size] for i in range(0, len(languages), size)]
 
 
+# flags given once per value (argparse action="append") rather than once with several values
+REPEATED_FLAGS = ("engine_arg",)
+
+
 def cli_flags(options: dict) -> str:
     """{'split': 'test', 'limit': 5, 'flag': True} -> '--split test --limit 5 --flag' (shell-quoted)."""
     parts: list[str] = []
@@ -50,8 +54,11 @@ def cli_flags(options: dict) -> str:
         elif value is False or value is None:
             continue
         elif isinstance(value, (list, tuple)):
-            parts.append(flag)
-            parts.extend(shlex.quote(str(v)) for v in value)
+            if key in REPEATED_FLAGS:
+                parts.extend(f"{flag} {shlex.quote(str(v))}" for v in value)
+            else:
+                parts.append(flag)
+                parts.extend(shlex.quote(str(v)) for v in value)
         else:
             parts.extend([flag, shlex.quote(str(value))])
     return " ".join(parts)

@@ -73,6 +73,7 @@ def generation_flags(model, dataset):
         "max_new_tokens": PLAN.max_new_tokens(model, dataset),
         "seed": config["seed"],
         "trust_remote_code": m["trust_remote_code"],
+        "engine_arg": [f"{k}={v}" for k, v in m.get("engine_args", {}).items()],
     }
     return f"--model '{m['path']}' {cli_flags(flags)}"
 

@@ -56,6 +56,11 @@ def load(model_path: str, options: LoadOptions | None = None) -> "HFBackend":
     return HFBackend(str(model_path), options or LoadOptions())
 
 
+def _looks_like_hub_id(path: str) -> bool:
+    parts = path.split("/")
+    return len(parts) == 2 and all(parts) and not path.startswith((".", "~"))
+
+
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -68,8 +73,8 @@ class HFBackend:
     def __init__(self, model_path: str, options: LoadOptions):
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-        if not Path(model_path).exists():
-            raise ModelError(f"{model_path}: model directory not found")
+        if not Path(model_path).exists() and not _looks_like_hub_id(model_path):
+            raise ModelError(f"{model_path}: model directory not found (nor a hub id like 'org/name')")
         start = time.perf_counter()
         trust = bool(options.trust_remote_code)
         config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust)
@@ -81,9 +86,21 @@ class HFBackend:
         self.device = _device(options.device)
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust)
         self.tokenizer.padding_side = "left"
-        self.model = AutoModelForCausalLM.from_pretrained(
-            model_path, dtype=dtype, use_safetensors=True, trust_remote_code=trust
-        ).to(self.device).eval()
+        # device_map (engine arg) spreads a model too large for one GPU over several; the hooks then
+        # bring each layer's router output to self.device and the replacement back
+        device_map = options.extra.get("device_map")
+        unknown = sorted(set(options.extra) - {"device_map"})
+        if unknown:
+            raise ConfigError(f"transformers backend: unknown engine option(s) {unknown}; it knows device_map")
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                model_path, dtype=dtype, use_safetensors=True, trust_remote_code=trust, device_map=device_map
+            )
+        except OSError as exc:
+            raise ModelError(f"{model_path}: cannot load safetensors weights ({exc})") from None
+        self.model = (model if device_map is not None else model.to(self.device)).eval()
+        if device_map is not None:
+            self.device = self.model.get_input_embeddings().weight.device
         self.model_path = model_path
         self.spec = self.adapter.spec_from_config(self.model.config)
         self.sites = self.adapter.locate_hf(self.model)
@@ -149,14 +166,20 @@ class HFBackend:
             if st is None:
                 return None
             st.router_calls[pos] += 1
+            home = output[0].device
+            if home != st.row_seq.device:  # layer placed on another GPU by device_map
+                output = tuple(o.to(st.row_seq.device) if torch.is_tensor(o) else o for o in output)
             logits = output[0]
             if logits.shape[0] != st.row_seq.shape[0]:
                 raise ModelError(f"layer {site.layer}: router saw {logits.shape[0]} rows, expected {st.row_seq.shape[0]}")
             rows = st.plan.rows(pos, st.row_seq) if st.plan is not None else None
             replaced = None
             if rows is not None:
-                res = adapter.route(logits, spec, site.bias, rows)
+                bias = site.bias.to(logits.device) if site.bias is not None else None
+                res = adapter.route(logits, spec, bias, rows)
                 replaced = adapter.hf_output(res, output)
+                if home != logits.device:
+                    replaced = tuple(o.to(home) if torch.is_tensor(o) else o for o in replaced)
                 z, w, idx = res.logits, res.weights, res.indices
             else:
                 z, w, idx = output[0], output[1], output[2]

@@ -10,6 +10,21 @@ HELP = "generate answers for items files with router capture (generations contra
 log = logging.getLogger(__name__)
 
 
+def parse_engine_args(pairs: list[str]) -> dict:
+    """['tensor_parallel_size=4', 'enforce_eager=true'] -> {'tensor_parallel_size': 4, 'enforce_eager': True}."""
+    import yaml
+
+    from moe_routing.errors import ConfigError
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--engine-arg {pair!r}: expected KEY=VALUE")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory (safetensors)")
     p.add_argument("--items", action="append", required=True, metavar="ITEMS.parquet",
@@ -29,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own modelling code")
     p.add_argument("--seed", type=int, default=0, help="seed for activation epsilon and consistency pairs (default 0)")
+    p.add_argument("--engine-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="backend engine option, e.g. tensor_parallel_size=4 or max_model_len=4096 for vLLM "
+                        "(VALUE parsed as YAML: numbers, booleans, strings); repeat")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
     if args.only_intervened and plan is None:
         raise ConfigError("--only-intervened needs --interventions")
 
+    extra = parse_engine_args(args.engine_arg)
     backend = load_backend(args.backend, args.model, LoadOptions(dtype=args.dtype, device=args.device,
-                                                                 trust_remote_code=args.trust_remote_code))
+                                                                 trust_remote_code=args.trust_remote_code, extra=extra))
     if plan is not None and hasattr(backend, "moe_layers"):
         iv.validate(plan, backend.moe_layers, backend.num_experts, str(args.interventions))
     options = GenerationOptions(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
