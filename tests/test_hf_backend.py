@@ -199,3 +199,23 @@ def test_unknown_engine_option_is_a_clear_error(tiny_checkpoint):
 
     with pytest.raises(ConfigError, match="tensor_parallel_size"):
         load_backend("hf", str(tiny_checkpoint("qwen3_moe")), LoadOptions(device="cpu", extra={"tensor_parallel_size": 2}))
+
+
+def test_only_intervened_with_nothing_to_reask_writes_an_empty_file(tiny_checkpoint, tmp_path):
+    """An ablation plan with no question in this language still yields a valid (empty) generations file."""
+    import polars as pl
+
+    from moe_routing.contracts import GENERATIONS, INTERVENTIONS
+
+    items = pl.DataFrame({"item_id": ["a"], "lang": ["en"], "prompt": ["hello"], "system": [None],
+                          "answers": [["x"]], "choices": [None]}, schema_overrides={"choices": pl.List(pl.String)})
+    write_parquet(items, tmp_path / "items.parquet")
+    write_parquet(INTERVENTIONS.empty_table(), tmp_path / "plan.parquet")
+    rc = main(["generate", "--model", str(tiny_checkpoint("qwen3_moe")), "--items", str(tmp_path / "items.parquet"),
+               "--out", str(tmp_path / "out.parquet"), "--interventions", str(tmp_path / "plan.parquet"),
+               "--only-intervened", "--device", "cpu", "--max-new-tokens", "2"])
+    assert rc == 0
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert table.num_rows == 0
+    assert set(GENERATIONS.names) <= set(table.column_names)
+    assert read_routing_metadata(tmp_path / "out.parquet")["num_experts"] > 0

@@ -50,7 +50,7 @@ class TrainConfig:
     seed: int = 0
     steps: int = 1500
     batch_size: int = 32
-    lr: float = 3e-3
+    lr: float = 6e-3
     warmup: int = 100
     weight_decay: float = 0.01
     eval_every: int = 100

@@ -8,7 +8,7 @@ rule ablation_plan:
     output:
         "results/{model}/{dataset}/ablation/{condition}-cap{cap}/interventions.parquet",
     params:
-        flags=lambda wc: xici_flags(wc.model),
+        flags=lambda wc: layer_flags(wc.model),
         seed=config["seed"],
         moe=MOE,
     conda:

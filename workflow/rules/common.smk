@@ -55,6 +55,11 @@ def gpu_resources(settings):
     return out
 
 
+def layer_flags(model):
+    x = config["models"][model]["xici"]
+    return f"--exclude-first {x['exclude_first']} --exclude-last {x['exclude_last']}"
+
+
 def xici_flags(model):
     x = config["models"][model]["xici"]
     return (

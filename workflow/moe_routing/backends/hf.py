@@ -320,6 +320,7 @@ class HFBackend:
         if summaries is None:
             return pa.table(data, schema=GENERATIONS_BASE)
         for key in ("weights", "softmax_mean", "freq", "entropy", "consistency"):
-            data[key] = [a.tolist() for a in summaries[key]]
+            # no rows (an ablation plan that re-asks nothing in this language) -> an empty file, same schema
+            data[key] = [a.tolist() for a in summaries.get(key, [])]
         table = pa.table(data, schema=GENERATIONS)
         return table.replace_schema_metadata(self.routing_metadata())

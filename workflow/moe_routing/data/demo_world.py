@@ -266,7 +266,7 @@ def _conversation(kind: str, lang: str, ref: str, system: str, user: str, assist
 
 
 def training_corpus(
-    world: DemoWorld, sentence_rate: float = 0.3, mc_rate: float = 0.3, task_per_language: int = 150
+    world: DemoWorld, sentence_rate: float = 0.3, mc_rate: float = 0.3, task_per_language: int = 80
 ) -> list[dict]:
     """Chat conversations that teach each fact only in its covered languages.
 
