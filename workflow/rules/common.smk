@@ -108,7 +108,11 @@ def model_resource(key, default=None, per_attempt=False):
 
 
 def judge_flags(wc):
-    kind = config["datasets"][wc.dataset]["judge"]
+    return judge_flags_for(wc.dataset)
+
+
+def judge_flags_for(dataset):
+    kind = config["datasets"][dataset]["judge"]
     flags = f"--judge {kind}"
     if kind == "llm":
         j = config["judge_model"]
@@ -118,7 +122,11 @@ def judge_flags(wc):
 
 
 def judge_gpu(wc):
-    if config["datasets"][wc.dataset]["judge"] != "llm":
+    return judge_gpu_for(wc.dataset)
+
+
+def judge_gpu_for(dataset):
+    if config["datasets"][dataset]["judge"] != "llm":
         return 0
     return config["judge_model"].get("resources", {}).get("gpu", 0)
 
