@@ -24,9 +24,9 @@ def estimate(config: dict, per_job: int | None, load_min: float, per_lang_min: f
     plan = Plan(config)
     jobs = gpu_hours = 0.0
     judge_jobs = judge_hours = 0.0
-    for model, dataset, _variant in plan.all_runs():
+    for model, dataset, variant in plan.all_runs():
         langs = plan.languages(dataset)
-        size = per_job or config["models"][model].get("languages_per_job", 1)
+        size = per_job or plan.languages_per_job(model, variant)
         gpus = max(1, config["models"][model]["resources"].get("gpu", 1))
         for chunk in chunks(langs, size):
             jobs += 1

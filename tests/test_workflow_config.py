@@ -59,13 +59,17 @@ def test_dry_run_job_counts_follow_the_plan():
     config = cfg.load(REPO / "config" / "config.yaml")
     plan = Plan(config)
     counts = dry_run()
+
+    def jobs(prefix):
+        return sum(n for rule, n in counts.items() if rule == prefix or rule.startswith(prefix + "__"))
+
+    # base runs: one job per language; reruns of the demo: one job per condition x cap (all languages)
     base = sum(len(plan.languages(d)) for _, d in plan.base_runs())
     assert counts["generate"] == base
-    ablation = sum(len(plan.languages(d)) for _, d, _ in plan.ablation_runs())
-    assert counts["ablate_generate"] == counts["ablate_judge"] == ablation
+    reruns = [j for j in plan.generation_jobs() if j[2].startswith("ablation/")]
+    assert jobs("ablate_generate") == jobs("ablate_judge") == len(reruns) == len(plan.ablation_runs())
     assert counts["ablation_plan"] == counts["ablation_metrics"] == len(plan.ablation_runs())
-    steered = sum(len(plan.languages(d)) for _, d, _ in plan.steered_runs())
-    assert counts["steer_generate"] == counts["steer_judge"] == steered
+    assert jobs("steer_generate") == jobs("steer_judge") == len(plan.steered_runs())
     for rule in ("demo_world", "train_demo", "xici", "outcome_table", "ablation_table", "analyze", "steering_table"):
         assert counts[rule] == 1, rule
 
@@ -73,6 +77,7 @@ def test_dry_run_job_counts_follow_the_plan():
 def test_languages_per_job_groups_generation_but_keeps_one_file_per_language(tmp_path):
     config = load_config()
     config["models"]["demo"]["languages_per_job"] = 4
+    config["models"]["demo"].pop("rerun_languages_per_job", None)
     counts = dry_run("--configfile", str(write_config(tmp_path / "c.yaml", config)))
     gen = {r: n for r, n in counts.items() if r.startswith("generate__")}
     plan = Plan(cfg.validate(copy.deepcopy(config)))

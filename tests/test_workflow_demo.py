@@ -28,6 +28,8 @@ def reduced_config() -> dict:
     }
     demo = config["models"]["demo"]
     demo["batch_size"] = 64
+    demo["languages_per_job"] = 1
+    demo["rerun_languages_per_job"] = 2  # exercises the chunked rules for real
     demo["xici"].update(exclude_first=0, exclude_last=0)
     demo["steering"].update(layers=[1, 2], tau=0.0)
     config["xici"]["cap_sweep"] = [5, 25]

@@ -26,6 +26,7 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
+from moe_routing.data.demo_world import template_texts
 from moe_routing.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -328,7 +329,7 @@ def train(corpus: list[dict], check_items: pl.DataFrame, cfg: TrainConfig, out_d
 
     check_texts = [t for col in ("prompt", "system") for t in check_items[col].drop_nulls().to_list()]
     check_texts += [a for answers in check_items["answers"].to_list() for a in answers]
-    tokenizer = build_tokenizer(corpus_texts(corpus) + check_texts)
+    tokenizer = build_tokenizer(corpus_texts(corpus) + check_texts + template_texts())
     encoded = [encode_conversation(tokenizer, row["messages"]) for row in corpus]
     check_all = encode_check(tokenizer, check_items)
     ids = sorted({item_id for item_id, *_ in check_all})

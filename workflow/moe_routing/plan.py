@@ -138,16 +138,28 @@ class Plan:
         """(model, dataset, variant, languages of one job) for every generation job."""
         jobs = []
         for m, d, v in self.all_runs():
-            per_job = self.models[m].get("languages_per_job", 1)
+            per_job = self.languages_per_job(m, v)
             for chunk in chunks(self.languages(d), per_job):
                 jobs.append((m, d, v, chunk))
         return jobs
+
+    def languages_per_job(self, model: str, variant: str = "") -> int:
+        """Languages one generation job handles: ``languages_per_job`` for base runs, and
+        ``rerun_languages_per_job`` (default: the same) for ablation and steering reruns."""
+        m = self.models[model]
+        base = int(m.get("languages_per_job", 1))
+        return base if not variant else int(m.get("rerun_languages_per_job") or base)
+
+    def single_language_models(self, reruns: bool) -> list[str]:
+        """Models whose base runs (or reruns) go one language per job, through the wildcard rules."""
+        variant = "rerun" if reruns else ""
+        return [m for m in self.models if self.languages_per_job(m, variant) == 1]
 
     def chunk_jobs(self) -> list[tuple[str, str, str, str, str, list[str]]]:
         """(rule name, rule kind, model, dataset, variant, languages) of the multi-language generation jobs."""
         out = []
         for model, dataset, variant, langs in self.generation_jobs():
-            if self.models[model].get("languages_per_job", 1) == 1:
+            if self.languages_per_job(model, variant) == 1:
                 continue
             kind = "generate" if not variant else ("steer_generate" if variant == "steered" else "ablate_generate")
             tag = "".join(c if c.isalnum() else "_" for c in variant)

@@ -27,7 +27,9 @@ GEN_VARIANTS = {
     ),
     "steer_generate": ("results/{model}/{dataset}/steered", "results/{model}/steering/{dataset}/interventions.parquet", False),
 }
-SINGLE_LANG_MODELS = [m for m, s in config["models"].items() if s["languages_per_job"] == 1] or ["(?!x)x"]
+# models whose jobs go one language at a time (the wildcard rules); "(?!x)x" matches nothing
+SINGLE_LANG_MODELS = PLAN.single_language_models(reruns=False) or ["(?!x)x"]
+SINGLE_LANG_RERUN_MODELS = PLAN.single_language_models(reruns=True) or ["(?!x)x"]
 JUDGE_RUNS = {
     "judge": "results/{model}/{dataset}",
     "ablate_judge": "results/{model}/{dataset}/ablation/{condition}-cap{cap}",

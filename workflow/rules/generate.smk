@@ -1,7 +1,7 @@
 # Generation with router capture: base runs, ablation reruns and steered runs.
-# One job per language by default; a model with languages_per_job > 1 gets one job per chunk of
-# languages (rules defined below per chunk), which loads the model once but still writes one
-# file per language.
+# One job per language by default; a model with languages_per_job > 1 (rerun_languages_per_job
+# for ablation and steering reruns) gets one job per chunk of languages (rules defined below per
+# chunk), which loads the model once but still writes one file per language.
 
 
 for _rule, (_run, _iv, _only) in GEN_VARIANTS.items():
@@ -16,7 +16,7 @@ for _rule, (_run, _iv, _only) in GEN_VARIANTS.items():
         output:
             f"{_run}/generations/{{lang}}.parquet",
         wildcard_constraints:
-            model="|".join(SINGLE_LANG_MODELS),
+            model="|".join(SINGLE_LANG_MODELS if _rule == "generate" else SINGLE_LANG_RERUN_MODELS),
         params:
             flags=lambda wc: generation_flags(wc.model, wc.dataset),
             iv=intervention_flags(_only) if _iv else "",

@@ -15,7 +15,7 @@ for _rule, _run in JUDGE_RUNS.items():
                 f"{_run}/judged/{{lang}}.parquet",
             wildcard_constraints:
                 dataset="|".join(_datasets),
-                model="|".join(SINGLE_LANG_MODELS),
+                model="|".join(SINGLE_LANG_MODELS if _rule == "judge" else SINGLE_LANG_RERUN_MODELS),
             params:
                 flags=judge_flags,
                 moe=MOE,

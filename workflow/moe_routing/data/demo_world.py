@@ -298,6 +298,15 @@ def training_corpus(
     return rows
 
 
+def template_texts(languages: list[str] | tuple[str, ...] = LANGUAGES) -> list[str]:
+    """Every template of ``languages`` with its slots emptied: lets a tokenizer know each template word,
+    including words the sampled corpus happens to never show (a statement form only seen at evaluation)."""
+    slots = {"e": "", "a": "", "n": "", "x": "", "y": ""}
+    texts = [t.format(**slots) for rel in RELATIONS.values() for lang in languages for t in rel[lang]]
+    texts += [TASK[lang].format(**slots) for lang in languages]
+    return texts + [FACT_SYSTEM, SENTENCE_SYSTEM, MC_SYSTEM, TASK_SYSTEM, " ".join(LETTERS)]
+
+
 def coverage_summary(world: DemoWorld) -> dict[str, float]:
     """Measured fraction of facts taught per language (close to, not equal to, the target coverage)."""
     n = len(world.facts)
