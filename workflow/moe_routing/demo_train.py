@@ -412,6 +412,7 @@ def save(model, tokenizer, report: TrainReport, out_dir: str | Path) -> None:
     final = Path(out_dir)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a model folder should read like any other
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

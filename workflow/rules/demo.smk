@@ -6,6 +6,7 @@ if DEMO_DATASETS:
         output:
             data=[f"resources/data/{d}/{l}.parquet" for d in DEMO_DATASETS for l in PLAN.languages(d)],
             corpus=DEMO_CORPUS,
+            world=DEMO_CORPUS.replace(".jsonl", ".world.json"),
         params:
             flags=cli_flags({"seed": config["seed"], "languages": ",".join(DEMO_LANGUAGES), **config["demo"].get("world", {})}),
             moe=MOE,
@@ -30,11 +31,12 @@ if config["demo"].get("model"):
             check=lambda wc, input: os.path.dirname(input.check[0]),
             flags=cli_flags({"seed": config["seed"], **config["demo"].get("train", {})}),
             moe=MOE,
-        threads: workflow.cores
+        # one thread: bitwise-identical weights on rerun (and faster than two on a loaded machine)
+        threads: 1
         conda:
             CONDA_MAIN
         log:
             "logs/train_demo.log",
         shell:
             "{params.moe} train-demo --corpus {input.corpus} --check-items {params.check} --out {params.out} "
-            "--threads {threads} {params.flags} > {log} 2>&1"
+            "--threads 1 {params.flags} > {log} 2>&1"
