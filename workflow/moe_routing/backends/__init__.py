@@ -58,6 +58,35 @@ class Backend(Protocol):
         ...
 
 
+ITEM_COLUMNS = ("item_id", "lang", "prompt", "system")
+
+
+def check_request(
+    items: pl.DataFrame,
+    interventions: pl.DataFrame | None,
+    options: GenerationOptions | None,
+    moe_layers: list[int],
+    num_experts: int,
+) -> tuple[GenerationOptions, pl.DataFrame | None]:
+    """The checks every backend makes before generating; returns the options and the interventions
+    (None when there are none)."""
+    from moe_routing import interventions as iv
+    from moe_routing.errors import ContractError
+
+    opts = options or GenerationOptions()
+    missing = [c for c in ITEM_COLUMNS if c not in items.columns]
+    if missing:
+        raise ContractError(f"items: missing column(s) {missing}; has {items.columns}")
+    if opts.batch_size < 1 or opts.max_new_tokens < 0:
+        raise ConfigError("batch_size must be >= 1 and max_new_tokens >= 0")
+    if interventions is not None:
+        interventions = iv.check_interventions(interventions)
+        iv.validate(interventions, moe_layers, num_experts)
+        if interventions.height == 0:
+            interventions = None
+    return opts, interventions
+
+
 def load_backend(name: str, model_path: str, options: LoadOptions | None = None) -> Backend:
     if name not in BACKENDS:
         raise ConfigError(f"unknown backend {name!r}; choose one of {sorted(BACKENDS)}")

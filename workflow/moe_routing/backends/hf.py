@@ -27,14 +27,13 @@ import torch
 from moe_routing import interventions as iv
 from moe_routing.adapters import activation_eps, get_adapter
 from moe_routing.adapters.base import CompiledPlan
-from moe_routing.backends import GenerationOptions, LoadOptions
+from moe_routing.backends import ITEM_COLUMNS, GenerationOptions, LoadOptions, check_request
 from moe_routing.contracts import GENERATIONS, GENERATIONS_BASE, routing_metadata
-from moe_routing.errors import ConfigError, ContractError, ModelError
+from moe_routing.errors import ConfigError, ModelError
 from moe_routing.routing import RoutingAccumulator
 
 log = logging.getLogger(__name__)
 
-ITEM_COLUMNS = ("item_id", "lang", "prompt", "system")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -226,17 +225,7 @@ class HFBackend:
     ) -> pa.Table:
         from tqdm.auto import tqdm
 
-        opts = options or GenerationOptions()
-        missing = [c for c in ITEM_COLUMNS if c not in items.columns]
-        if missing:
-            raise ContractError(f"items: missing column(s) {missing}; has {items.columns}")
-        if opts.batch_size < 1 or opts.max_new_tokens < 0:
-            raise ConfigError("batch_size must be >= 1 and max_new_tokens >= 0")
-        if interventions is not None:
-            interventions = iv.check_interventions(interventions)
-            iv.validate(interventions, self.moe_layers, self.num_experts)
-            if interventions.height == 0:
-                interventions = None
+        opts, interventions = check_request(items, interventions, options, self.moe_layers, self.num_experts)
         eps = activation_eps(len(self.moe_layers), self.num_experts, opts.seed)
         torch.manual_seed(opts.seed)
         start = time.perf_counter()
