@@ -22,8 +22,9 @@ def reduced_config() -> dict:
         if ds["languages"] != ["en"]:
             ds["languages"] = list(LANGS)
     config["demo"]["world"] = {"n_entities": 60, "n_parallel": 16, "n_task": 16, "n_bench": 8}
+    # about 100 s on 2 cores; measured: 0.60 of the 60 facts mixed, en 0.62, de 0.62, es 0.33, fr 0.40
     config["demo"]["train"] = {
-        "steps": 120, "eval_every": 40, "batch_size": 32, "layers": 4, "experts": 8,
+        "steps": 900, "eval_every": 100, "batch_size": 32, "lr": 0.01, "layers": 4, "experts": 8,
         "hidden_size": 64, "min_english_accuracy": 0.0,
     }
     demo = config["models"]["demo"]
@@ -60,6 +61,17 @@ def test_every_output_is_there(workdir):
     ):
         assert (res / rel).stat().st_size > 0, rel
     assert any((workdir / "logs").rglob("*.log"))
+
+
+def test_the_reduced_demo_is_not_degenerate(workdir):
+    """Some questions are mixed, experts are found for some, every condition has originally-correct pairs."""
+    outcomes = _table(workdir / "results" / "demo" / "outcome_table.tsv")
+    assert int(outcomes["mixed"]["demo_facts"]) >= 10
+    ablation = _table(workdir / "results" / "demo" / "ablation_table.tsv")
+    assert int(ablation["questions_with_experts"]["demo_facts"]) >= 3
+    for condition in ("xici", "shuffled", "random"):
+        metrics = pl.read_parquet(workdir / "results" / "demo" / "demo_facts" / "ablation" / f"{condition}-cap25" / "metrics.parquet")
+        assert metrics["orig_correct"][0] > 0, condition
 
 
 def _table(path) -> dict[str, dict[str, str]]:
