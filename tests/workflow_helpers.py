@@ -54,7 +54,7 @@ def copy_workflow(dest: Path) -> Path:
     for item in ("Snakefile", "workflow", "config", "resources", "envs", "profiles"):
         src = REPO / item
         if src.is_dir():
-            shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("models", "data", "__pycache__"))
+            shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("models", "data", "demo", "__pycache__"))
         elif src.exists():
             shutil.copy2(src, dest / item)
     return dest

@@ -16,6 +16,7 @@ DEMO_CORPUS = "resources/demo/corpus.jsonl"
 DEMO_LANGUAGES = list(dict.fromkeys(l for d in DEMO_DATASETS for l in PLAN.languages(d)))
 # the demo model keeps the training checkpoint with the most mixed facts on this dataset
 DEMO_CHECK_DATASET = next((d for d in config["xici"]["datasets"] if d in DEMO_DATASETS), None)
+DEMO_CHECK_LANGUAGES = PLAN.languages(DEMO_CHECK_DATASET) if DEMO_CHECK_DATASET else []
 LOADED_DATASETS = [d for d, s in config["datasets"].items() if s["source"] not in ("demo", "items")]
 GEN_VARIANTS = {
     # each generation rule -> (run folder pattern, interventions pattern or None, re-ask only intervened items)
