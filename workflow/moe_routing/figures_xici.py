@@ -68,27 +68,18 @@ def outcomes(table_tsv: str | os.PathLike, out: str | os.PathLike) -> None:
 
 
 def cap_sweep_table(metrics_files: Sequence[str | os.PathLike]) -> pl.DataFrame:
-    """Pool the per-dataset ablation metrics of every (condition, cap) over datasets, as the paper's Total does."""
+    """Pool the per-dataset ablation metrics of every (condition, cap) over datasets, as Table 2's total does."""
+    from moe_routing.tables import SUMMED_METRICS, rates
+
     rows = pl.concat([read_frame(p) for p in metrics_files], how="diagonal_relaxed")
-    return (
-        rows.group_by("condition", "cap")
-        .agg(
-            questions=pl.col("questions").sum(),
-            experts_total=pl.col("experts_total").sum(),
-            orig_correct=pl.col("orig_correct").sum(),
-            orig_wrong=pl.col("orig_wrong").sum(),
-            broken=pl.col("broken").sum(),
-            gained=pl.col("gained").sum(),
-            now_wrong_everywhere=pl.col("now_wrong_everywhere").sum(),
-        )
-        .with_columns(
-            mean_experts_per_question=pl.col("experts_total") / pl.col("questions"),
-            asr=pl.col("broken") / pl.col("orig_correct"),
-            sgr=pl.col("gained") / pl.col("orig_wrong"),
-        )
-        .with_columns(rd=pl.col("asr") - pl.col("sgr"))
-        .sort("condition", "cap")
-    )
+    pooled = rows.group_by("condition", "cap").agg(pl.col(c).sum() for c in SUMMED_METRICS).sort("condition", "cap")
+    out = []
+    for r in pooled.iter_rows(named=True):
+        asr, sgr, rd = rates(r)
+        mean = r["experts_total"] / r["questions"] if r["questions"] else None
+        out.append({**r, "mean_experts_per_question": mean, "asr": asr, "sgr": sgr, "rd": rd})
+    schema = {**pooled.schema, "mean_experts_per_question": pl.Float64, "asr": pl.Float64, "sgr": pl.Float64, "rd": pl.Float64}
+    return pl.DataFrame(out, schema=schema)
 
 
 def cap_sweep(metrics_files: Sequence[str | os.PathLike], table_out: str | os.PathLike, out: str | os.PathLike) -> pl.DataFrame:

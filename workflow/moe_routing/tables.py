@@ -104,19 +104,27 @@ ABLATION_ROWS = [
     ("18", "random_now_wrong_everywhere", "Random same-size set: Num Q's All Incorrect", "int"),
 ]
 
-_SUMMED = ("questions", "experts_total", "orig_correct", "orig_wrong", "broken", "gained", "now_wrong_everywhere")
+# ablation metrics that add up over datasets (or caps); the rates are recomputed from the sums
+SUMMED_METRICS = ("questions", "experts_total", "orig_correct", "orig_wrong", "broken", "gained", "now_wrong_everywhere")
+_SUMMED = SUMMED_METRICS
+
+
+def rates(m: Mapping) -> tuple[float | None, float | None, float | None]:
+    """ASR, SGR and their difference from (pooled) counts; None where a denominator is 0."""
+    oc, ow = m["orig_correct"], m["orig_wrong"]
+    asr = m["broken"] / oc if oc else None
+    sgr = m["gained"] / ow if ow else None
+    return asr, sgr, (asr - sgr if asr is not None and sgr is not None else None)
 
 
 def _condition_values(prefix: str, m: Mapping | None) -> dict[str, object]:
     if m is None:
         return {}
-    oc, ow = m["orig_correct"], m["orig_wrong"]
-    asr = m["broken"] / oc if oc else None
-    sgr = m["gained"] / ow if ow else None
+    asr, sgr, rd = rates(m)
     return {
         f"{prefix}_asr": asr,
         f"{prefix}_sgr": sgr,
-        f"{prefix}_rd": asr - sgr if asr is not None and sgr is not None else None,
+        f"{prefix}_rd": rd,
         f"{prefix}_now_wrong_everywhere": m["now_wrong_everywhere"],
     }
 

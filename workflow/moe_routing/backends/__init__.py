@@ -87,6 +87,47 @@ def check_request(
     return opts, interventions
 
 
+def render_prompt(tokenizer, prompt: str, system: str | None, options: GenerationOptions) -> list[int]:
+    """Token ids of one item through the model's chat template (thinking off where supported); every
+    backend renders with this, so they feed identical tokens."""
+    from jinja2 import TemplateError
+
+    if options.use_chat_template and getattr(tokenizer, "chat_template", None):
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+        try:
+            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                                 enable_thinking=options.enable_thinking)
+        except TemplateError:
+            if not system:
+                raise
+            # some templates reject a system role: fold it into the user turn
+            merged = [{"role": "user", "content": f"{system}\n\n{prompt}"}]
+            text = tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True,
+                                                 enable_thinking=options.enable_thinking)
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+    text = f"{system}\n\n{prompt}" if system else prompt
+    return tokenizer(text, add_special_tokens=True)["input_ids"]
+
+
+def generations_table(tokenizer, rows, prompts, outputs, summaries, metadata: dict[bytes, bytes]) -> pa.Table:
+    """The generations contract from per-row token ids and (when captured) routing summaries."""
+    from moe_routing.contracts import GENERATIONS, GENERATIONS_BASE
+
+    data = {
+        "item_id": [r["item_id"] for r in rows],
+        "lang": [r["lang"] for r in rows],
+        "output": [tokenizer.decode(o, skip_special_tokens=True) for o in outputs],
+        "prompt_token_ids": prompts,
+        "output_token_ids": outputs,
+    }
+    if summaries is None:
+        return pa.table(data, schema=GENERATIONS_BASE)
+    for key in ("weights", "softmax_mean", "freq", "entropy", "consistency"):
+        # no rows (an ablation plan that re-asks nothing in this language) -> an empty file, same schema
+        data[key] = [a.tolist() for a in summaries.get(key, [])]
+    return pa.table(data, schema=GENERATIONS).replace_schema_metadata(metadata)
+
+
 def load_backend(name: str, model_path: str, options: LoadOptions | None = None) -> Backend:
     if name not in BACKENDS:
         raise ConfigError(f"unknown backend {name!r}; choose one of {sorted(BACKENDS)}")

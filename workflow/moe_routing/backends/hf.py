@@ -27,8 +27,15 @@ import torch
 from moe_routing import interventions as iv
 from moe_routing.adapters import activation_eps, get_adapter
 from moe_routing.adapters.base import CompiledPlan
-from moe_routing.backends import ITEM_COLUMNS, GenerationOptions, LoadOptions, check_request
-from moe_routing.contracts import GENERATIONS, GENERATIONS_BASE, routing_metadata
+from moe_routing.backends import (
+    ITEM_COLUMNS,
+    GenerationOptions,
+    LoadOptions,
+    check_request,
+    generations_table,
+    render_prompt,
+)
+from moe_routing.contracts import routing_metadata
 from moe_routing.errors import ConfigError, ModelError
 from moe_routing.routing import RoutingAccumulator
 
@@ -194,24 +201,7 @@ class HFBackend:
 
     # --- prompts -----------------------------------------------------------------------
     def render(self, prompt: str, system: str | None, options: GenerationOptions) -> list[int]:
-        from jinja2 import TemplateError
-
-        tok = self.tokenizer
-        if options.use_chat_template and getattr(tok, "chat_template", None):
-            messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-            try:
-                text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
-                                               enable_thinking=options.enable_thinking)
-            except TemplateError:
-                if not system:
-                    raise
-                # some templates reject a system role: fold it into the user turn
-                merged = [{"role": "user", "content": f"{system}\n\n{prompt}"}]
-                text = tok.apply_chat_template(merged, tokenize=False, add_generation_prompt=True,
-                                               enable_thinking=options.enable_thinking)
-            return tok(text, add_special_tokens=False)["input_ids"]
-        text = f"{system}\n\n{prompt}" if system else prompt
-        return tok(text, add_special_tokens=True)["input_ids"]
+        return render_prompt(self.tokenizer, prompt, system, options)
 
     # --- generation --------------------------------------------------------------------
     def routing_metadata(self) -> dict[bytes, bytes]:
@@ -298,18 +288,4 @@ class HFBackend:
                              "is a fused MoE kernel replacing the router module?")
 
     def _table(self, rows, prompts, outputs, summaries) -> pa.Table:
-        text = [self.tokenizer.decode(o, skip_special_tokens=True) for o in outputs]
-        data = {
-            "item_id": [r["item_id"] for r in rows],
-            "lang": [r["lang"] for r in rows],
-            "output": text,
-            "prompt_token_ids": prompts,
-            "output_token_ids": outputs,
-        }
-        if summaries is None:
-            return pa.table(data, schema=GENERATIONS_BASE)
-        for key in ("weights", "softmax_mean", "freq", "entropy", "consistency"):
-            # no rows (an ablation plan that re-asks nothing in this language) -> an empty file, same schema
-            data[key] = [a.tolist() for a in summaries.get(key, [])]
-        table = pa.table(data, schema=GENERATIONS)
-        return table.replace_schema_metadata(self.routing_metadata())
+        return generations_table(self.tokenizer, rows, prompts, outputs, summaries, self.routing_metadata())

@@ -43,7 +43,14 @@ import torch
 from moe_routing import interventions as iv
 from moe_routing.adapters import activation_eps, get_adapter
 from moe_routing.adapters.base import CompiledPlan, RowPlan
-from moe_routing.backends import ITEM_COLUMNS, GenerationOptions, LoadOptions, check_request
+from moe_routing.backends import (
+    ITEM_COLUMNS,
+    GenerationOptions,
+    LoadOptions,
+    check_request,
+    generations_table,
+    render_prompt,
+)
 from moe_routing.contracts import routing_metadata
 from moe_routing.errors import ConfigError, ModelError
 from moe_routing.routing import RoutingAccumulator
@@ -380,9 +387,7 @@ class VLLMBackend:
     # --- prompts -----------------------------------------------------------------------
     def render(self, prompt: str, system: str | None, options: GenerationOptions) -> list[int]:
         """Token ids of one item, rendered exactly as the transformers backend does."""
-        from moe_routing.backends.hf import HFBackend
-
-        return HFBackend.render(self, prompt, system, options)
+        return render_prompt(self.tokenizer, prompt, system, options)
 
     def routing_metadata(self) -> dict[bytes, bytes]:
         return routing_metadata(self.model_path, self.moe_layers, self.num_experts, self.top_k)
@@ -422,9 +427,8 @@ class VLLMBackend:
                         col[i] = arr[j]
         self.engine_selected = torch.cat(selected) if selected and all(x is not None for x in selected) else None
         self.generate_seconds = time.perf_counter() - start
-        from moe_routing.backends.hf import HFBackend
-
-        return HFBackend._table(self, rows, prompts, outputs, summaries if opts.capture else None)
+        metadata = self.routing_metadata()
+        return generations_table(self.tokenizer, rows, prompts, outputs, summaries if opts.capture else None, metadata)
 
     def _sampling_params(self, seq: int, opts: GenerationOptions):
         from vllm import SamplingParams
