@@ -1,6 +1,8 @@
 # moe-routing: XICI knowledge localisation and multilingual routing analysis on MoE models.
-# Default config = the CPU demo.  Paper runs: --configfile config/xici-paper.yaml (or routing-paper.yaml).
+# Default config = the CPU demo. Paper runs: --configfile config/xici-paper.yaml (or routing-paper.yaml);
+# the reduced demo CI runs: --configfile .test/config.yaml.
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -12,9 +14,11 @@ min_version("9.0")
 # the package lives in workflow/; importing it from there keeps `snakemake` usable before `pip install -e .`
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
+from moe_routing import paths as P
+from moe_routing.commands import cli_flags, key_values, stage_prefix
 from moe_routing.config import validate
 from moe_routing.errors import ConfigError
-from moe_routing.plan import Plan, cli_flags, prepare_flags, run_dir
+from moe_routing.plan import Plan
 
 
 # the demo config is the default; a --configfile replaces it instead of being merged into it
@@ -24,22 +28,23 @@ if not workflow.overwrite_configfiles:
 
 
 try:
-    # Snakemake's validate against workflow/schemas/config.schema.yaml, then cross-references
     validate(config)
 except ConfigError as exc:
-    raise WorkflowError(f"invalid config: {exc}") from None
+    raise WorkflowError(str(exc)) from None
 
 PLAN = Plan(config)
+XICI_DATASETS = config["xici"]["datasets"]
+STEERING = PLAN.steering()
 
 
+# names the schema allows: wildcards can never hold a path separator or a shell character
 wildcard_constraints:
     model="[A-Za-z0-9_-]+",
     dataset="[A-Za-z0-9_-]+",
     lang="[A-Za-z0-9_-]+",
+    chunk="[A-Za-z0-9_-]+(\+[A-Za-z0-9_-]+)*",
     condition="xici|shuffled|random",
     cap="[0-9]+",
-
-
 
 
 include: "workflow/rules/common.smk"
@@ -51,6 +56,7 @@ include: "workflow/rules/xici.smk"
 include: "workflow/rules/ablate.smk"
 include: "workflow/rules/routing.smk"
 include: "workflow/rules/steer.smk"
+include: "workflow/rules/summary.smk"
 
 
 rule all:

@@ -191,8 +191,8 @@ def test_analyze_stage_end_to_end(tmp_path):
     acc = tmp_path / "acc.tsv"
     pl.DataFrame({"lang": ["de", "sw", "fr"], "accuracy": [0.8, 0.4, 0.7]}).write_csv(acc, separator="\t")
     out, figs = tmp_path / "routing", tmp_path / "figs"
-    rc = main(["analyze", "--generations", *map(str, gens), "--pivot", "en", "--out-dir", str(out), "--accuracy", str(acc),
-               "--task-generations", str(task_path), "--tau", "0.3", "0.2", "--figures-dir", str(figs), "--target-layers", "3-5", "--delta-layer", "2"])
+    rc = main(["analyze", "--generations", *map(str, gens), "--english", "en", "--out-dir", str(out), "--accuracy", str(acc),
+               "--task", f"math={task_path}", "--tau", "0.3", "0.2", "--figures-dir", str(figs), "--target-layers", "3-5", "--delta-layer", "2"])
     assert rc == 0
     div = pl.read_csv(out / "divergence.tsv", separator="\t")
     assert div.columns == ["layer", "lang", "value"]
@@ -225,12 +225,12 @@ def test_analyze_errors_are_clear(tmp_path, capsys):
     en, de = tmp_path / "en.parquet", tmp_path / "de.parquet"
     write_generations(en, "en", corpus["en"])
     write_generations(de, "de", corpus["de"], item_ids=[f"other{i}" for i in range(12)])
-    assert main(["analyze", "--generations", str(en), str(de), "--pivot", "en", "--out-dir", str(tmp_path / "o")]) == 2
+    assert main(["analyze", "--generations", str(en), str(de), "--english", "en", "--out-dir", str(tmp_path / "o")]) == 2
     assert "share no item_id" in capsys.readouterr().err
-    assert main(["analyze", "--generations", str(de), "--pivot", "en", "--out-dir", str(tmp_path / "o")]) == 2
+    assert main(["analyze", "--generations", str(de), "--english", "en", "--out-dir", str(tmp_path / "o")]) == 2
     assert "pivot language 'en'" in capsys.readouterr().err
     bad = dict(corpus["de"])
     bad["softmax_mean"] = bad["softmax_mean"][:, :, :4]
     write_generations(de, "de", bad)
-    assert main(["analyze", "--generations", str(en), str(de), "--pivot", "en", "--out-dir", str(tmp_path / "o")]) == 2
+    assert main(["analyze", "--generations", str(en), str(de), "--english", "en", "--out-dir", str(tmp_path / "o")]) == 2
     assert "must hold 56 values" in capsys.readouterr().err

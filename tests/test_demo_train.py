@@ -37,7 +37,7 @@ def trained(tmp_path_factory):
     for lang, table in items(world)["demo_facts"].items():
         write_parquet(table, root / "facts" / f"{lang}.parquet")
     corpus = training_corpus(world, task_per_language=10)
-    check = load_check_items(root / "facts")
+    check = load_check_items(sorted((root / "facts").glob("*.parquet")))
     report = train(corpus, check, TrainConfig(steps=120, **TINY), root / "model")
     return root, report, check
 
@@ -160,9 +160,9 @@ def test_check_items_must_have_answers(tmp_path):
     world = build_world(LANGS, n_entities=20, seed=0)
     write_parquet(items(world, n_parallel=5)["demo_parallel"]["en"], tmp_path / "en.parquet")
     with pytest.raises(DatasetError, match="no answer"):
-        load_check_items(tmp_path)
-    with pytest.raises(DatasetError, match="no"):
-        load_check_items(tmp_path / "missing")
+        load_check_items([tmp_path / "en.parquet"])
+    with pytest.raises(DatasetError, match="no items files"):
+        load_check_items([])
 
 
 def test_tokenizer_keeps_invented_names_whole():

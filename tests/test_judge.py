@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from moe_routing import judge as J
@@ -257,15 +258,13 @@ def test_judge_stage_pairs_files_and_matches_on_keys(tmp_path, capsys):
         for i, gold in enumerate("BCA")
     ]
     outputs = {"en": ["The answer is B", "C", "D"], "de": ["Die Antwort ist (B)", "**B**", "A oder C"]}
-    paths = []
     for lang in ("en", "de"):
         ip, gp, op = tmp_path / f"items_{lang}.parquet", tmp_path / f"gen_{lang}.parquet", tmp_path / "judged" / f"{lang}.parquet"
         write_parquet(pa.Table.from_pylist([r for r in mc_items if r["lang"] == lang], schema=ITEMS), ip)
         # generations in another order than the items
         rows = [{"item_id": f"m{i}", "lang": lang, "output": o} for i, o in enumerate(outputs[lang])][::-1]
         write_parquet(gens_frame(rows), gp)
-        paths += ["--items", str(ip), "--generations", str(gp), "--out", str(op)]
-    assert main(["judge", *paths, "--judge", "mc"]) == 0
+        assert main(["judge", "--items", str(ip), "--generations", str(gp), "--out", str(op), "--judge", "mc"]) == 0
     en = read_frame(tmp_path / "judged" / "en.parquet", "judgments").sort("item_id")
     de = read_frame(tmp_path / "judged" / "de.parquet", "judgments").sort("item_id")
     assert en["correct"].to_list() == [True, True, False]
@@ -285,6 +284,11 @@ def test_judge_stage_pairs_files_and_matches_on_keys(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "gen_bad.parquet" in err and "zzz/en" in err
     assert not (tmp_path / "x.parquet").exists()
-    rc = main(["judge", "--items", str(tmp_path / "items_en.parquet"), "--generations", str(tmp_path / "gen_en.parquet"),
-               "--out", str(tmp_path / "x.parquet"), "--out", str(tmp_path / "y.parquet"), "--judge", "mc"])
-    assert rc == 2 and "same number of times" in capsys.readouterr().err
+    # a chunk of languages: several items files, one generations file
+    both = tmp_path / "gen_en+de.parquet"
+    write_parquet(pa.concat_tables([pq.read_table(tmp_path / f"gen_{lang}.parquet") for lang in ("en", "de")]), both)
+    rc = main(["judge", "--items", str(tmp_path / "items_en.parquet"), str(tmp_path / "items_de.parquet"),
+               "--generations", str(both), "--out", str(tmp_path / "en+de.parquet"), "--judge", "mc"])
+    assert rc == 0
+    chunk = read_frame(tmp_path / "en+de.parquet", "judgments")
+    assert chunk.sort("lang", "item_id")["correct"].to_list() == de["correct"].to_list() + en["correct"].to_list()

@@ -7,7 +7,9 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
+from moe_routing import analysis
 from moe_routing import steering as S
+from moe_routing.steering import comparison_delta
 from moe_routing.cli import main
 from moe_routing.contracts import INTERVENTIONS, JUDGMENTS, routing_metadata
 from moe_routing.errors import ConfigError, InterventionError
@@ -92,39 +94,26 @@ def test_steering_table_requires_same_items():
         S.steering_table(judgments(as_bool(BASE)), judgments(as_bool({"en": STEERED["en"]})))
 
 
-def write_freq(path, freq):
-    n = freq.shape[0]
-    table = pa.table(
-        {
-            "item_id": [f"s{i}" for i in range(n)],
-            "lang": ["en"] * n,
-            "output": [""] * n,
-            "prompt_token_ids": pa.array([[1, 2]] * n, type=pa.list_(pa.int32())),
-            "output_token_ids": pa.array([[]] * n, type=pa.list_(pa.int32())),
-            "freq": pa.array([list(map(float, f.reshape(-1))) for f in freq], type=pa.list_(pa.float32())),
-        }
-    )
-    write_parquet(table, path, routing_metadata("tiny", MOE_LAYERS, E, 2))
-
-
 def test_steer_plan_and_table_stages(tmp_path):
     rng = np.random.default_rng(0)
     base = rng.uniform(0.2, 0.4, size=(10, len(MOE_LAYERS), E))
     task = base[:8] + rng.normal(scale=0.01, size=(8, len(MOE_LAYERS), E))
     task[:, 3, 4] += 0.5  # task expert inside the target layers
     task[:, 0, 2] += 0.5  # task expert outside them
-    write_freq(tmp_path / "task.parquet", task)
-    write_freq(tmp_path / "base.parquet", base)
     out = tmp_path / "steer" / "interventions.parquet"
-    rc = main(["steer-plan", "--task-generations", str(tmp_path / "task.parquet"), "--baseline-generations", str(tmp_path / "base.parquet"),
-               "--layers", "2", "3-4", "--tau", "0.3", "--mode", "hard", "--out", str(out), "--delta-out", str(tmp_path / "delta.tsv")])
+    spec = tmp_path / "specialisation.tsv"
+    analysis.delta_table({"math-vs-en": analysis.specialisation_delta(task, base), "de-vs-en": analysis.specialisation_delta(base, task)},
+                         MOE_LAYERS).write_csv(spec, separator="\t")
+    rc = main(["steer-plan", "--specialisation", str(spec), "--task", "math", "--english", "en",
+               "--layers", "2", "3-4", "--tau", "0.3", "--mode", "hard", "--out", str(out)])
     assert rc == 0
     plan = read_frame(out, "interventions")
     assert plan.select("item_id", "layer", "expert", "mode").rows() == [("*", 3, 4, "activate")]
-    delta = pl.read_csv(tmp_path / "delta.tsv", separator="\t")
-    assert delta.height == len(MOE_LAYERS) * E
-    want = task[:, 3, 4].astype(np.float32).mean() - base[:, 3, 4].astype(np.float32).mean()
-    assert delta.filter((pl.col("layer") == 3) & (pl.col("expert") == 4))["delta"][0] == pytest.approx(want, rel=1e-5)
+    delta, layers = comparison_delta(pl.read_csv(spec, separator="\t"), "math-vs-en")
+    assert layers == MOE_LAYERS and delta.shape == (len(MOE_LAYERS), E)
+    assert delta[MOE_LAYERS.index(3), 4] == pytest.approx(task[:, 3, 4].mean() - base[:, 3, 4].mean(), rel=1e-9)
+    assert main(["steer-plan", "--specialisation", str(spec), "--task", "medicine", "--layers", "2", "--tau", "0.3",
+                 "--out", str(tmp_path / "x.parquet")]) == 2
 
     paths = {}
     for name, d in (("base", BASE), ("steered", STEERED)):
@@ -133,16 +122,16 @@ def test_steer_plan_and_table_stages(tmp_path):
             p = tmp_path / name / f"{lang}.parquet"
             write_parquet(judgments({lang: cs}), p)
             paths[name].append(str(p))
-    rc = main(["steering-table", "--base", *paths["base"], "--steered", *paths["steered"], "--pivot", "en",
+    rc = main(["steering-table", "--base", *(f"mgsm={p}" for p in paths["base"]), "--steered", *(f"mgsm={p}" for p in paths["steered"]), "--english", "en",
                "--low-resource", "bn", "sw", "--out", str(tmp_path / "steering_table.tsv")])
     assert rc == 0
     table = pl.read_csv(tmp_path / "steering_table.tsv", separator="\t")
     assert table.columns == ["benchmark", "lang", "base", "steered", "difference", "n"]
     assert table.filter(pl.col("lang") == "low-resource mean")["difference"][0] == pytest.approx(0.25)
     # two benchmarks in one table; the second only has en and de
-    rc = main(["steering-table", "--benchmark", "mgsm", "--base", *paths["base"], "--steered", *paths["steered"],
-               "--benchmark", "gmmlu", "--base", *paths["base"][:3:2], "--steered", *paths["steered"][:3:2],
-               "--pivot", "en", "--low-resource", "bn", "sw", "--out", str(tmp_path / "two.tsv")])
+    rc = main(["steering-table", "--base", *(f"mgsm={p}" for p in paths["base"]), *(f"gmmlu={p}" for p in paths["base"][:3:2]),
+               "--steered", *(f"mgsm={p}" for p in paths["steered"]), *(f"gmmlu={p}" for p in paths["steered"][:3:2]),
+               "--english", "en", "--low-resource", "bn", "sw", "--out", str(tmp_path / "two.tsv")])
     assert rc == 0
     two = pl.read_csv(tmp_path / "two.tsv", separator="\t")
     assert two.filter(pl.col("benchmark") == "mgsm").drop("benchmark").equals(table.drop("benchmark"))

@@ -38,8 +38,8 @@ def test_outcome_table_stage(tmp_path):
         for lang in LANGS:  # one file per language, like the workflow
             p = tmp_path / f"{name}_{lang}.parquet"
             write_parquet(j.filter(pl.col("lang") == lang).with_columns(judge=pl.lit("exact"), detail=pl.lit("")), p)
-            paths.append(str(p))
-        args += ["--dataset", name, *paths]
+            paths.append(f"{name}={p}")
+        args += ["--judgments", *paths]
     assert main(args) == 0
     t = read_tsv(tmp_path / "t1.tsv")
     for name, j in data.items():
@@ -68,7 +68,7 @@ def _metrics_row(dataset, condition, rng):
 def test_ablation_table_stage(tmp_path):
     rng = np.random.default_rng(0)
     names = ["ds1", "ds2"]
-    args = ["ablation-table", "--out", str(tmp_path / "t2.tsv"), "--cap", "25"]
+    args = ["ablation-table", "--out", str(tmp_path / "t2.tsv")]
     summaries, black, metrics = {}, {"ds1": 7, "ds2": 3}, []
     for name in names:
         outcomes = rng.choice(["mixed", "all_correct", "all_incorrect"], 30, p=[0.6, 0.1, 0.3])
@@ -78,14 +78,15 @@ def test_ablation_table_stage(tmp_path):
         write_parquet(s, tmp_path / f"{name}_s.parquet")
         write_parquet(pl.DataFrame({"layer": np.arange(black[name]), "expert": np.zeros(black[name], int),
                                     "share": np.ones(black[name])}), tmp_path / f"{name}_b.parquet")
-        args += ["--dataset", name, str(tmp_path / f"{name}_s.parquet"), str(tmp_path / f"{name}_b.parquet")]
+        args += ["--summary", f"{name}={tmp_path / f'{name}_s.parquet'}", "--blacklist", f"{name}={tmp_path / f'{name}_b.parquet'}"]
         for cond in ("xici", "shuffled", "random"):
             metrics.append(_metrics_row(name, cond, rng))
     m = pl.DataFrame(metrics)
     m.write_csv(tmp_path / "m.tsv", separator="\t")
-    # a row of another cap (cap sweep files) must be ignored with --cap 25
+    # metrics of another cap (cap sweep files) cannot be mixed into Table 2
     pl.DataFrame([{**metrics[0], "cap": 5, "broken": 0}]).write_csv(tmp_path / "m5.tsv", separator="\t")
-    assert main(args + ["--metrics", str(tmp_path / "m.tsv"), str(tmp_path / "m5.tsv")]) == 0
+    assert main(args + ["--metrics", str(tmp_path / "m.tsv"), str(tmp_path / "m5.tsv")]) == 2
+    assert main(args + ["--metrics", str(tmp_path / "m.tsv")]) == 0
     t = read_tsv(tmp_path / "t2.tsv")
     assert [t[k]["row"] for k in ("mixed_questions", "xici_asr", "random_rd")] == ["1", "7", "16"]
 
@@ -120,11 +121,6 @@ def test_ablation_table_stage(tmp_path):
         sum(r["experts_total"] for r in xs) / sum(r["questions"] for r in xs), abs=1e-4)
     assert num(t["mixed_questions"]["total"]) == sum(int((s["outcome"] == "mixed").sum()) for s in summaries.values())
     assert t["languages"]["total"] in (None, "") and t["blacklisted_experts"]["total"] in (None, "")
-
-    # without --cap the two cap rows for ds1/xici are ambiguous: a clear error
-    no_cap = [a for i, a in enumerate(args) if i not in (3, 4)]
-    assert args[3:5] == ["--cap", "25"]
-    assert main(no_cap + ["--metrics", str(tmp_path / "m.tsv"), str(tmp_path / "m5.tsv")]) == 2
 
 
 def test_missing_condition_gives_empty_cells():

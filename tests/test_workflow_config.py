@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 
 from moe_routing import config as cfg
+from moe_routing import paths
+from moe_routing.commands import cli_flags
 from moe_routing.errors import ConfigError
-from moe_routing.plan import Plan, chunks, cli_flags
+from moe_routing.plan import Plan, chunks
 from workflow_helpers import REPO, dry_run, load_config, snakemake, write_config
 
 
@@ -29,13 +32,13 @@ def test_default_config_validates_and_fills_nested_defaults():
         (lambda c: c["xici"].update(datasets=["nope"]), "xici.datasets"),
         (lambda c: c["routing"].update(accuracy="missing"), "routing.accuracy"),
         (lambda c: c["datasets"]["demo_facts"].update(languages=["en", "en"]), "duplicate"),
-        (lambda c: c["routing"]["steering"][0].update(domain="cooking"), "routing.steering[0].domain"),
+        (lambda c: c["routing"]["steering"][0].update(task="cooking"), "routing.steering[0].task"),
     ],
 )
 def test_bad_config_names_the_key(mutate, needle):
     config = load_config()
     mutate(config)
-    with pytest.raises(ConfigError, match=needle.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ConfigError, match=re.escape(needle)):
         cfg.validate(config)
 
 
@@ -48,44 +51,51 @@ def test_snakemake_rejects_bad_config_naming_the_key(tmp_path):
     assert "exclude_frist" in proc.stdout + proc.stderr
 
 
-def test_cli_flags_quotes_and_skips():
-    assert cli_flags({"split": "test", "limit": 5, "on": True, "off": False, "none": None}) == "--split test --limit 5 --on"
+def test_cli_flags_quotes_every_value_and_skips_empty_ones():
+    assert cli_flags({"split": "test", "limit": 5, "on": True, "off": False, "none": None, "empty": []}) == "--split test --limit 5 --on"
     assert cli_flags({"system": "In just a few words."}) == "--system 'In just a few words.'"
     assert cli_flags({"layers": [1, 2]}) == "--layers 1 2"
+    assert cli_flags({"engine_arg": ["a=1", "b=2"]}, repeated=("engine_arg",)) == "--engine-arg a=1 --engine-arg b=2"
+    assert cli_flags({"model": "x'; touch pwned; '"}) == "--model 'x'\"'\"'; touch pwned; '\"'\"''"
     assert chunks(list("abcde"), 2) == [["a", "b"], ["c", "d"], ["e"]]
+
+
+def test_run_ids_and_chunks_round_trip():
+    assert paths.parse_run(paths.run_id("m", "d", "ablation/xici-cap25")) == ("m", "d", "ablation/xici-cap25")
+    assert paths.parse_run(paths.run_id("m", "d")) == ("m", "d", "")
+    assert re.fullmatch(paths.run_regex(["d"]), "m/d/steered") and not re.fullmatch(paths.run_regex(["d"]), "m/e")
+    assert paths.chunk_languages(paths.chunk_name(["en", "de"])) == ["en", "de"]
+
+
+def _jobs(counts, rule):
+    return counts.get(rule, 0)
 
 
 def test_dry_run_job_counts_follow_the_plan():
     config = cfg.load(REPO / "config" / "config.yaml")
     plan = Plan(config)
     counts = dry_run()
-
-    def jobs(prefix):
-        return sum(n for rule, n in counts.items() if rule == prefix or rule.startswith(prefix + "__"))
-
-    # base runs: one job per language; reruns of the demo: one job per condition x cap (all languages)
-    base = sum(len(plan.languages(d)) for _, d in plan.base_runs())
-    assert counts["generate"] == base
-    reruns = [j for j in plan.generation_jobs() if j[2].startswith("ablation/")]
-    assert jobs("ablate_generate") == jobs("ablate_judge") == len(reruns) == len(plan.ablation_runs())
+    # base runs one job per language; the demo's reruns one job per condition x cap (all languages)
+    assert counts["generate"] == len(plan.generation_jobs())
+    judged = [j for j in plan.generation_jobs() if config["datasets"][j[1]]["judge"] != "none"]
+    assert counts["judge"] == len(judged)
     assert counts["ablation_plan"] == counts["ablation_metrics"] == len(plan.ablation_runs())
-    assert jobs("steer_generate") == jobs("steer_judge") == len(plan.steered_runs())
-    for rule in ("demo_world", "train_demo", "xici", "outcome_table", "ablation_table", "analyze", "steering_table"):
+    assert len(plan.ablation_runs()) == 21 and sum(1 for j in plan.generation_jobs() if j[2].startswith("ablation/")) == 21
+    for rule in ("demo_world", "train_demo", "xici", "outcome_table", "ablation_table", "analyze", "steering_table", "summary"):
         assert counts[rule] == 1, rule
 
 
-def test_languages_per_job_groups_generation_but_keeps_one_file_per_language(tmp_path):
+def test_languages_per_job_groups_languages_into_chunk_files(tmp_path):
     config = load_config()
     config["models"]["demo"]["languages_per_job"] = 4
     config["models"]["demo"].pop("rerun_languages_per_job", None)
     counts = dry_run("--configfile", str(write_config(tmp_path / "c.yaml", config)))
-    gen = {r: n for r, n in counts.items() if r.startswith("generate__")}
     plan = Plan(cfg.validate(copy.deepcopy(config)))
-    expected = sum(len(chunks(plan.languages(d), 4)) for _, d in plan.base_runs())
-    assert sum(gen.values()) == expected
-    # a single language file is still a target of its own
-    proc = snakemake("-n", "results/demo/demo_facts/generations/de.parquet", "--configfile", str(tmp_path / "c.yaml"))
-    assert "generate__demo__demo_facts__en_es" in proc.stdout + proc.stderr
+    assert counts["generate"] == len(plan.generation_jobs())
+    assert plan.chunks("demo", "demo_facts") == ["en+de+fr+es", "it+pt+nl+sv", "pl+tr"]
+    # a chunk file is a target of its own
+    proc = snakemake("-n", "results/demo/demo_facts/generations/en+de+fr+es.parquet", "--configfile", str(tmp_path / "c.yaml"))
+    assert "generate" in proc.stdout + proc.stderr
 
 
 def test_lint_is_clean():
@@ -98,17 +108,13 @@ def test_paper_dags_dry_run_with_expected_job_counts(name):
     config = cfg.load(REPO / "config" / name)
     plan = Plan(config)
     counts = dry_run("--configfile", f"config/{name}")
-    # one generation job per model x dataset x language of its base runs
-    expected = sum(len(config["datasets"][d]["languages"]) for _, d in plan.base_runs())
-    assert counts["generate"] == expected
+    assert counts["generate"] == len(plan.generation_jobs())
     assert counts["prepare"] == sum(len(config["datasets"][d]["languages"]) for d in {d for _, d in plan.base_runs()})
     if name.startswith("xici"):
-        assert expected == 2 * (12 + 31 + 42)
-        assert counts["ablate_generate"] == sum(len(plan.languages(d)) for _, d, _ in plan.ablation_runs())
-        assert counts["judge_llm"] == expected
+        assert counts["judge_llm"] == len(plan.generation_jobs())
+        assert counts["ablation_plan"] == len(plan.ablation_runs()) == 2 * 3 * 3 * 7
     else:
-        steered = sum(len(plan.languages(d)) for _, d, _ in plan.steered_runs())
-        assert counts["steer_generate"] == steered == 3 * (11 + 15)
+        assert len(plan.steered_runs()) == 3 * 2
         assert counts["analyze"] == 4
 
 

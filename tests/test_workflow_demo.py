@@ -1,68 +1,76 @@
-"""The whole workflow on a reduced demo: every stage runs, tables agree with the files they come
-from, and a failed or deleted language is redone alone with what depends on it."""
+"""The whole workflow on the reduced demo (.test/config.yaml): every stage runs, tables agree with
+the files they come from, every file written is a declared output, and a failed or deleted
+language is redone alone with what depends on it."""
 
 from __future__ import annotations
 
 import os
-import shutil
 
 import polars as pl
 import pytest
+import yaml
 
-from workflow_helpers import copy_workflow, job_counts, load_config, snakemake, write_config
+from workflow_helpers import REPO, copy_workflow, job_counts, snakemake
 
 pytestmark = pytest.mark.slow
 
-# the fact questions need >= 7 languages: a one-sided Mann-Whitney U of 3 vs 3 values cannot go below p = 0.05
-LANGS = ["en", "de", "fr", "es", "it", "pt", "nl", "sv"]
-ROUTING_LANGS = ["en", "de", "fr", "es"]
+CONFIG = ".test/config.yaml"
+TEST_CONFIG = yaml.safe_load((REPO / CONFIG).read_text())
+LANGS = TEST_CONFIG["datasets"]["demo_facts"]["languages"]
 
 
-def reduced_config() -> dict:
-    config = load_config()
-    for name, ds in config["datasets"].items():
-        if ds["languages"] != ["en"]:
-            ds["languages"] = list(LANGS if name == "demo_facts" else ROUTING_LANGS)
-    config["demo"]["world"] = {"n_entities": 60, "n_parallel": 16, "n_task": 16, "n_bench": 8}
-    # about 2 min on 2 cores
-    config["demo"]["train"] = {
-        "steps": 900, "eval_every": 100, "batch_size": 32, "lr": 0.01, "layers": 4, "experts": 8,
-        "hidden_size": 64, "min_english_accuracy": 0.0,
-    }
-    demo = config["models"]["demo"]
-    demo["batch_size"] = 64
-    demo["languages_per_job"] = 1
-    demo["rerun_languages_per_job"] = 4  # exercises the chunked rules for real
-    demo["xici"].update(exclude_first=0, exclude_last=0)
-    demo["steering"].update(layers=[1, 2], tau=0.0)
-    config["xici"]["cap_sweep"] = [5, 25]
-    config["routing"]["low_resource"] = ["fr"]
-    return config
-
-
-def run(workdir, *targets, check=True):
-    proc = snakemake("-c2", "--configfile", "config/test.yaml", *targets, cwd=workdir, timeout=1500, check=check)
+def run(workdir, *args, check=True):
+    proc = snakemake("-c2", "--configfile", CONFIG, *args, cwd=workdir, timeout=1500, check=check)
     return proc, job_counts(proc.stdout + proc.stderr)
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     root = copy_workflow(tmp_path_factory.mktemp("demo"))
-    write_config(root / "config" / "test.yaml", reduced_config())
     run(root)
     return root
+
+
+def _table(path) -> dict[str, dict[str, str]]:
+    df = pl.read_csv(path, separator="\t", infer_schema=False)
+    return {r["metric"]: r for r in df.iter_rows(named=True)}
+
+
+def _judgments(run_dir, langs=None) -> pl.DataFrame:
+    frame = pl.concat([pl.read_parquet(p) for p in sorted((run_dir / "judgments").glob("*.parquet"))])
+    return frame.filter(pl.col("lang").is_in(langs)) if langs else frame
 
 
 def test_every_output_is_there(workdir):
     res = workdir / "results" / "demo"
     for rel in (
-        "outcome_table.tsv", "ablation_table.tsv", "cap_sweep.tsv", "steering_table.tsv",
+        "outcome_table.tsv", "ablation_table.tsv", "cap_sweep.tsv", "steering_table.tsv", "summary.md",
         "figures/outcomes.png", "figures/experts_per_layer.png", "figures/cap_sweep.png",
-        "routing/divergence.tsv", "routing/entropy.tsv", "routing/consistency.tsv",
-        "demo_facts/experts.parquet",
+        "routing/divergence.tsv", "routing/entropy.tsv", "routing/consistency.tsv", "routing/correlation.tsv",
+        "routing/specialisation.tsv", "routing/task_experts.tsv", "routing/figures/delta.png",
+        "demo_facts/experts.parquet", "demo_facts/xici_sweep.tsv",
     ):
         assert (res / rel).stat().st_size > 0, rel
     assert any((workdir / "logs").rglob("*.log"))
+
+
+def test_every_file_written_is_a_declared_output(workdir):
+    """Whatever a job wrote under results/ or resources/ is an output Snakemake knows (--summary)."""
+    proc = snakemake("--summary", "--configfile", CONFIG, cwd=workdir)
+    declared = {line.split("\t")[0] for line in proc.stdout.splitlines()[1:] if line.strip()}
+    written = {
+        str(p.relative_to(workdir)) for top in ("results", "resources/data", "resources/demo", "resources/models")
+        for p in (workdir / top).rglob("*") if p.is_file()
+    }
+    model_files = {w for w in written if w.startswith("resources/models/")}  # a checkpoint: config.json is its output
+    undeclared = sorted(w for w in written - declared - model_files if not w.startswith("results/benchmarks/"))
+    assert not undeclared, undeclared[:20]
+
+
+def test_logs_hold_lines_not_carriage_return_redraws(workdir):
+    log = (workdir / "logs" / "train_demo.log").read_text()
+    assert "\r" not in log
+    assert max(len(line) for line in log.splitlines()) < 2000
 
 
 def test_the_reduced_demo_is_not_degenerate(workdir):
@@ -76,14 +84,8 @@ def test_the_reduced_demo_is_not_degenerate(workdir):
         assert metrics["orig_correct"][0] > 0, condition
 
 
-def _table(path) -> dict[str, dict[str, str]]:
-    df = pl.read_csv(path, separator="\t", infer_schema=False)
-    return {r["metric"]: r for r in df.iter_rows(named=True)}
-
-
 def test_outcome_table_agrees_with_judgments(workdir):
-    res = workdir / "results" / "demo" / "demo_facts"
-    judged = pl.concat([pl.read_parquet(res / "judged" / f"{l}.parquet") for l in LANGS])
+    judged = _judgments(workdir / "results" / "demo" / "demo_facts")
     per_q = judged.group_by("item_id").agg(pl.col("correct").sum().alias("n"), pl.len().alias("of"))
     table = _table(workdir / "results" / "demo" / "outcome_table.tsv")
     assert int(table["all_correct"]["demo_facts"]) == per_q.filter(pl.col("n") == pl.col("of")).height
@@ -96,12 +98,13 @@ def test_outcome_table_agrees_with_judgments(workdir):
 def test_ablation_table_agrees_with_plan_and_judgments(workdir):
     base = workdir / "results" / "demo" / "demo_facts"
     table = _table(workdir / "results" / "demo" / "ablation_table.tsv")
+    orig = _judgments(base)
     for condition in ("xici", "shuffled", "random"):
         run_dir = base / "ablation" / f"{condition}-cap25"
-        plan = pl.read_parquet(run_dir / "interventions.parquet")
-        asked = set(plan["item_id"].to_list())
-        orig = pl.concat([pl.read_parquet(base / "judged" / f"{l}.parquet") for l in LANGS])
-        abl = pl.concat([pl.read_parquet(run_dir / "judged" / f"{l}.parquet") for l in LANGS])
+        # reruns go 4 languages per job: chunk files hold several languages
+        assert sorted(p.name for p in (run_dir / "generations").glob("*.parquet")) == ["en+de+fr+es.parquet", "it+pt+nl+sv.parquet"]
+        asked = set(pl.read_parquet(run_dir / "interventions.parquet")["item_id"].to_list())
+        abl = _judgments(run_dir)
         pairs = orig.filter(pl.col("item_id").is_in(asked)).join(abl, on=["item_id", "lang"], suffix="_ab")
         assert set(abl["item_id"].to_list()) <= asked  # only questions with experts are re-asked
         correct = pairs.filter(pl.col("correct"))
@@ -115,12 +118,32 @@ def test_ablation_table_agrees_with_plan_and_judgments(workdir):
     assert kept.equals(xici_plan.select("item_id", "layer", "expert").sort(pl.all()))
 
 
+def test_summary_quotes_the_tables(workdir):
+    summary = (workdir / "results" / "demo" / "summary.md").read_text()
+    ablation = _table(workdir / "results" / "demo" / "ablation_table.tsv")
+    assert f"XICI ASR {100 * float(ablation['xici_asr']['total']):.1f} %" in summary
+    outcomes = _table(workdir / "results" / "demo" / "outcome_table.tsv")
+    assert f"{outcomes['mixed']['demo_facts']} mixed" in summary
+
+
+def test_a_deleted_output_plans_its_producer(workdir):
+    """Every intermediate is a target of `all`: deleting one plans exactly its producer and what follows."""
+    task_experts = workdir / "results" / "demo" / "routing" / "task_experts.tsv"
+    saved = task_experts.read_bytes()
+    task_experts.unlink()
+    proc = snakemake("-n", "--configfile", CONFIG, cwd=workdir)
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts.get("analyze") == 1 and "generate" not in counts
+    task_experts.write_bytes(saved)
+    os.utime(task_experts, ns=(os.stat(task_experts.parent / "divergence.tsv").st_mtime_ns,) * 2)
+
+
 def test_rerun_of_one_deleted_language_redoes_only_its_chain(workdir):
     gen = workdir / "results" / "demo" / "demo_facts" / "generations"
     before = {l: os.stat(gen / f"{l}.parquet").st_mtime_ns for l in LANGS}
     (gen / "de.parquet").unlink()
-    # a missing intermediate alone does not make Snakemake rerun finished downstream jobs: name it
-    _, counts = run(workdir, "--forcerun", "results/demo/demo_facts/generations/de.parquet")
+    # generations are targets of `all`: a plain run notices the missing file
+    _, counts = run(workdir)
     assert counts.get("generate") == 1 and counts.get("judge") == 1
     assert "demo_world" not in counts and "train_demo" not in counts
     assert counts.get("xici") == 1 and counts.get("outcome_table") == 1
@@ -144,3 +167,4 @@ def test_a_failed_language_is_redone_alone_after_the_fix(workdir):
     _, counts = run(workdir)
     assert counts.get("generate") == 1 and counts.get("judge") == 1
     assert "train_demo" not in counts and "demo_world" not in counts
+

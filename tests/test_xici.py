@@ -298,7 +298,7 @@ def test_load_routing_roundtrip_and_stage(tmp_path):
     rc = main(["xici", "--generations", *map(str, gens), "--judgments", *map(str, juds), "--out", str(out),
                "--summary", str(tmp_path / "s.parquet"), "--blacklist", str(tmp_path / "b.parquet"),
                "--exclude-first", "1", "--exclude-last", "1", "--tau", "0.005", "--no-progress",
-               "--sweep", "--alphas", "0.05", "0.1", "--taus", "0.005", "--caps", "5", "25",
+               "--alphas", "0.05", "0.1", "--taus", "0.005", "--caps", "5", "25",
                "--sweep-out", str(tmp_path / "sweep.tsv")])
     assert rc == 0
     assert pl.read_parquet(out).equals(a.experts)

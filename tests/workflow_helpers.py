@@ -51,7 +51,7 @@ def load_config(name: str = "config.yaml") -> dict:
 
 def copy_workflow(dest: Path) -> Path:
     """A copy of what the workflow needs to run (no results, no venvs), for runs that write files."""
-    for item in ("Snakefile", "workflow", "config", "resources", "envs", "profiles"):
+    for item in ("Snakefile", "workflow", "config", ".test", "resources", "envs", "profiles"):
         src = REPO / item
         if src.is_dir():
             shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("models", "data", "demo", "__pycache__"))

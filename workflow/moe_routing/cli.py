@@ -31,6 +31,7 @@ STAGES: dict[str, str] = {
     "steer-plan": "steer_plan",
     "steering-table": "steering_table",
     "figures": "figures",
+    "summary": "summary",
 }
 
 

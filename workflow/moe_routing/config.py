@@ -80,12 +80,12 @@ def check_references(config: dict) -> None:
     for key in ("parallel", "accuracy"):
         if routing.get(key) is not None:
             _need([routing[key]], datasets, f"routing.{key}")
-    for domain, ds in routing.get("domains", {}).items():
-        _need([ds], datasets, f"routing.domains.{domain}")
+    for task, ds in routing.get("tasks", {}).items():
+        _need([ds], datasets, f"routing.tasks.{task}")
     for i, spec in enumerate(routing.get("steering", [])):
         _need([spec["benchmark"]], datasets, f"routing.steering[{i}].benchmark")
-        if spec["domain"] not in routing.get("domains", {}):
-            raise ConfigError(f"routing.steering[{i}].domain: {spec['domain']!r} is not a key of routing.domains")
+        if spec["task"] not in routing.get("tasks", {}):
+            raise ConfigError(f"routing.steering[{i}].task: {spec['task']!r} is not a key of routing.tasks")
         if not routing.get("parallel"):
             raise ConfigError(f"routing.steering[{i}]: steering needs routing.parallel (the English baseline set)")
     if routing.get("models") and not routing.get("parallel"):

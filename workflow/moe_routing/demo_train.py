@@ -24,7 +24,7 @@ from pathlib import Path
 
 import polars as pl
 import torch
-from tqdm import tqdm
+from moe_routing.progress import progress
 
 from moe_routing.data.demo_world import template_texts
 from moe_routing.errors import DatasetError
@@ -225,21 +225,16 @@ def _collate(chunk, pad_id: int, left: bool = False):
 # ---------------------------------------------------------------- check
 
 
-def load_check_items(items_dir: str | Path, languages: list[str] | None = None) -> pl.DataFrame:
-    """The parallel short-answer items (``{items_dir}/{lang}.parquet``) used for the held-out check."""
+def load_check_items(paths: list[str | Path]) -> pl.DataFrame:
+    """The parallel short-answer items (one items file per language) used for the held-out check."""
     from moe_routing.io import read_frame
 
-    d = Path(items_dir)
-    paths = sorted(d.glob("*.parquet"))
-    if languages:
-        paths = [d / f"{lang}.parquet" for lang in languages]
     if not paths:
-        raise DatasetError(f"{d}: no {{lang}}.parquet items files for the check")
-    frames = [read_frame(p, contract="items") for p in paths]
-    df = pl.concat(frames, how="vertical")
+        raise DatasetError("no items files for the check")
+    df = pl.concat([read_frame(p, contract="items") for p in paths], how="vertical")
     empty = df.filter(pl.col("answers").list.len() == 0)
     if empty.height:
-        raise DatasetError(f"{d}: item {empty['item_id'][0]!r} ({empty['lang'][0]}) has no answer to check against")
+        raise DatasetError(f"check items: item {empty['item_id'][0]!r} ({empty['lang'][0]}) has no answer to check against")
     return df
 
 
@@ -315,8 +310,8 @@ def _lr_lambda(cfg: TrainConfig):
     def f(step: int) -> float:
         if step < cfg.warmup:
             return (step + 1) / cfg.warmup
-        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        done = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
 
     return f
 
@@ -352,7 +347,7 @@ def train(corpus: list[dict], check_items: pl.DataFrame, cfg: TrainConfig, out_d
     best_state = None
     history: list[CheckResult] = []
     running = float("nan")
-    bar = tqdm(range(1, cfg.steps + 1), desc="train-demo", unit="step", mininterval=2.0)
+    bar = progress(range(1, cfg.steps + 1), desc="train-demo", unit="step")
     for step in bar:
         input_ids, labels, mask = next(batches)
         out = model(input_ids=input_ids, attention_mask=mask, labels=labels, output_router_logits=True)

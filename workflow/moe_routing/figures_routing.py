@@ -41,6 +41,7 @@ def plot_divergence(divergence: pl.DataFrame, path, accuracy: pl.DataFrame | Non
     else:
         ax.legend(fontsize=7, ncol=2)
     ax.set_xlabel("layer")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel(f"entropy-normalised JS divergence from {pivot}")
     ax.set_title("Routing divergence from the pivot language")
     _save(fig, path)
@@ -54,6 +55,7 @@ def plot_layer_metric(table: pl.DataFrame, path, ylabel: str, title: str, pivot:
         style = dict(color="black", lw=2.5) if lang == pivot else dict(color=plt.get_cmap("tab10")(i % 10), lw=1.2)
         ax.plot(sub["layer"], sub["value"], label=lang, **style)
     ax.set_xlabel("layer")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2)
@@ -90,6 +92,7 @@ def plot_expert_counts(counts: dict[str, np.ndarray], moe_layers: list[int], pat
         for b in (min(target_layers) - 0.5, max(target_layers) + 0.5):
             ax.axvline(b, color="red", lw=1.5)
     ax.set_xlabel("layer")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("identified experts")
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_title(f"Identified experts per layer (τ = {tau:g})")

@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import polars as pl  # noqa: E402
 
 from moe_routing.io import atomic_path, read_frame  # noqa: E402
@@ -22,14 +23,15 @@ def _save(fig, out: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def experts_per_layer(experts_files: Sequence[str | os.PathLike], out: str | os.PathLike, cap: int | None = None) -> pl.DataFrame:
-    """Count identified experts (question x expert pairs, within the cap) per model layer, one bar group per dataset."""
+def experts_per_layer(experts_files: dict[str, str | os.PathLike], out: str | os.PathLike, cap: int | None = None) -> pl.DataFrame:
+    """Count identified experts (question x expert pairs, within the cap) per model layer, one bar
+    group per dataset (``experts_files``: dataset name -> its experts file)."""
     frames = []
-    for path in experts_files:
+    for name, path in experts_files.items():
         df = read_frame(path, contract="experts")
         if cap is not None:
             df = df.filter(pl.col("rank") <= cap)
-        frames.append(df.group_by("layer").len().with_columns(pl.lit(Path(path).parent.name).alias("dataset")))
+        frames.append(df.group_by("layer").len().with_columns(pl.lit(name).alias("dataset")))
     counts = pl.concat(frames) if frames else pl.DataFrame(schema={"layer": pl.Int64, "len": pl.UInt32, "dataset": pl.String})
     datasets = list(dict.fromkeys(counts["dataset"].to_list())) if counts.height else []
     layers = sorted(set(counts["layer"].to_list())) if counts.height else []
@@ -39,6 +41,7 @@ def experts_per_layer(experts_files: Sequence[str | os.PathLike], out: str | os.
         sub = dict(counts.filter(pl.col("dataset") == ds).select("layer", "len").iter_rows())
         ax.bar([l + (i - (len(datasets) - 1) / 2) * width for l in layers], [sub.get(l, 0) for l in layers], width, label=ds)
     ax.set_xlabel("layer (model index)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("identified experts (summed over questions)")
     ax.set_title("Location of identified experts")
     if datasets:

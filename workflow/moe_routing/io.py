@@ -80,6 +80,22 @@ def read_frame(path: str | os.PathLike, contract: str | None = None, required: l
     return pl.from_arrow(read_table(path, contract, required))
 
 
+def read_tsv(path: str | os.PathLike, required: list[str] | None = None, text: bool = False) -> pl.DataFrame:
+    """Read a TSV table (``text``: every column as written, e.g. the paper tables' cells); fail naming
+    the file if it is unreadable or lacks a required column."""
+    p = Path(path)
+    if not p.exists():
+        raise ContractError(f"{p}: file not found")
+    try:
+        table = pl.read_csv(p, separator="\t", infer_schema=not text)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise ContractError(f"{p}: not a readable TSV table ({exc})") from exc
+    missing = [c for c in required or [] if c not in table.columns]
+    if missing:
+        raise ContractError(f"{p}: missing column(s) {missing}; has {table.columns}")
+    return table
+
+
 def read_routing_metadata(path: str | os.PathLike) -> dict:
     """model, moe_layers, num_experts, top_k from a generations file's schema metadata."""
     meta = parse_routing_metadata(pq.read_schema(path).metadata)

@@ -1,38 +1,12 @@
-"""What the workflow builds for a config: file paths, language chunks and targets.
+"""The jobs a validated config asks for: runs, chunks of languages, and every file they produce.
 
-Snakemake rules get every path from here, so the layout lives in one place and the
-job structure can be unit-tested without Snakemake.
+The Snakefile builds one ``Plan`` and asks it for file lists (input functions) and targets, so the
+DAG's shape is unit-tested without Snakemake. File names come from ``paths``.
 """
 
 from __future__ import annotations
 
-import shlex
-
-RESULTS = "results"
-ITEMS = "resources/data/{dataset}/{lang}.parquet"
-MODELS_DIR = "resources/models"
-
-
-def items_path(dataset: str, lang: str) -> str:
-    return ITEMS.format(dataset=dataset, lang=lang)
-
-
-def ablation_variant(condition: str, cap: int) -> str:
-    return f"ablation/{condition}-cap{cap}"
-
-
-def run_dir(model: str, dataset: str, variant: str = "") -> str:
-    """Folder of one generation run: the base run, ``ablation/{condition}-cap{cap}`` or ``steered``."""
-    base = f"{RESULTS}/{model}/{dataset}"
-    return f"{base}/{variant}" if variant else base
-
-
-def generations_path(model: str, dataset: str, lang: str, variant: str = "") -> str:
-    return f"{run_dir(model, dataset, variant)}/generations/{lang}.parquet"
-
-
-def judged_path(model: str, dataset: str, lang: str, variant: str = "") -> str:
-    return f"{run_dir(model, dataset, variant)}/judged/{lang}.parquet"
+from moe_routing import paths
 
 
 def chunks(languages: list[str], size: int) -> list[list[str]]:
@@ -40,45 +14,8 @@ def chunks(languages: list[str], size: int) -> list[list[str]]:
     return [languages[i : i + size] for i in range(0, len(languages), size)]
 
 
-# flags given once per value (argparse action="append") rather than once with several values
-REPEATED_FLAGS = ("engine_arg",)
-
-
-def cli_flags(options: dict) -> str:
-    """{'split': 'test', 'limit': 5, 'flag': True} -> '--split test --limit 5 --flag' (shell-quoted)."""
-    parts: list[str] = []
-    for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            parts.append(flag)
-        elif value is False or value is None:
-            continue
-        elif isinstance(value, (list, tuple)):
-            if key in REPEATED_FLAGS:
-                parts.extend(f"{flag} {shlex.quote(str(v))}" for v in value)
-            else:
-                parts.append(flag)
-                parts.extend(shlex.quote(str(v)) for v in value)
-        else:
-            parts.extend([flag, shlex.quote(str(value))])
-    return " ".join(parts)
-
-
-PREPARE_FLAGS = ("split", "config", "ids_file", "limit", "seed", "few_shot", "missing", "revision", "system")
-
-
-def prepare_flags(options: dict, system: str | None = None) -> str:
-    """A dataset's loader options as `prepare` flags: common ones as --flags, the rest as --option KEY=VALUE."""
-    opts = dict(options)
-    if system is not None:
-        opts["system"] = system
-    flags = cli_flags({k: v for k, v in opts.items() if k in PREPARE_FLAGS})
-    extra = [f"--option {shlex.quote(f'{k}={v}')}" for k, v in opts.items() if k not in PREPARE_FLAGS]
-    return " ".join([flags, *extra]).strip()
-
-
 class Plan:
-    """Job structure for one validated config."""
+    """Job structure of one validated config."""
 
     def __init__(self, config: dict):
         self.config = config
@@ -88,19 +25,41 @@ class Plan:
         self.routing = config.get("routing", {})
         self.english = config.get("english", "en")
 
-    # --- what is generated -------------------------------------------------
+    # --- datasets ------------------------------------------------------------------------
     def languages(self, dataset: str) -> list[str]:
         return list(self.datasets[dataset]["languages"])
 
+    def datasets_of_source(self, *sources: str, exclude: bool = False) -> list[str]:
+        return [d for d, s in self.datasets.items() if (s["source"] in sources) != exclude]
+
+    def judged_by(self, *kinds: str) -> list[str]:
+        """Datasets whose judge is one of ``kinds``."""
+        return [d for d, s in self.datasets.items() if s["judge"] in kinds]
+
+    def tasks(self) -> dict[str, str]:
+        """Task name -> English task dataset (task experts; routing.tasks)."""
+        return dict(self.routing.get("tasks", {}))
+
+    def steering(self) -> dict[str, dict]:
+        """Steering benchmark -> its routing.steering entry."""
+        return {s["benchmark"]: s for s in self.routing.get("steering", [])}
+
+    # --- runs ----------------------------------------------------------------------------
     def xici_pairs(self) -> list[tuple[str, str]]:
         return [(m, d) for m in self.xici.get("models", []) for d in self.xici.get("datasets", [])]
+
+    def steered_models(self) -> list[str]:
+        """Routing models with steering layers configured."""
+        if not self.routing.get("steering"):
+            return []
+        return [m for m in self.routing.get("models", []) if self.models[m]["steering"].get("layers")]
 
     def routing_datasets(self, model: str) -> list[str]:
         """Datasets a routing-study model generates: the analysis sets, and the benchmarks if it is steered."""
         r = self.routing
-        names = [r.get("parallel"), r.get("accuracy"), *r.get("domains", {}).values()]
+        names = [r.get("parallel"), r.get("accuracy"), *self.tasks().values()]
         if model in self.steered_models():
-            names += [s["benchmark"] for s in r.get("steering", [])]
+            names += list(self.steering())
         return list(dict.fromkeys(n for n in names if n))
 
     def base_runs(self) -> list[tuple[str, str]]:
@@ -113,91 +72,132 @@ class Plan:
         main = self.models[model]["xici"]["cap"]
         return sorted({main, *self.xici.get("cap_sweep", [])})
 
-    def ablation_runs(self) -> list[tuple[str, str, str]]:
-        """(model, dataset, variant) for every ablation rerun."""
+    def main_cap(self, model: str) -> int:
+        return int(self.models[model]["xici"]["cap"])
+
+    def ablation_runs(self, caps: str = "all") -> list[tuple[str, str, str]]:
+        """(model, dataset, variant) of the ablation reruns: every cap swept, or only the main cap."""
         out = []
         for m, d in self.xici_pairs():
-            for cap in self.caps(m):
+            for cap in self.caps(m) if caps == "all" else [self.main_cap(m)]:
                 for cond in self.xici.get("conditions", []):
-                    out.append((m, d, ablation_variant(cond, cap)))
+                    out.append((m, d, paths.ablation_variant(cond, cap)))
         return out
 
-    def steered_models(self) -> list[str]:
-        """Routing models with steering layers configured."""
-        if not self.routing.get("steering"):
-            return []
-        return [m for m in self.routing.get("models", []) if self.models[m].get("steering", {}).get("layers")]
-
     def steered_runs(self) -> list[tuple[str, str, str]]:
-        return [(m, s["benchmark"], "steered") for m in self.steered_models() for s in self.routing.get("steering", [])]
+        return [(m, b, "steered") for m in self.steered_models() for b in self.steering()]
 
     def all_runs(self) -> list[tuple[str, str, str]]:
         return [(m, d, "") for m, d in self.base_runs()] + self.ablation_runs() + self.steered_runs()
 
-    def generation_jobs(self) -> list[tuple[str, str, str, list[str]]]:
-        """(model, dataset, variant, languages of one job) for every generation job."""
-        jobs = []
-        for m, d, v in self.all_runs():
-            per_job = self.languages_per_job(m, v)
-            for chunk in chunks(self.languages(d), per_job):
-                jobs.append((m, d, v, chunk))
-        return jobs
-
+    # --- chunks: the unit of a generation job ------------------------------------------------
     def languages_per_job(self, model: str, variant: str = "") -> int:
-        """Languages one generation job handles: ``languages_per_job`` for base runs, and
-        ``rerun_languages_per_job`` (default: the same) for ablation and steering reruns."""
+        """``languages_per_job`` for base runs; ``rerun_languages_per_job`` (default: the same) for reruns."""
         m = self.models[model]
         base = int(m.get("languages_per_job", 1))
         return base if not variant else int(m.get("rerun_languages_per_job") or base)
 
-    def single_language_models(self, reruns: bool) -> list[str]:
-        """Models whose base runs (or reruns) go one language per job, through the wildcard rules."""
-        variant = "rerun" if reruns else ""
-        return [m for m in self.models if self.languages_per_job(m, variant) == 1]
+    def chunks(self, model: str, dataset: str, variant: str = "") -> list[str]:
+        """Chunk names of one run, in language order."""
+        size = self.languages_per_job(model, variant)
+        return [paths.chunk_name(c) for c in chunks(self.languages(dataset), size)]
 
-    def chunk_jobs(self) -> list[tuple[str, str, str, str, str, list[str]]]:
-        """(rule name, rule kind, model, dataset, variant, languages) of the multi-language generation jobs."""
-        out = []
-        for model, dataset, variant, langs in self.generation_jobs():
-            if self.languages_per_job(model, variant) == 1:
-                continue
-            kind = "generate" if not variant else ("steer_generate" if variant == "steered" else "ablate_generate")
-            tag = "".join(c if c.isalnum() else "_" for c in variant)
-            name = "__".join(x for x in (kind, model, dataset, tag, f"{langs[0]}_{langs[-1]}") if x)
-            out.append((name, kind, model, dataset, variant, langs))
-        return out
+    def generation_files(self, model: str, dataset: str, variant: str = "") -> list[str]:
+        return [paths.generations(model, dataset, c, variant) for c in self.chunks(model, dataset, variant)]
+
+    def judgment_files(self, model: str, dataset: str, variant: str = "") -> list[str]:
+        return [paths.judgments(model, dataset, c, variant) for c in self.chunks(model, dataset, variant)]
+
+    def generation_jobs(self) -> list[tuple[str, str, str, str]]:
+        """(model, dataset, variant, chunk) of every generation job."""
+        return [(m, d, v, c) for m, d, v in self.all_runs() for c in self.chunks(m, d, v)]
+
+    def english_generations(self, model: str, dataset: str) -> str:
+        """The generations file holding a dataset's English rows (its first chunk with English)."""
+        for chunk in self.chunks(model, dataset):
+            if self.english in paths.chunk_languages(chunk):
+                return paths.generations(model, dataset, chunk)
+        raise KeyError(f"{dataset} has no {self.english!r} language")
 
     def max_new_tokens(self, model: str, dataset: str) -> int:
         own = self.models[model].get("max_new_tokens")
         return int(own if own is not None else self.datasets[dataset].get("max_new_tokens", 32))
 
     def model_inputs(self, model: str) -> list[str]:
-        """Files the workflow must build before the model can be loaded (empty for hub/external checkpoints)."""
-        m = self.models[model]
-        if m.get("build") == "demo":
-            return [f"{m['path']}/config.json"]
-        return []
+        """Files the workflow builds before the model can be loaded (none for hub or external checkpoints)."""
+        return self._built(self.models[model])
 
-    # --- final targets -----------------------------------------------------
+    def judge_model_inputs(self) -> list[str]:
+        return self._built(self.config.get("judge_model") or {})
+
+    @staticmethod
+    def _built(model: dict) -> list[str]:
+        return [paths.fill(paths.MODEL_CONFIG, path=model["path"])] if model.get("build") else []
+
+    def steering_settings(self, model: str, benchmark: str) -> dict:
+        """The model's steering block, overridden by the benchmark's routing.steering entry, then by the
+        model's own per-benchmark settings; plus the benchmark's task."""
+        s = dict(self.models[model]["steering"])
+        per_benchmark = s.pop("benchmarks", {}).get(benchmark, {})
+        entry = self.steering()[benchmark]
+        s.update({k: v for k, v in entry.items() if k in ("tau", "mode", "strength")})
+        s.update(per_benchmark)
+        s["task"] = entry["task"]
+        return s
+
+    # --- final targets ---------------------------------------------------------------------
+    def xici_models(self) -> list[str]:
+        return list(self.xici.get("models", [])) if self.xici.get("datasets") else []
+
     def xici_targets(self) -> list[str]:
         out = []
-        models = self.xici.get("models", [])
-        for m in models:
-            if not self.xici.get("datasets"):
-                continue
-            out += [f"{RESULTS}/{m}/outcome_table.tsv", f"{RESULTS}/{m}/ablation_table.tsv"]
-            out += [f"{RESULTS}/{m}/figures/outcomes.png", f"{RESULTS}/{m}/figures/experts_per_layer.png"]
+        for m in self.xici_models():
+            out += [paths.fill(p, model=m) for p in (paths.OUTCOME_TABLE, paths.ABLATION_TABLE, paths.OUTCOMES_FIGURE, paths.EXPERTS_FIGURE)]
             if self.xici.get("cap_sweep"):
-                out += [f"{RESULTS}/{m}/cap_sweep.tsv", f"{RESULTS}/{m}/figures/cap_sweep.png"]
+                out += [paths.fill(p, model=m) for p in (paths.CAP_SWEEP, paths.CAP_SWEEP_FIGURE)]
+        return out
+
+    def routing_outputs(self, model: str = "{model}") -> dict[str, str]:
+        """Every table and figure ``analyze`` writes for this config, by name."""
+        out = {name: paths.routing_table(name, model) for name in paths.ROUTING_TABLES}
+        if not self.routing.get("accuracy"):
+            del out["correlation"]
+        for name in paths.ROUTING_FIGURES:
+            out[f"{name}_figure"] = paths.routing_figure(name, model)
+        if len(self.languages(self.routing["parallel"])) < 2 and not self.tasks():
+            del out["delta_figure"]  # no comparison to show
         return out
 
     def routing_targets(self) -> list[str]:
         out = []
         for m in self.routing.get("models", []):
-            out.append(f"{RESULTS}/{m}/routing/divergence.tsv")
+            out += list(self.routing_outputs(m).values())
             if m in self.steered_models():
-                out.append(f"{RESULTS}/{m}/steering_table.tsv")
+                out.append(paths.fill(paths.STEERING_TABLE, model=m))
         return out
 
+    def summary_targets(self) -> list[str]:
+        models = dict.fromkeys(self.xici_models() + list(self.routing.get("models", [])))
+        return [paths.fill(paths.SUMMARY, model=m) for m in models]
+
+    def intermediate_targets(self) -> list[str]:
+        """Every file between the inputs and the tables: listed in `all`, so that after any fault
+        (a killed job, a deleted file) plain `snakemake` rebuilds exactly what is missing."""
+        out = []
+        for m, d, v in self.all_runs():
+            out += self.generation_files(m, d, v)
+            if self.datasets[d]["judge"] != "none":
+                out += self.judgment_files(m, d, v)
+        for m, d in self.xici_pairs():
+            out += [paths.fill(p, model=m, dataset=d) for p in (paths.EXPERTS, paths.XICI_SUMMARY, paths.BLACKLIST)]
+        for m, d, v in self.ablation_runs():
+            condition, cap = v.removeprefix("ablation/").split("-cap")
+            out += [paths.fill(p, model=m, dataset=d, condition=condition, cap=cap) for p in (paths.ABLATION_PLAN, paths.ABLATION_METRICS)]
+        for m, d, _ in self.steered_runs():
+            out.append(paths.fill(paths.STEERING_PLAN, model=m, dataset=d))
+        if self.routing.get("accuracy"):
+            out += [paths.fill(paths.ACCURACY, model=m, dataset=self.routing["accuracy"]) for m in self.routing.get("models", [])]
+        return list(dict.fromkeys(out))
+
     def all_targets(self) -> list[str]:
-        return self.xici_targets() + self.routing_targets()
+        return self.xici_targets() + self.routing_targets() + self.summary_targets() + self.intermediate_targets()

@@ -45,6 +45,20 @@ def parse_layers(spec: str | list | None) -> list[int]:
     return sorted(out)
 
 
+def comparison_delta(specialisation: pl.DataFrame, comparison: str, name: str = "specialisation table") -> tuple[np.ndarray, list[int]]:
+    """One comparison of analyze's specialisation table -> (Δ as (L, E), the MoE layers)."""
+    rows = specialisation.filter(pl.col("comparison") == comparison)
+    if rows.height == 0:
+        known = sorted(specialisation["comparison"].unique().to_list())
+        raise ConfigError(f"{name}: no comparison {comparison!r} (has {known})")
+    moe_layers = sorted(set(rows["layer"].to_list()))
+    num_experts = int(rows["expert"].max()) + 1
+    if rows.height != len(moe_layers) * num_experts:
+        raise ConfigError(f"{name}: comparison {comparison!r} has {rows.height} rows, not {len(moe_layers)} layers x {num_experts} experts")
+    ordered = rows.sort("layer", "expert")
+    return ordered["delta"].to_numpy().reshape(len(moe_layers), num_experts), moe_layers
+
+
 def plan_steering(
     delta: np.ndarray,
     moe_layers: list[int],

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -34,7 +34,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from tqdm import tqdm
+from moe_routing.progress import progress as progress_bar
 
 from moe_routing.errors import ContractError, MoeRoutingError
 from moe_routing.io import read_frame, read_routing_metadata, read_table
@@ -44,13 +44,15 @@ OUTCOMES = ("all_correct", "all_incorrect", "mixed")
 
 @dataclass(frozen=True)
 class XiciSettings:
-    exclude_first: int = 0
-    exclude_last: int = 0
-    alpha: float = 0.05
-    tau: float = 0.005
-    cap: int = 25
-    blacklist_top: float = 0.01
-    blacklist_share: float = 0.05
+    """The thresholds of identification (METHOD XICI 4-9); the xici stage's flags are these fields."""
+
+    exclude_first: int = field(default=0, metadata={"help": "MoE layers excluded at the start"})
+    exclude_last: int = field(default=0, metadata={"help": "MoE layers excluded at the end"})
+    alpha: float = field(default=0.05, metadata={"help": "MWU significance level on the raw p"})
+    tau: float = field(default=0.005, metadata={"help": "median-difference threshold"})
+    cap: int = field(default=25, metadata={"help": "max experts per question, by summed ranks"})
+    blacklist_top: float = field(default=0.01, metadata={"help": "top fraction of a sequence's weights"})
+    blacklist_share: float = field(default=0.05, metadata={"help": "blacklisted if marked in more than this share of sequences"})
 
     def __post_init__(self) -> None:
         if self.exclude_first < 0 or self.exclude_last < 0:
@@ -414,7 +416,7 @@ def question_tests(
 
     # numpy's sorts release the GIL, so threads overlap the questions; each writes its own row
     n_workers = max(1, min(workers or default_workers(), M))
-    bar = tqdm(total=M, desc="xici: questions", unit="q", disable=not progress)
+    bar = progress_bar(total=M, desc="xici: questions", unit="q", disable=not progress)
     if n_workers == 1:
         for i in range(M):
             one(i)

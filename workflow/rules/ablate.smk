@@ -1,98 +1,76 @@
-# Causal ablation: deactivate each question's experts (and two baselines), re-ask, measure (Table 2, Appendix F).
+# Causal ablation: deactivate each question's experts (and two baselines), re-ask (rule generate on
+# the ablation run), measure (Table 2, Appendix F).
 
 
 rule ablation_plan:
     input:
-        experts="results/{model}/{dataset}/experts.parquet",
-        generations=lambda wc: base_files("generations", wc.model, wc.dataset)[:1],
+        experts=P.EXPERTS,
+        generations=lambda wc: PLAN.generation_files(wc.model, wc.dataset)[:1],
     output:
-        "results/{model}/{dataset}/ablation/{condition}-cap{cap}/interventions.parquet",
+        P.ABLATION_PLAN,
     params:
-        flags=lambda wc: layer_flags(wc.model),
+        moe=moe(),
+        flags=layer_flags,
         seed=config["seed"],
-        moe=MOE,
     conda:
-        CONDA_MAIN
+        conda_env()
     log:
-        "logs/ablation_plan/{model}/{dataset}/{condition}-cap{cap}.log",
+        P.log("ablation_plan", P.ABLATION_PLAN),
     shell:
-        "{params.moe} ablation-plan --experts {input.experts} --generations {input.generations} "
+        "{params.moe} ablation-plan --experts {input.experts:q} --generations {input.generations:q} "
         "--condition {wildcards.condition} --cap {wildcards.cap} --seed {params.seed} "
-        "{params.flags} --out {output} > {log} 2>&1"
+        "{params.flags} --out {output:q} > {log:q} 2>&1"
 
 
 rule ablation_metrics:
     input:
-        plan="results/{model}/{dataset}/ablation/{condition}-cap{cap}/interventions.parquet",
-        original=lambda wc: base_files("judged", wc.model, wc.dataset),
-        ablated=lambda wc: [
-            f"results/{wc.model}/{wc.dataset}/ablation/{wc.condition}-cap{wc.cap}/judged/{l}.parquet"
-            for l in PLAN.languages(wc.dataset)
-        ],
+        plan=P.ABLATION_PLAN,
+        original=get_base("judgments"),
+        ablated=get_ablation_judgments,
     output:
-        "results/{model}/{dataset}/ablation/{condition}-cap{cap}/metrics.parquet",
+        P.ABLATION_METRICS,
     params:
-        moe=MOE,
+        moe=moe(),
     conda:
-        CONDA_MAIN
+        conda_env()
     log:
-        "logs/ablation_metrics/{model}/{dataset}/{condition}-cap{cap}.log",
+        P.log("ablation_metrics", P.ABLATION_METRICS),
     shell:
-        "{params.moe} ablation-metrics --plan {input.plan} --original {input.original} --ablated {input.ablated} "
-        "--condition {wildcards.condition} --cap {wildcards.cap} --dataset {wildcards.dataset} --out {output} > {log} 2>&1"
+        "{params.moe} ablation-metrics --plan {input.plan:q} --original {input.original:q} --ablated {input.ablated:q} "
+        "--condition {wildcards.condition} --cap {wildcards.cap} --dataset {wildcards.dataset} --out {output:q} > {log:q} 2>&1"
 
 
 rule ablation_table:
     input:
-        metrics=lambda wc: metrics_files(wc.model, [config["models"][wc.model]["xici"]["cap"]]),
-        summaries=lambda wc: [f"results/{wc.model}/{d}/xici_summary.parquet" for d in XICI_DATASETS],
-        blacklists=lambda wc: [f"results/{wc.model}/{d}/blacklist.parquet" for d in XICI_DATASETS],
+        summaries=flat(get_xici(P.XICI_SUMMARY)),
+        blacklists=flat(get_xici(P.BLACKLIST)),
+        metrics=get_metrics("main"),
     output:
-        report("results/{model}/ablation_table.tsv", category="XICI", caption="../report/ablation_table.rst"),
+        report(P.ABLATION_TABLE, category="XICI", caption="../report/ablation_table.rst"),
     params:
-        datasets=lambda wc: " ".join(
-            f"--dataset {d} results/{wc.model}/{d}/xici_summary.parquet results/{wc.model}/{d}/blacklist.parquet"
-            for d in XICI_DATASETS
-        ),
-        moe=MOE,
+        moe=moe(),
+        summaries=as_named(get_xici(P.XICI_SUMMARY)),
+        blacklists=as_named(get_xici(P.BLACKLIST)),
     conda:
-        CONDA_MAIN
+        conda_env()
     log:
-        "logs/ablation_table/{model}.log",
+        P.log("ablation_table", P.ABLATION_TABLE),
     shell:
-        "{params.moe} ablation-table {params.datasets} --metrics {input.metrics} --out {output} > {log} 2>&1"
+        "{params.moe} ablation-table --summary {params.summaries} --blacklist {params.blacklists} "
+        "--metrics {input.metrics:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule cap_sweep:
     input:
-        metrics=lambda wc: metrics_files(wc.model, PLAN.caps(wc.model)),
+        metrics=get_metrics("all"),
     output:
-        table="results/{model}/cap_sweep.tsv",
-        figure=report("results/{model}/figures/cap_sweep.png", category="XICI", caption="../report/cap_sweep.rst"),
+        table=report(P.CAP_SWEEP, category="XICI", caption="../report/cap_sweep.rst"),
+        figure=report(P.CAP_SWEEP_FIGURE, category="XICI", caption="../report/cap_sweep.rst"),
     params:
-        moe=MOE,
+        moe=moe(),
     conda:
-        CONDA_MAIN
+        conda_env()
     log:
-        "logs/cap_sweep/{model}.log",
+        P.log("cap_sweep", P.CAP_SWEEP),
     shell:
-        "{params.moe} figures cap-sweep --metrics {input.metrics} --table {output.table} --out {output.figure} > {log} 2>&1"
-
-
-rule xici_figures:
-    input:
-        experts=lambda wc: [f"results/{wc.model}/{d}/experts.parquet" for d in XICI_DATASETS],
-        outcomes="results/{model}/outcome_table.tsv",
-    output:
-        layers=report("results/{model}/figures/experts_per_layer.png", category="XICI", caption="../report/experts_per_layer.rst"),
-        outcomes=report("results/{model}/figures/outcomes.png", category="XICI", caption="../report/outcomes.rst"),
-    params:
-        cap=lambda wc: config["models"][wc.model]["xici"]["cap"],
-        moe=MOE,
-    conda:
-        CONDA_MAIN
-    log:
-        "logs/xici_figures/{model}.log",
-    shell:
-        "({params.moe} figures experts-per-layer --experts {input.experts} --cap {params.cap} --out {output.layers} && "
-        "{params.moe} figures outcomes --table {input.outcomes} --out {output.outcomes}) > {log} 2>&1"
+        "{params.moe} figures cap-sweep --metrics {input.metrics:q} --table {output.table:q} --out {output.figure:q} > {log:q} 2>&1"

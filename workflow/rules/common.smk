@@ -1,174 +1,231 @@
-# Shared helpers of the rules: wildcard constraints, the stage command and per-model settings.
+# Shared by all rules: the stage command, input functions (get_*), option strings (*_flags) and
+# resources. Paths come from moe_routing.paths (P), job lists from the Plan (PLAN); option strings
+# are quoted by moe_routing.commands, file paths by Snakemake's :q.
 
+from snakemake.settings.types import DeploymentMethod
 
-def moe(model=None):
-    """The stage command; models served by vLLM run in the vLLM environment's interpreter."""
-    py = config["python"]["main"] or sys.executable
-    if model is not None and config["models"][model]["backend"] == "vllm":
-        py = config["python"]["vllm"] or py
-    return f"{py} -m moe_routing"
-
-
-MOE = moe()
-CONDA_MAIN = "../../envs/main.yaml"
-DEMO_DATASETS = [d for d, s in config["datasets"].items() if s["source"] == "demo"]
-DEMO_CORPUS = "resources/demo/corpus.jsonl"
-DEMO_LANGUAGES = list(dict.fromkeys(l for d in DEMO_DATASETS for l in PLAN.languages(d)))
-# the demo model keeps the training checkpoint with the most mixed facts on this dataset
-DEMO_CHECK_DATASET = next((d for d in config["xici"]["datasets"] if d in DEMO_DATASETS), None)
-DEMO_CHECK_LANGUAGES = PLAN.languages(DEMO_CHECK_DATASET) if DEMO_CHECK_DATASET else []
-LOADED_DATASETS = [d for d, s in config["datasets"].items() if s["source"] not in ("demo", "items")]
-GEN_VARIANTS = {
-    # each generation rule -> (run folder pattern, interventions pattern or None, re-ask only intervened items)
-    "generate": ("results/{model}/{dataset}", None, False),
-    "ablate_generate": (
-        "results/{model}/{dataset}/ablation/{condition}-cap{cap}",
-        "results/{model}/{dataset}/ablation/{condition}-cap{cap}/interventions.parquet",
-        True,
-    ),
-    "steer_generate": ("results/{model}/{dataset}/steered", "results/{model}/steering/{dataset}/interventions.parquet", False),
-}
-# models whose jobs go one language at a time (the wildcard rules); "(?!x)x" matches nothing
-SINGLE_LANG_MODELS = PLAN.single_language_models(reruns=False) or ["(?!x)x"]
-SINGLE_LANG_RERUN_MODELS = PLAN.single_language_models(reruns=True) or ["(?!x)x"]
-JUDGE_RUNS = {
-    "judge": "results/{model}/{dataset}",
-    "ablate_judge": "results/{model}/{dataset}/ablation/{condition}-cap{cap}",
-    "steer_judge": "results/{model}/{dataset}/steered",
-}
-STRING_JUDGED = [d for d, s in config["datasets"].items() if s["judge"] != "llm"] or ["(?!x)x"]
-LLM_JUDGED = [d for d, s in config["datasets"].items() if s["judge"] == "llm"] or ["(?!x)x"]
-XICI_DATASETS = config["xici"]["datasets"]
-ROUTING = config["routing"]
+USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 ENGLISH = config["english"]
-STEERING = {s["benchmark"]: s for s in ROUTING.get("steering", [])}
-DEMO_MODEL_DIR = config["models"][config["demo"]["model"]]["path"] if config["demo"].get("model") else None
 
 
-def gpu_resources(settings):
-    """Snakemake resources for a GPU job from a model's (or the judge's) `resources` block."""
-    res = dict(settings.get("resources", {}))
-    out = {"gpu": res.get("gpu", 0)}
-    for key in ("gpu_model", "cpus_per_gpu", "slurm_partition", "slurm_extra"):
-        if key in res:
-            out[key] = res[key]
-    for key in ("mem_mb", "runtime"):
-        if key in res:
-            out[key] = (lambda base: lambda wc, attempt: base * attempt)(res[key])
+def python_for(backend="hf"):
+    """The interpreter of a stage: the job's conda environment, or the configured interpreters."""
+    if USE_CONDA:
+        return "python"
+    main = config["python"]["main"] or sys.executable
+    return (config["python"]["vllm"] or main) if backend == "vllm" else main
+
+
+def moe(backend="hf"):
+    return stage_prefix(python_for(backend))
+
+
+def conda_env(backend="hf"):
+    return "../../envs/vllm.yaml" if backend == "vllm" else "../../envs/main.yaml"
+
+
+def run_model(wildcards):
+    """The config block of the model of a `{run}` wildcard."""
+    return config["models"][P.parse_run(wildcards.run)[0]]
+
+
+# --- inputs --------------------------------------------------------------------------------
+def get_chunk_items(wildcards):
+    dataset = P.parse_run(wildcards.run)[1]
+    return [P.items(dataset, lang) for lang in P.chunk_languages(wildcards.chunk)]
+
+
+def get_model_files(wildcards):
+    return PLAN.model_inputs(P.parse_run(wildcards.run)[0])
+
+
+def get_run_interventions(wildcards):
+    """The interventions a run applies: none (base run), an ablation plan, or a steering plan."""
+    model, dataset, variant = P.parse_run(wildcards.run)
+    if variant.startswith("ablation/"):
+        condition, cap = variant.removeprefix("ablation/").split("-cap")
+        return [P.fill(P.ABLATION_PLAN, model=model, dataset=dataset, condition=condition, cap=cap)]
+    if variant == "steered":
+        return [P.fill(P.STEERING_PLAN, model=model, dataset=dataset)]
+    return []
+
+
+def get_base(kind, dataset=None):
+    """Input function: every generations or judgments file of a base run (of `dataset`, or the wildcard's)."""
+    files = PLAN.generation_files if kind == "generations" else PLAN.judgment_files
+    return lambda wildcards: files(wildcards.model, dataset or wildcards.dataset)
+
+
+def get_xici(what):
+    """{dataset: files} of every XICI dataset: its base-run judgments, or the file of a per-dataset pattern."""
+
+    def files(wildcards):
+        if what == "judgments":
+            return {d: PLAN.judgment_files(wildcards.model, d) for d in XICI_DATASETS}
+        return {d: [P.fill(what, model=wildcards.model, dataset=d)] for d in XICI_DATASETS}
+
+    return files
+
+
+def get_ablation_judgments(wildcards):
+    variant = P.ablation_variant(wildcards.condition, wildcards.cap)
+    return PLAN.judgment_files(wildcards.model, wildcards.dataset, variant)
+
+
+def get_steering_judgments(variant):
+    """{benchmark: judgments files} of the base or steered runs of every steering benchmark."""
+    return lambda wildcards: {b: PLAN.judgment_files(wildcards.model, b, variant) for b in STEERING}
+
+
+def get_metrics(caps):
+    """Ablation metrics of every XICI dataset x condition, at every cap swept or at the main cap."""
+
+    def files(wildcards):
+        chosen = PLAN.caps(wildcards.model) if caps == "all" else [PLAN.main_cap(wildcards.model)]
+        return [
+            P.fill(P.ABLATION_METRICS, model=wildcards.model, dataset=d, condition=c, cap=cap)
+            for d in XICI_DATASETS
+            for c in config["xici"]["conditions"]
+            for cap in chosen
+        ]
+
+    return files
+
+
+def get_accuracy(wildcards):
+    accuracy = config["routing"].get("accuracy")
+    return [P.fill(P.ACCURACY, model=wildcards.model, dataset=accuracy)] if accuracy else []
+
+
+def get_task_generations(wildcards):
+    return {task: PLAN.english_generations(wildcards.model, ds) for task, ds in PLAN.tasks().items()}
+
+
+def flat(named_files):
+    """An input function over the file lists of a {name: files} function."""
+    return lambda wildcards: [f for files in named_files(wildcards).values() for f in ([files] if isinstance(files, str) else files)]
+
+
+def as_named(named_files):
+    """A params function: the same {name: files} as 'NAME=PATH ...', the one way stages take named files."""
+
+    def words(wildcards):
+        pairs = named_files(wildcards).items()
+        return shlex.join(f"{name}={f}" for name, files in pairs for f in ([files] if isinstance(files, str) else files))
+
+    return words
+
+
+def get_summary_inputs(wildcards):
+    """The tables a model's summary reads: those its studies produce."""
+    m = wildcards.model
+    out = {}
+    if m in PLAN.xici_models():
+        out["outcome_table"] = P.fill(P.OUTCOME_TABLE, model=m)
+        out["ablation_table"] = P.fill(P.ABLATION_TABLE, model=m)
+        out["judgments"] = flat(get_xici("judgments"))(wildcards)
+        if config["xici"]["cap_sweep"]:
+            out["cap_sweep"] = P.fill(P.CAP_SWEEP, model=m)
+    if m in config["routing"]["models"]:
+        out["divergence"] = P.routing_table("divergence", m)
+        if m in PLAN.steered_models():
+            out["steering_table"] = P.fill(P.STEERING_TABLE, model=m)
+    out["model_dir"] = PLAN.model_inputs(m)
     return out
 
 
-def layer_flags(model):
-    x = config["models"][model]["xici"]
-    return f"--exclude-first {x['exclude_first']} --exclude-last {x['exclude_last']}"
+def summary_flags(wildcards, input):
+    m = wildcards.model
+    options = {"model": m, "english": ENGLISH}
+    for key in ("outcome_table", "ablation_table", "cap_sweep", "divergence", "steering_table"):
+        options[key] = input.get(key)
+    if input.get("model_dir"):
+        options["model_dir"] = os.path.dirname(input.model_dir[0])
+    if "judgments" in input.keys():
+        options["judgments"] = shlex.split(as_named(get_xici("judgments"))(wildcards))
+        options["cap"] = PLAN.main_cap(m)
+    return cli_flags(options)
 
 
-def xici_flags(model):
-    x = config["models"][model]["xici"]
-    return (
-        f"--exclude-first {x['exclude_first']} --exclude-last {x['exclude_last']} "
-        f"--alpha {x['alpha']} --tau {x['tau']} "
-        f"--blacklist-top {x['blacklist_top']} --blacklist-share {x['blacklist_share']}"
+# --- options -------------------------------------------------------------------------------
+def generation_flags(wildcards, input):
+    model, dataset, variant = P.parse_run(wildcards.run)
+    m = config["models"][model]
+    return cli_flags(
+        {
+            "model": m["path"],
+            "backend": m["backend"],
+            "dtype": m["dtype"],
+            "device": m["device"],
+            "max_new_tokens": PLAN.max_new_tokens(model, dataset),
+            "seed": config["seed"],
+            "trust_remote_code": m["trust_remote_code"],
+            "engine_arg": key_values(m["engine_args"]),
+            "interventions": input.interventions[0] if input.interventions else None,
+            # ablation reruns re-ask only the questions with experts
+            "only_intervened": variant.startswith("ablation/"),
+        },
+        repeated=("engine_arg",),
     )
 
 
-def generation_flags(model, dataset):
-    m = config["models"][model]
-    flags = {
-        "backend": m["backend"],
-        "dtype": m["dtype"],
-        "device": m["device"],
-        "max_new_tokens": PLAN.max_new_tokens(model, dataset),
-        "seed": config["seed"],
-        "trust_remote_code": m["trust_remote_code"],
-        "engine_arg": [f"{k}={v}" for k, v in m.get("engine_args", {}).items()],
-    }
-    return f"--model '{m['path']}' {cli_flags(flags)}"
+def judge_flags(wildcards):
+    kind = PLAN.datasets[P.parse_run(wildcards.run)[1]]["judge"]
+    options = {"judge": kind}
+    if kind == "llm":
+        j = config["judge_model"]
+        options.update(judge_model=j["path"], judge_backend=j["backend"], batch_size=j["batch_size"], dtype=j["dtype"])
+    return cli_flags(options)
 
 
-def batch_size(model=None):
-    # out of memory: each retry halves the batch (resources are re-evaluated per attempt)
-    def size(wc, attempt):
-        base = config["models"][model or wc.model]["batch_size"]
-        return max(1, base // 2 ** (attempt - 1))
-
-    return size
+def xici_flags(wildcards):
+    # experts are kept up to the largest cap swept: the rank order does not depend on the cap, and
+    # each ablation plan takes rank <= its own cap
+    caps = PLAN.caps(wildcards.model)
+    return cli_flags({**config["models"][wildcards.model]["xici"], "cap": max(caps), "caps": caps})
 
 
-def intervention_flags(only_intervened):
-    # a factory, not a lambda in the loop below: loop variables would bind late
-    only = " --only-intervened" if only_intervened else ""
-    return lambda wc, input: f"--interventions {input.interventions}{only}"
+def layer_flags(wildcards):
+    x = config["models"][wildcards.model]["xici"]
+    return cli_flags({"exclude_first": x["exclude_first"], "exclude_last": x["exclude_last"]})
 
 
-def model_resource(key, default=None, per_attempt=False):
-    # memory and runtime grow with each retry (out of memory, time limit)
-    def value(wc, attempt):
-        v = config["models"][wc.model]["resources"].get(key, default)
-        return v * attempt if per_attempt else v
+def prepare_flags(wildcards):
+    d = config["datasets"][wildcards.dataset]
+    return cli_flags({"system": d.get("system"), "option": key_values(d["options"])}, repeated=("option",))
+
+
+def steering_flags(wildcards):
+    s = PLAN.steering_settings(wildcards.model, wildcards.dataset)
+    keys = ("task", "layers", "tau", "mode", "strength")
+    return cli_flags({"english": ENGLISH, **{k: s[k] for k in keys}})
+
+
+def analyze_flags(wildcards, input):
+    steering = config["models"][wildcards.model]["steering"]["layers"] if wildcards.model in PLAN.steered_models() else None
+    return cli_flags(
+        {
+            "english": ENGLISH,
+            "accuracy": input.accuracy[0] if input.accuracy else None,
+            "tau": config["routing"]["tau"],
+            "target_layers": steering,
+            "task": [f"{name}={path}" for name, path in get_task_generations(wildcards).items()],
+        }
+    )
+
+
+# --- resources -----------------------------------------------------------------------------
+def model_resource(key, default=None, per_attempt=False, settings=None):
+    """A resource from a model's (or the judge's) `resources` block; memory and runtime grow per retry."""
+
+    def value(wildcards, attempt):
+        block = settings or run_model(wildcards)
+        v = block["resources"].get(key, default)
+        return v * attempt if per_attempt and v is not None else v
 
     return value
 
 
-def judge_flags(wc):
-    return judge_flags_for(wc.dataset)
-
-
-def judge_flags_for(dataset):
-    kind = config["datasets"][dataset]["judge"]
-    flags = f"--judge {kind}"
-    if kind == "llm":
-        j = config["judge_model"]
-        more = cli_flags({"judge_model": j["path"], "judge_backend": j["backend"], "batch_size": j["batch_size"]})
-        flags = f"{flags} {more}"
-    return flags
-
-
-def judge_gpu(wc):
-    return judge_gpu_for(wc.dataset)
-
-
-def judge_gpu_for(dataset):
-    if config["datasets"][dataset]["judge"] != "llm":
-        return 0
-    return config["judge_model"].get("resources", {}).get("gpu", 0)
-
-
-def base_files(kind, model, dataset):
-    """All languages' generations or judgments of a base run."""
-    return [f"results/{model}/{dataset}/{kind}/{l}.parquet" for l in PLAN.languages(dataset)]
-
-
-def metrics_files(model, caps):
-    return [
-        f"results/{model}/{d}/ablation/{c}-cap{cap}/metrics.parquet"
-        for d in XICI_DATASETS
-        for c in config["xici"]["conditions"]
-        for cap in caps
-    ]
-
-
-def domain_generations(model):
-    return {dom: f"results/{model}/{ds}/generations/{ENGLISH}.parquet" for dom, ds in ROUTING["domains"].items()}
-
-
-def steering_settings(model, benchmark):
-    """The model's steering block, overridden by the benchmark's own tau/mode/strength."""
-    s = dict(config["models"][model]["steering"])
-    s.update({k: v for k, v in STEERING[benchmark].items() if k in ("tau", "mode", "strength")})
-    s.update(s.pop("benchmarks", {}).get(benchmark, {}))
-    return s
-
-
-def conda_env(model):
-    """With --sdm conda: vLLM-served models generate in envs/vllm.yaml, everything else in envs/main.yaml."""
-    return "../../envs/vllm.yaml" if config["models"][model]["backend"] == "vllm" else CONDA_MAIN
-
-
-def dataset_prepare_flags(wc):
-    d = config["datasets"][wc.dataset]
-    return prepare_flags(d.get("options", {}), d.get("system"))
-
-
-def steered_files(model, benchmark):
-    return [f"results/{model}/{benchmark}/steered/judged/{l}.parquet" for l in PLAN.languages(benchmark)]
+def batch_size(wildcards, attempt):
+    # out of memory: each retry halves the batch (resources are re-evaluated per attempt)
+    return max(1, run_model(wildcards)["batch_size"] // 2 ** (attempt - 1))

@@ -1,21 +1,23 @@
 # Datasets from the hub or a local copy -> the items contract, one file per language.
 
+LOADED_DATASETS = PLAN.datasets_of_source("demo", "items", exclude=True)
+
 if LOADED_DATASETS:
 
     rule prepare:
         output:
-            "resources/data/{dataset}/{lang}.parquet",
+            P.ITEMS,
         wildcard_constraints:
             dataset="|".join(LOADED_DATASETS),
         params:
+            moe=moe(),
             source=lambda wc: config["datasets"][wc.dataset]["source"],
             path=lambda wc: config["datasets"][wc.dataset]["path"],
-            flags=dataset_prepare_flags,
-            moe=MOE,
+            flags=prepare_flags,
         conda:
-            CONDA_MAIN
+            conda_env()
         log:
-            "logs/prepare/{dataset}/{lang}.log",
+            P.log("prepare", P.ITEMS),
         shell:
-            "{params.moe} prepare --source {params.source} --path '{params.path}' --lang {wildcards.lang} "
-            "--out {output} {params.flags} > {log} 2>&1"
+            "{params.moe} prepare --source {params.source:q} --path {params.path:q} --lang {wildcards.lang:q} "
+            "--out {output:q} {params.flags} > {log:q} 2>&1"

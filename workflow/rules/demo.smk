@@ -1,47 +1,52 @@
 # The CPU demo: a synthetic multilingual fact world and a tiny MoE trained on it.
 
+DEMO_DATASETS = PLAN.datasets_of_source("demo")
+DEMO_LANGUAGES = list(dict.fromkeys(l for d in DEMO_DATASETS for l in PLAN.languages(d)))
+# the demo model keeps the training checkpoint with the most mixed facts on this dataset
+DEMO_CHECK_DATASET = next((d for d in XICI_DATASETS if d in DEMO_DATASETS), None)
+DEMO_CHECK = [P.fill(P.DEMO_CHECK, lang=l) for l in PLAN.languages(DEMO_CHECK_DATASET)] if DEMO_CHECK_DATASET else []
+
 if DEMO_DATASETS:
 
     rule demo_world:
         output:
-            data=[f"resources/data/{d}/{l}.parquet" for d in DEMO_DATASETS for l in PLAN.languages(d)],
-            corpus=DEMO_CORPUS,
-            world=DEMO_CORPUS.replace(".jsonl", ".world.json"),
-            # the training checkpoint check reads its own copy of the fact questions, so that touching
-            # one language's items file reruns that language, not the training
-            check=[f"resources/demo/check/{l}.parquet" for l in DEMO_CHECK_LANGUAGES],
+            data=[P.items(d, l) for d in DEMO_DATASETS for l in PLAN.languages(d)],
+            corpus=P.DEMO_CORPUS,
+            world=P.DEMO_WORLD,
+            check=DEMO_CHECK,
         params:
-            flags=cli_flags({"seed": config["seed"], "languages": ",".join(DEMO_LANGUAGES), **config["demo"].get("world", {})}),
-            check=DEMO_CHECK_DATASET,
-            moe=MOE,
+            moe=moe(),
+            flags=cli_flags({"seed": config["seed"], "languages": ",".join(DEMO_LANGUAGES), **config["demo"]["world"]}),
+            # the items root: resources/data of resources/data/{dataset}/{lang}.parquet
+            items_root=lambda wc, output: os.path.dirname(os.path.dirname(output.data[0])),
+            check_dataset=DEMO_CHECK_DATASET or "",
         conda:
-            CONDA_MAIN
+            conda_env()
         log:
-            "logs/demo_world.log",
+            P.log("demo_world"),
         shell:
-            "({params.moe} demo-world --out-dir resources/data --corpus {output.corpus} {params.flags} && "
-            "for f in {output.check}; do cp resources/data/{params.check}/$(basename $f) $f; done) > {log} 2>&1"
+            "{params.moe} demo-world --out-dir {params.items_root:q} --corpus {output.corpus:q} {params.flags} "
+            "--check-dataset {params.check_dataset:q} --check-out {output.check:q} > {log:q} 2>&1"
 
 
 if config["demo"].get("model"):
 
     rule train_demo:
         input:
-            corpus=DEMO_CORPUS,
-            check=[f"resources/demo/check/{l}.parquet" for l in DEMO_CHECK_LANGUAGES],
+            corpus=P.DEMO_CORPUS,
+            check=DEMO_CHECK,
         output:
-            f"{DEMO_MODEL_DIR}/config.json",
+            P.fill(P.MODEL_CONFIG, path=config["models"][config["demo"]["model"]]["path"]),
         params:
+            moe=moe(),
             out=lambda wc, output: os.path.dirname(output[0]),
-            check=lambda wc, input: os.path.dirname(input.check[0]),
-            flags=cli_flags({"seed": config["seed"], **config["demo"].get("train", {})}),
-            moe=MOE,
+            flags=cli_flags({"seed": config["seed"], **config["demo"]["train"]}),
         # one thread: bitwise-identical weights on rerun (and faster than two on a loaded machine)
         threads: 1
         conda:
-            CONDA_MAIN
+            conda_env()
         log:
-            "logs/train_demo.log",
+            P.log("train_demo"),
         shell:
-            "{params.moe} train-demo --corpus {input.corpus} --check-items {params.check} --out {params.out} "
-            "--threads 1 {params.flags} > {log} 2>&1"
+            "{params.moe} train-demo --corpus {input.corpus:q} --check-items {input.check:q} --out {params.out:q} "
+            "--threads 1 {params.flags} > {log:q} 2>&1"

@@ -1,46 +1,43 @@
-# Multilingual routing analysis: divergence from the pivot language, entropy, consistency,
-# correlation with accuracy, language and task experts.
+# Multilingual routing analysis: divergence from English, entropy, consistency, correlation with
+# accuracy, language and task experts.
+
+ROUTING = config["routing"]
 
 if ROUTING.get("accuracy"):
 
     rule accuracy:
         input:
-            judged=lambda wc: base_files("judged", wc.model, wc.dataset),
+            judgments=get_base("judgments"),
         output:
-            "results/{model}/{dataset}/accuracy.tsv",
+            P.ACCURACY,
         params:
-            moe=MOE,
+            moe=moe(),
         conda:
-            CONDA_MAIN
+            conda_env()
         log:
-            "logs/accuracy/{model}/{dataset}.log",
+            P.log("accuracy", P.ACCURACY),
         shell:
-            "{params.moe} accuracy --judgments {input.judged} --out {output} > {log} 2>&1"
+            "{params.moe} accuracy --judgments {input.judgments:q} --out {output:q} > {log:q} 2>&1"
 
 
 if ROUTING.get("parallel"):
 
     rule analyze:
         input:
-            generations=lambda wc: base_files("generations", wc.model, ROUTING["parallel"]),
-            accuracy=lambda wc: [f"results/{wc.model}/{ROUTING['accuracy']}/accuracy.tsv"] if ROUTING.get("accuracy") else [],
-            domains=lambda wc: list(domain_generations(wc.model).values()),
+            generations=get_base("generations", ROUTING["parallel"]),
+            accuracy=get_accuracy,
+            tasks=flat(get_task_generations),
         output:
-            divergence=report("results/{model}/routing/divergence.tsv", category="Routing"),
-            entropy=report("results/{model}/routing/entropy.tsv", category="Routing"),
-            consistency=report("results/{model}/routing/consistency.tsv", category="Routing"),
+            **{name: report(path, category="Routing") for name, path in PLAN.routing_outputs().items()},
         params:
-            accuracy=lambda wc, input: f"--accuracy {input.accuracy}" if input.accuracy else "",
-            domains=lambda wc: " ".join(f"--task {dom}={path}" for dom, path in domain_generations(wc.model).items()),
-            out_dir=lambda wc: f"results/{wc.model}/routing",
-            english=ENGLISH,
-            tau=ROUTING["tau"],
-            moe=MOE,
+            moe=moe(),
+            flags=analyze_flags,
+            tables=lambda wc: P.fill(P.ROUTING_DIR, model=wc.model),
+            figures=lambda wc: P.fill(P.ROUTING_FIGURES_DIR, model=wc.model),
         conda:
-            CONDA_MAIN
+            conda_env()
         log:
-            "logs/analyze/{model}.log",
+            P.log("analyze", P.ROUTING_DIR),
         shell:
-            "{params.moe} analyze --generations {input.generations} --pivot {params.english} {params.accuracy} "
-            "{params.domains} --tau {params.tau} --out-dir {params.out_dir} --figures-dir {params.out_dir}/figures "
-            "> {log} 2>&1"
+            "{params.moe} analyze --generations {input.generations:q} {params.flags} "
+            "--out-dir {params.tables:q} --figures-dir {params.figures:q} > {log:q} 2>&1"

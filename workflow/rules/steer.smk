@@ -1,45 +1,38 @@
-# Router steering toward English task experts in the middle layers, evaluated per language.
+# Router steering toward English task experts in the middle layers (rule generate on the steered
+# run), evaluated per language.
 
 if STEERING:
 
     rule steer_plan:
         input:
-            domain=lambda wc: domain_generations(wc.model)[STEERING[wc.dataset]["domain"]],
-            baseline=lambda wc: f"results/{wc.model}/{ROUTING['parallel']}/generations/{ENGLISH}.parquet",
+            specialisation=P.routing_table("specialisation"),
         output:
-            "results/{model}/steering/{dataset}/interventions.parquet",
+            P.STEERING_PLAN,
         params:
-            flags=lambda wc: cli_flags(
-                {k: v for k, v in steering_settings(wc.model, wc.dataset).items() if k in ("layers", "tau", "mode", "strength")}
-            ),
-            moe=MOE,
+            moe=moe(),
+            flags=steering_flags,
         conda:
-            CONDA_MAIN
+            conda_env()
         log:
-            "logs/steer_plan/{model}/{dataset}.log",
+            P.log("steer_plan", P.STEERING_PLAN),
         shell:
-            "{params.moe} steer-plan --domain-generations {input.domain} --baseline-generations {input.baseline} "
-            "{params.flags} --out {output} > {log} 2>&1"
+            "{params.moe} steer-plan --specialisation {input.specialisation:q} {params.flags} --out {output:q} > {log:q} 2>&1"
 
     rule steering_table:
         input:
-            base=lambda wc: [f for b in STEERING for f in base_files("judged", wc.model, b)],
-            steered=lambda wc: [f for b in STEERING for f in steered_files(wc.model, b)],
+            base=flat(get_steering_judgments("")),
+            steered=flat(get_steering_judgments("steered")),
         output:
-            report("results/{model}/steering_table.tsv", category="Routing"),
+            report(P.STEERING_TABLE, category="Routing"),
         params:
-            groups=lambda wc: " ".join(
-                f"--benchmark {b} --base {' '.join(base_files('judged', wc.model, b))} "
-                f"--steered {' '.join(steered_files(wc.model, b))}"
-                for b in STEERING
-            ),
-            low=" ".join(ROUTING.get("low_resource", [])),
-            english=ENGLISH,
-            moe=MOE,
+            moe=moe(),
+            base=as_named(get_steering_judgments("")),
+            steered=as_named(get_steering_judgments("steered")),
+            flags=cli_flags({"english": ENGLISH, "low_resource": config["routing"]["low_resource"]}),
         conda:
-            CONDA_MAIN
+            conda_env()
         log:
-            "logs/steering_table/{model}.log",
+            P.log("steering_table", P.STEERING_TABLE),
         shell:
-            "{params.moe} steering-table {params.groups} --pivot {params.english} --low-resource {params.low} "
-            "--out {output} > {log} 2>&1"
+            "{params.moe} steering-table --base {params.base} --steered {params.steered} {params.flags} "
+            "--out {output:q} > {log:q} 2>&1"

@@ -3,41 +3,60 @@
 
 rule outcome_table:
     input:
-        judged=lambda wc: [f for d in XICI_DATASETS for f in base_files("judged", wc.model, d)],
+        flat(get_xici("judgments")),
     output:
-        report("results/{model}/outcome_table.tsv", category="XICI", caption="../report/outcome_table.rst"),
+        report(P.OUTCOME_TABLE, category="XICI", caption="../report/outcome_table.rst"),
     params:
-        groups=lambda wc: " ".join(f"--dataset {d} " + " ".join(base_files("judged", wc.model, d)) for d in XICI_DATASETS),
+        moe=moe(),
+        judgments=as_named(get_xici("judgments")),
         english=ENGLISH,
-        moe=MOE,
     conda:
-        CONDA_MAIN
+        conda_env()
     log:
-        "logs/outcome_table/{model}.log",
+        P.log("outcome_table", P.OUTCOME_TABLE),
     shell:
-        "{params.moe} outcome-table {params.groups} --english {params.english} --out {output} > {log} 2>&1"
+        "{params.moe} outcome-table --judgments {params.judgments} --english {params.english:q} "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 rule xici:
     input:
-        generations=lambda wc: base_files("generations", wc.model, wc.dataset),
-        judged=lambda wc: base_files("judged", wc.model, wc.dataset),
+        generations=get_base("generations"),
+        judgments=get_base("judgments"),
     output:
-        experts="results/{model}/{dataset}/experts.parquet",
-        summary="results/{model}/{dataset}/xici_summary.parquet",
-        blacklist="results/{model}/{dataset}/blacklist.parquet",
+        experts=P.EXPERTS,
+        summary=P.XICI_SUMMARY,
+        blacklist=P.BLACKLIST,
+        sweep=report(P.XICI_SWEEP, category="XICI", caption="../report/xici_sweep.rst"),
     params:
-        flags=lambda wc: xici_flags(wc.model),
-        # rank order does not depend on the cap: keep experts up to the largest cap swept,
-        # each ablation plan takes rank <= its own cap
-        cap=lambda wc: max(PLAN.caps(wc.model)),
-        moe=MOE,
+        moe=moe(),
+        flags=xici_flags,
     threads: 2
     conda:
-        CONDA_MAIN
+        conda_env()
     log:
-        "logs/xici/{model}/{dataset}.log",
+        P.log("xici", P.EXPERTS),
     shell:
-        "{params.moe} xici --generations {input.generations} --judgments {input.judged} "
-        "--out {output.experts} --summary {output.summary} --blacklist {output.blacklist} "
-        "{params.flags} --cap {params.cap} --workers {threads} > {log} 2>&1"
+        "{params.moe} xici --generations {input.generations:q} --judgments {input.judgments:q} "
+        "--out {output.experts:q} --summary {output.summary:q} --blacklist {output.blacklist:q} "
+        "--sweep-out {output.sweep:q} {params.flags} --workers {threads} > {log:q} 2>&1"
+
+
+rule xici_figures:
+    input:
+        experts=flat(get_xici(P.EXPERTS)),
+        outcomes=P.OUTCOME_TABLE,
+    output:
+        layers=report(P.EXPERTS_FIGURE, category="XICI", caption="../report/experts_per_layer.rst"),
+        outcomes=report(P.OUTCOMES_FIGURE, category="XICI", caption="../report/outcomes.rst"),
+    params:
+        moe=moe(),
+        experts=as_named(get_xici(P.EXPERTS)),
+        cap=lambda wc: PLAN.main_cap(wc.model),
+    conda:
+        conda_env()
+    log:
+        P.log("xici_figures", P.EXPERTS_FIGURE),
+    shell:
+        "({params.moe} figures experts-per-layer --experts {params.experts} --cap {params.cap} --out {output.layers:q} && "
+        "{params.moe} figures outcomes --table {input.outcomes:q} --out {output.outcomes:q}) > {log:q} 2>&1"

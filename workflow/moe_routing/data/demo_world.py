@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from moe_routing import paths
 from moe_routing.contracts import ITEMS
 from moe_routing.data.demo_templates import (
     FACT_SYSTEM,
@@ -322,7 +323,7 @@ def write_world(
     for dataset, per_lang in items(world, **item_sizes).items():
         written[dataset] = []
         for lang, table in per_lang.items():
-            path = Path(out_dir) / dataset / f"{lang}.parquet"
+            path = Path(paths.items(dataset, lang, root=out_dir))
             write_parquet(table, path, metadata={"demo_seed": str(world.seed)})
             written[dataset].append(path)
     corpus = training_corpus(world)

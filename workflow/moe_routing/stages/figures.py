@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from moe_routing.stages._args import add_named, single_named
+
 HELP = "XICI figures: experts-per-layer (Appendix H), outcomes (Table 1 bars), cap-sweep (Appendix F)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="figure", required=True, metavar="FIGURE")
     layers = sub.add_parser("experts-per-layer", help="identified experts per model layer, per dataset")
-    layers.add_argument("--experts", nargs="+", required=True, help="experts.parquet files (one per dataset)")
+    add_named(layers, "--experts", "the experts file of each dataset")
     layers.add_argument("--cap", type=int, default=None, help="count only experts with rank <= CAP")
     layers.add_argument("--out", required=True, help="PNG/PDF path")
     outcomes = sub.add_parser("outcomes", help="all correct / mixed / all incorrect questions per dataset")
@@ -26,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from moe_routing import figures_xici
 
     if args.figure == "experts-per-layer":
-        figures_xici.experts_per_layer(args.experts, args.out, cap=args.cap)
+        figures_xici.experts_per_layer(single_named(args.experts, "--experts"), args.out, cap=args.cap)
     elif args.figure == "outcomes":
         figures_xici.outcomes(args.table, args.out)
     else:

@@ -27,9 +27,9 @@ def parse_engine_args(pairs: list[str]) -> dict:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory (safetensors)")
-    p.add_argument("--items", action="append", required=True, metavar="ITEMS.parquet",
-                   help="items file; repeat for several languages in one job (paired in order with --out)")
-    p.add_argument("--out", action="append", required=True, metavar="OUT.parquet", help="generations file to write; repeat")
+    p.add_argument("--items", nargs="+", action="extend", required=True, metavar="ITEMS.parquet",
+                   help="items files, one per language; all are generated in one pass (one model load) into --out")
+    p.add_argument("--out", required=True, metavar="OUT.parquet", help="generations file to write (all languages of --items)")
     p.add_argument("--interventions", metavar="FILE", help="interventions parquet (item_id '*' = every item)")
     p.add_argument("--only-intervened", action="store_true",
                    help="re-ask only items with at least one item-specific intervention (ablation reruns)")
@@ -57,12 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from moe_routing.errors import ConfigError
     from moe_routing.io import read_frame, write_parquet
 
-    if len(args.items) != len(args.out):
-        raise ConfigError(f"--items given {len(args.items)} times but --out {len(args.out)} times; pair them one to one")
-    if len(set(args.out)) != len(args.out):
-        raise ConfigError("--out paths must differ")
     # validate every input before loading the model, so bad input leaves no output
-    items = [read_frame(path, "items") for path in args.items]
+    items = pl.concat([read_frame(path, "items") for path in args.items], how="vertical_relaxed")
     plan = iv.read_interventions(args.interventions) if args.interventions else None
     if args.only_intervened and plan is None:
         raise ConfigError("--only-intervened needs --interventions")
@@ -75,15 +71,11 @@ def run(args: argparse.Namespace) -> int:
     options = GenerationOptions(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                                 capture=not args.no_capture, seed=args.seed, consistency_pairs=args.consistency_pairs,
                                 enable_thinking=args.enable_thinking, use_chat_template=not args.no_chat_template)
-    wanted = iv.intervened_items(plan) if args.only_intervened else None
-    total = 0.0
-    for path, frame, out in zip(args.items, items, args.out):
-        if wanted is not None:
-            frame = frame.filter(pl.col("item_id").is_in(sorted(wanted)))
-        table = backend.generate(frame, plan, options)
-        write_parquet(table, out)
-        seconds = getattr(backend, "generate_seconds", float("nan"))
-        total += seconds
-        log.info("%s: %d sequences in %.1fs -> %s", path, table.num_rows, seconds, out)
-    log.info("load %.1fs, generate %.1fs", backend.load_seconds, total)
+    if args.only_intervened:
+        items = items.filter(pl.col("item_id").is_in(sorted(iv.intervened_items(plan))))
+    table = backend.generate(items, plan, options)
+    write_parquet(table, args.out)
+    seconds = getattr(backend, "generate_seconds", float("nan"))
+    log.info("%d sequences of %d language(s) in %.1fs (load %.1fs) -> %s", table.num_rows, len(args.items), seconds,
+             backend.load_seconds, args.out)
     return 0

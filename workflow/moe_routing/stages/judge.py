@@ -13,9 +13,9 @@ log = logging.getLogger(__name__)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from moe_routing.judge import DEFAULT_JUDGE_PROMPT, JUDGES
 
-    p.add_argument("--items", nargs="+", action="extend", required=True, metavar="ITEMS.parquet", help="items files; paired in order with --generations and --out (repeat the flag or list several)")
-    p.add_argument("--generations", nargs="+", action="extend", required=True, metavar="G.parquet", help="generations files, one per items file")
-    p.add_argument("--out", nargs="+", action="extend", required=True, metavar="J.parquet", help="judgments files to write, one per items file")
+    p.add_argument("--items", nargs="+", action="extend", required=True, metavar="ITEMS.parquet", help="items files of the languages in --generations")
+    p.add_argument("--generations", required=True, metavar="G.parquet", help="generations file (one or several languages)")
+    p.add_argument("--out", required=True, metavar="J.parquet", help="judgments file to write")
     p.add_argument("--judge", required=True, choices=JUDGES, help="exact/contains: normalised string match; mc: option letter; number: last number (MGSM); llm: YES/NO judge model")
     p.add_argument("--judge-model", help="checkpoint of the judge model (llm judge)")
     p.add_argument("--judge-backend", default="hf", help="backend running the judge model (default hf)")
@@ -27,12 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import polars as pl
+
     from moe_routing.errors import ConfigError
     from moe_routing.io import read_frame, write_parquet
     from moe_routing.judge import judge_frame, load_judge_prompt
 
-    if not (len(args.items) == len(args.generations) == len(args.out)):
-        raise ConfigError(f"--items ({len(args.items)}), --generations ({len(args.generations)}) and --out ({len(args.out)}) must be given the same number of times")
     backend = prompt = None
     if args.judge == "llm":
         if not args.judge_model:
@@ -41,12 +41,11 @@ def run(args: argparse.Namespace) -> int:
 
         prompt = load_judge_prompt(args.judge_prompt)
         backend = load_backend(args.judge_backend, args.judge_model, LoadOptions(dtype=args.dtype, device=args.device))
-    for items_path, gen_path, out_path in zip(args.items, args.generations, args.out):
-        items = read_frame(items_path, "items")
-        gens = read_frame(gen_path, "generations")
-        judged = judge_frame(items, gens, args.judge, backend=backend, prompt=prompt, batch_size=args.batch_size,
-                             max_new_tokens=args.max_new_tokens, items_name=str(items_path), generations_name=str(gen_path))
-        write_parquet(judged, out_path)
-        acc = judged["correct"].mean() if judged.height else float("nan")
-        log.info("%s: %d judged, accuracy %.3f -> %s", gen_path, judged.height, acc, out_path)
+    items = pl.concat([read_frame(path, "items") for path in args.items], how="vertical_relaxed")
+    gens = read_frame(args.generations, "generations")
+    judged = judge_frame(items, gens, args.judge, backend=backend, prompt=prompt, batch_size=args.batch_size,
+                         max_new_tokens=args.max_new_tokens, items_name=" ".join(args.items), generations_name=args.generations)
+    write_parquet(judged, args.out)
+    acc = judged["correct"].mean() if judged.height else float("nan")
+    log.info("%s: %d judged, accuracy %.3f -> %s", args.generations, judged.height, acc, args.out)
     return 0

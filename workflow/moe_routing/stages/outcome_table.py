@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from moe_routing.stages._args import add_named, group_named
+
 HELP = "paper Table 1: English accuracy, mean accuracy, all correct / all incorrect / mixed per dataset"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--dataset", nargs="+", action="append", required=True, metavar=("NAME", "JUDGMENTS"),
-        help="a dataset name followed by its judgments parquet files; repeat per dataset (column order)",
-    )
+    add_named(p, "--judgments", "judgments files of each dataset (column order = first appearance)")
     p.add_argument("--english", default="en", help="language code of English (default en)")
     p.add_argument("--out", required=True, help="TSV path")
 
@@ -19,16 +18,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from moe_routing.errors import MoeRoutingError
     from moe_routing.io import read_frame, write_tsv
     from moe_routing.tables import outcome_table
 
-    judgments = {}
-    for name, *paths in args.dataset:
-        if not paths:
-            raise MoeRoutingError(f"--dataset {name}: no judgments files given")
-        if name in judgments:
-            raise MoeRoutingError(f"--dataset {name} given twice")
-        judgments[name] = pl.concat([read_frame(p, contract="judgments").select("item_id", "lang", "correct") for p in paths])
+    judgments = {
+        name: pl.concat([read_frame(p, contract="judgments").select("item_id", "lang", "correct") for p in paths])
+        for name, paths in group_named(args.judgments).items()
+    }
     write_tsv(outcome_table(judgments, english=args.english), args.out)
     return 0

@@ -4,45 +4,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
-HELP = "per-language base vs steered accuracy with non-pivot and low-resource means -> steering_table.tsv"
+from moe_routing.stages._args import add_named, group_named
+
+HELP = "per-language base vs steered accuracy with non-English and low-resource means -> steering_table.tsv"
 
 log = logging.getLogger(__name__)
 
 
-class _StartGroup(argparse.Action):
-    """--benchmark NAME: the --base/--steered files that follow belong to NAME."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        groups = getattr(namespace, "groups", None) or []
-        groups.append({"name": values, "base": [], "steered": []})
-        namespace.groups = groups
-
-
-class _AddToGroup(argparse.Action):
-    def __call__(self, parser, namespace, values, option_string=None):
-        groups = getattr(namespace, "groups", None) or []
-        if not groups:
-            groups.append({"name": None, "base": [], "steered": []})
-        groups[-1][self.dest].extend(values)
-        namespace.groups = groups
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.set_defaults(groups=None)
-    p.add_argument("--benchmark", action=_StartGroup, metavar="NAME", help="starts a benchmark group; its --base/--steered follow (repeat for several benchmarks)")
-    p.add_argument("--base", nargs="+", action=_AddToGroup, metavar="J.parquet", help="judgments of the unsteered run (any number of languages)")
-    p.add_argument("--steered", nargs="+", action=_AddToGroup, metavar="J.parquet", help="judgments of the steered run")
-    p.add_argument("--pivot", default="en", help="language left out of the non-pivot mean (default en)")
+    add_named(p, "--base", "judgments of the unsteered run of each benchmark")
+    add_named(p, "--steered", "judgments of the steered run of each benchmark")
+    p.add_argument("--english", default="en", help="language left out of the non-English mean (default en)")
     p.add_argument("--low-resource", nargs="*", default=[], metavar="LANG", help="languages averaged in the low-resource mean")
     p.add_argument("--out", required=True, metavar="steering_table.tsv")
-
-
-def _default_name(paths: list[str]) -> str:
-    # results/{model}/{dataset}/judged/{lang}.parquet -> dataset
-    p = Path(paths[0])
-    return p.parent.parent.name if p.parent.name == "judged" else "benchmark"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,17 +27,15 @@ def run(args: argparse.Namespace) -> int:
     from moe_routing.io import read_frame, write_tsv
     from moe_routing.steering import steering_table
 
-    if not args.groups:
-        raise ConfigError("give --base and --steered judgments (optionally grouped by --benchmark NAME)")
+    base, steered = group_named(args.base), group_named(args.steered)
+    if set(base) != set(steered):
+        raise ConfigError(f"--base benchmarks {sorted(base)} and --steered benchmarks {sorted(steered)} differ")
     tables = []
-    for g in args.groups:
-        name = g["name"] or _default_name(g["base"] or g["steered"] or ["x"])
-        if not g["base"] or not g["steered"]:
-            raise ConfigError(f"benchmark {name!r}: needs both --base and --steered judgments")
-        base = pl.concat([read_frame(p, "judgments").select("item_id", "lang", "correct") for p in g["base"]])
-        steered = pl.concat([read_frame(p, "judgments").select("item_id", "lang", "correct") for p in g["steered"]])
+    for name, base_files in base.items():
+        judged = [pl.concat([read_frame(p, "judgments").select("item_id", "lang", "correct") for p in files])
+                  for files in (base_files, steered[name])]
         try:
-            t = steering_table(base, steered, args.pivot, args.low_resource)
+            t = steering_table(*judged, args.english, args.low_resource)
         except ConfigError as exc:
             raise ConfigError(f"benchmark {name!r}: {exc}") from None
         tables.append(t.select(pl.lit(name).alias("benchmark"), pl.all()))

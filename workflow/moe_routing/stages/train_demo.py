@@ -15,9 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     d = TrainConfig()
     p.add_argument("--corpus", required=True, help="JSONL chat corpus written by demo-world")
-    p.add_argument("--check-items", required=True,
-                   help="folder of parallel short-answer items ({lang}.parquet, e.g. resources/data/demo_facts) "
-                        "scored during training to pick the checkpoint with the most mixed facts")
+    p.add_argument("--check-items", nargs="+", required=True, metavar="ITEMS.parquet",
+                   help="parallel short-answer items files, one per language, scored during training to pick "
+                        "the checkpoint with the most mixed facts")
     p.add_argument("--out", required=True, help="model folder to write (e.g. resources/models/demo)")
     p.add_argument("--seed", type=int, default=d.seed, help=f"seed for init and data order (default {d.seed})")
     p.add_argument("--steps", type=int, default=d.steps, help=f"optimizer steps (default {d.steps})")

@@ -18,18 +18,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="experts contract parquet (item_id, layer, expert, p_value, p_adjusted, median_diff, rank)")
     p.add_argument("--summary", help="per-question summary parquet (outcome, group sizes, tested, pass_test, pass_magnitude, kept)")
     p.add_argument("--blacklist", help="blacklisted experts parquet (layer, expert, share)")
-    p.add_argument("--exclude-first", type=int, default=0, help="MoE layers excluded at the start (default 0)")
-    p.add_argument("--exclude-last", type=int, default=0, help="MoE layers excluded at the end (default 0)")
-    p.add_argument("--alpha", type=float, default=0.05, help="MWU significance level on the raw p (default 0.05)")
-    p.add_argument("--tau", type=float, default=0.005, help="median-difference threshold (default 0.005)")
-    p.add_argument("--cap", type=int, default=25, help="max experts per question, by summed ranks (default 25)")
-    p.add_argument("--blacklist-top", type=float, default=0.01, help="top fraction of a sequence's weights (default 0.01)")
-    p.add_argument("--blacklist-share", type=float, default=0.05, help="blacklisted if marked in more than this share of sequences (default 0.05)")
-    p.add_argument("--sweep", action="store_true", help="also evaluate every (alpha, tau, cap) of --alphas/--taus/--caps")
+    from moe_routing.xici import XiciSettings
+
+    for f in dataclasses.fields(XiciSettings):
+        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,
+                       help=f"{f.metadata['help']} (default {f.default})")
+    p.add_argument("--sweep-out", help="also write the selection counts of every (alpha, tau, cap) of --alphas/--taus/--caps (TSV)")
     p.add_argument("--alphas", nargs="+", type=float, default=[0.01, 0.05])
     p.add_argument("--taus", nargs="+", type=float, default=[0.001, 0.003, 0.005, 0.01, 0.05])
     p.add_argument("--caps", nargs="+", type=int, default=[5, 15, 25, 35, 45, 55, 65])
-    p.add_argument("--sweep-out", help="TSV of the sweep (required with --sweep)")
     p.add_argument("--workers", type=int, default=None, help="threads over questions (default: usable CPUs, at most 8)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -39,19 +36,9 @@ def run(args: argparse.Namespace) -> int:
     from moe_routing.io import write_parquet, write_tsv
     from moe_routing.xici import XiciSettings, identify, load_routing, sweep
 
-    if args.sweep and not args.sweep_out:
-        raise MoeRoutingError("--sweep needs --sweep-out")
-    if not args.out and not args.sweep:
-        raise MoeRoutingError("give --out (and/or --sweep with --sweep-out)")
-    settings = XiciSettings(
-        exclude_first=args.exclude_first,
-        exclude_last=args.exclude_last,
-        alpha=args.alpha,
-        tau=args.tau,
-        cap=args.cap,
-        blacklist_top=args.blacklist_top,
-        blacklist_share=args.blacklist_share,
-    )
+    if not args.out and not args.sweep_out:
+        raise MoeRoutingError("give --out and/or --sweep-out")
+    settings = XiciSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(XiciSettings)})
     data = load_routing(args.generations, args.judgments)
     log.info(
         "%d sequences, %d questions, %d languages, %d MoE layers x %d experts",
@@ -75,6 +62,6 @@ def run(args: argparse.Namespace) -> int:
         write_parquet(res.summary, args.summary, metadata=meta)
     if args.blacklist:
         write_parquet(res.blacklist, args.blacklist, metadata=meta)
-    if args.sweep:
+    if args.sweep_out:
         write_tsv(sweep(res.tests, args.alphas, args.taus, args.caps), args.sweep_out)
     return 0

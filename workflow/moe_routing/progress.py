@@ -1,0 +1,39 @@
+"""Progress bars that suit both a terminal and a log file.
+
+On a terminal: tqdm as usual. Redirected to a file (every Snakemake job's log), tqdm's carriage
+-return updates would pile up into one line of megabytes; there each update is a plain line, at
+most one every ``LOG_INTERVAL`` seconds.
+"""
+
+from __future__ import annotations
+
+import sys
+
+LOG_INTERVAL = 30.0
+
+
+class _Lines:
+    """A file for tqdm that turns each carriage-return redraw into one line."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").strip()
+        if line:
+            self.stream.write(line + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def progress(iterable=None, **kwargs):
+    """``tqdm(iterable, **kwargs)``; in a log file, plain lines at most every LOG_INTERVAL seconds."""
+    from tqdm import tqdm
+
+    stream = kwargs.pop("file", sys.stderr)
+    if getattr(stream, "isatty", lambda: False)():
+        return tqdm(iterable, file=stream, **kwargs)
+    kwargs.setdefault("mininterval", LOG_INTERVAL)
+    kwargs.setdefault("maxinterval", max(LOG_INTERVAL, kwargs["mininterval"]))
+    return tqdm(iterable, file=_Lines(stream), ascii=True, ncols=100, **kwargs)
