@@ -24,10 +24,11 @@ if not workflow.overwrite_configfiles:
 
 
 try:
-    # Snakemake's validate against workflow/schemas/config.schema.yaml, then cross-references
+    # the schema (filling defaults), cross-references, and checks of data files and models (moe_routing.config)
     validate(config)
 except ConfigError as exc:
-    raise WorkflowError(f"invalid config: {exc}") from None
+    # one line, already "invalid config: KEY: problem"
+    raise WorkflowError(str(exc)) from None
 
 PLAN = Plan(config)
 
