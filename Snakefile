@@ -28,8 +28,10 @@ if not workflow.overwrite_configfiles:
 
 
 try:
+    # the schema (filling defaults), cross-references, and checks of data files and models (moe_routing.config)
     validate(config)
 except ConfigError as exc:
+    # one line, already "invalid config: KEY: problem"
     raise WorkflowError(str(exc)) from None
 
 PLAN = Plan(config)
@@ -39,10 +41,10 @@ STEERING = PLAN.steering()
 
 # names the schema allows: wildcards can never hold a path separator or a shell character
 wildcard_constraints:
-    model="[A-Za-z0-9_-]+",
-    dataset="[A-Za-z0-9_-]+",
-    lang="[A-Za-z0-9_-]+",
-    chunk="[A-Za-z0-9_-]+(\+[A-Za-z0-9_-]+)*",
+    model=P.NAME,
+    dataset=P.NAME,
+    lang=P.NAME,
+    chunk=P.CHUNK,
     condition="xici|shuffled|random",
     cap="[0-9]+",
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 RESULTS = "results"
 LOGS = "logs"
 # a model, dataset or language name (the config schema enforces the same pattern)
-NAME = "[A-Za-z0-9_-]+"
+NAME = "[A-Za-z][A-Za-z0-9_]*"
+CHUNK = f"{NAME}(\\+{NAME})*"
 VARIANT = "ablation/(xici|shuffled|random)-cap[0-9]+|steered"
 
 # --- inputs the workflow builds or prepares ----------------------------------------------

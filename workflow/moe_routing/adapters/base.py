@@ -182,6 +182,19 @@ class Adapter(ABC):
         r = self.route(logits, spec, bias, None)
         return r.indices, r.weights
 
+    def moe_layer_indices(self, config) -> list[int]:
+        """Decoder layers (0-based) that have an MoE router, from the config alone (no weights).
+
+        ``config`` is a transformers config or the checkpoint's config.json as attributes
+        (``types.SimpleNamespace(**json.load(f))``); a key missing from config.json means
+        transformers' default. Agrees with ``locate_hf`` on the loaded model. This default, every
+        decoder layer, holds for OLMoE, Mixtral, GPT-OSS and Phi-3.5-MoE.
+        """
+        layers = getattr(config, "num_hidden_layers", None)
+        if layers is None:
+            raise ModelError(f"model_type {getattr(config, 'model_type', None)!r}: config has no num_hidden_layers")
+        return list(range(int(layers)))
+
     # --- transformers ---------------------------------------------------------------
     def locate_hf(self, model) -> list[RouterSite]:
         """MoE routers of a transformers model, in layer order; ModelError if there are none."""

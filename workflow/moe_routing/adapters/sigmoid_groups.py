@@ -20,6 +20,7 @@ from moe_routing.adapters.base import (
     apply_logit_interventions,
     below_min,
 )
+from moe_routing.errors import ModelError
 
 
 class SigmoidGroupsAdapter(Adapter):
@@ -36,6 +37,21 @@ class SigmoidGroupsAdapter(Adapter):
             topk_group=int(config.topk_group),
             routed_scaling_factor=float(config.routed_scaling_factor),
         )
+
+    # transformers' defaults of first_k_dense_replace when config.json has none
+    _first_dense_default = {"glm4_moe": 1, "deepseek_v3": 3}
+
+    def moe_layer_indices(self, config) -> list[int]:
+        # the first first_k_dense_replace decoder layers are dense (GLM-4.5-Air: 1 of 46)
+        first_dense = getattr(config, "first_k_dense_replace", None)
+        if first_dense is None:
+            first_dense = self._first_dense_default[config.model_type]
+        # DeepSeek's own code and vLLM also require layer % moe_layer_freq == 0, transformers does not:
+        # the two backends would route different layers, so only the released value 1 is supported
+        freq = getattr(config, "moe_layer_freq", None)
+        if freq not in (None, 1):
+            raise ModelError(f"{config.model_type}: moe_layer_freq={freq} is not supported (transformers and vLLM place its MoE layers differently)")
+        return [i for i in super().moe_layer_indices(config) if i >= int(first_dense)]
 
     def hf_bias(self, router):
         return router.e_score_correction_bias

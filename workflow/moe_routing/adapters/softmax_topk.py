@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from moe_routing.adapters.base import Adapter, RouteResult, RouterSpec, RowPlan, apply_logit_interventions
+from moe_routing.errors import ModelError
 
 
 class SoftmaxTopKAdapter(Adapter):
@@ -17,6 +18,21 @@ class SoftmaxTopKAdapter(Adapter):
         # Mixtral has no norm_topk_prob and always renormalises
         norm = bool(getattr(config, "norm_topk_prob", True)) if config.model_type != "mixtral" else True
         return RouterSpec(num_experts=int(num_experts), top_k=int(config.num_experts_per_tok), norm_topk_prob=norm)
+
+    def moe_layer_indices(self, config) -> list[int]:
+        layers = super().moe_layer_indices(config)
+        if config.model_type != "qwen3_moe":
+            return layers
+        # Qwen3MoeDecoderLayer: a dense MLP in mlp_only_layers, where (i + 1) % decoder_sparse_step != 0,
+        # and everywhere if num_experts is 0 (transformers' defaults: 1, [], 128)
+        experts = getattr(config, "num_experts", None)
+        experts = getattr(config, "num_local_experts", 128) if experts is None else experts
+        step = getattr(config, "decoder_sparse_step", None)
+        step = 1 if step is None else int(step)
+        if step < 1:
+            raise ModelError(f"qwen3_moe: decoder_sparse_step={step}, must be >= 1")
+        dense = set(getattr(config, "mlp_only_layers", None) or [])
+        return [i for i in layers if int(experts) > 0 and i not in dense and (i + 1) % step == 0]
 
     def route(self, logits, spec: RouterSpec, bias=None, rows: RowPlan | None = None) -> RouteResult:
         z = logits if rows is None else apply_logit_interventions(logits, rows)
