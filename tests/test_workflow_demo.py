@@ -5,6 +5,11 @@ language is redone alone with what depends on it."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -22,6 +27,12 @@ LANGS = TEST_CONFIG["datasets"]["demo_facts"]["languages"]
 def run(workdir, *args, check=True):
     proc = snakemake("-c2", "--configfile", CONFIG, *args, cwd=workdir, timeout=1500, check=check)
     return proc, job_counts(proc.stdout + proc.stderr)
+
+
+def generated(proc, run_dir: str = "results/demo/demo_facts/generations/") -> set[str]:
+    """Base-run generation files a snakemake call ran or planned (the `output:` lines of its jobs)."""
+    lines = (proc.stdout + proc.stderr).splitlines()
+    return {line.split("output:", 1)[1].strip() for line in lines if line.strip().startswith(f"output: {run_dir}")}
 
 
 @pytest.fixture(scope="module")
@@ -133,23 +144,51 @@ def test_a_deleted_output_plans_its_producer(workdir):
     task_experts.unlink()
     proc = snakemake("-n", "--configfile", CONFIG, cwd=workdir)
     counts = job_counts(proc.stdout + proc.stderr)
-    assert counts.get("analyze") == 1 and "generate" not in counts
+    # analyze and what reads its tables (the steering plan, then the steered rerun): nothing upstream
+    assert counts.get("analyze") == 1 and counts.get("steer_plan") == 1
+    assert not {"demo_world", "train_demo", "xici", "outcome_table"} & set(counts) and not generated(proc)
     task_experts.write_bytes(saved)
     os.utime(task_experts, ns=(os.stat(task_experts.parent / "divergence.tsv").st_mtime_ns,) * 2)
 
 
-def test_rerun_of_one_deleted_language_redoes_only_its_chain(workdir):
+def _stage_pid(*words: str) -> int | None:
+    """The pid of a running `python -m moe_routing` process whose command line holds every word."""
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        line = [w.decode(errors="replace") for w in cmd]
+        if "moe_routing" in line and all(w in line for w in words):
+            return int(proc.name)
+    return None
+
+
+def test_a_killed_and_a_deleted_language_are_redone_alone_by_one_plain_run(workdir):
+    """A generation job killed with SIGKILL leaves nothing behind, and a deleted generations file is just
+    missing: since both are targets of `all`, one plain `snakemake` rebuilds them and what follows them."""
     gen = workdir / "results" / "demo" / "demo_facts" / "generations"
-    before = {l: os.stat(gen / f"{l}.parquet").st_mtime_ns for l in LANGS}
+    killed = "results/demo/demo_facts/generations/it.parquet"
+    forced = subprocess.Popen([sys.executable, "-m", "snakemake", "-c1", "--configfile", CONFIG, "--forcerun", killed],
+                              cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, pid = time.time() + 300, None
+    while pid is None and time.time() < deadline and forced.poll() is None:
+        pid = _stage_pid("generate", killed)
+        time.sleep(0.05)
+    assert pid is not None, "the generation job never started"
+    os.kill(pid, signal.SIGKILL)
+    assert forced.wait(timeout=300) != 0
+    assert not (workdir / killed).exists()  # snakemake removed it before the job; the job wrote nothing
+    assert not list(gen.glob(".it.parquet.*"))  # nor a temporary file
     (gen / "de.parquet").unlink()
-    # generations are targets of `all`: a plain run notices the missing file
-    _, counts = run(workdir)
-    assert counts.get("generate") == 1 and counts.get("judge") == 1
+    before = {l: os.stat(gen / f"{l}.parquet").st_mtime_ns for l in LANGS if l not in ("de", "it")}
+    proc, counts = run(workdir)
+    assert generated(proc) == {f"results/demo/demo_facts/generations/{lang}.parquet" for lang in ("de", "it")}
+    assert (gen / "it.parquet").exists() and (gen / "de.parquet").exists()
     assert "demo_world" not in counts and "train_demo" not in counts
     assert counts.get("xici") == 1 and counts.get("outcome_table") == 1
-    for lang in LANGS:
-        if lang != "de":
-            assert os.stat(gen / f"{lang}.parquet").st_mtime_ns == before[lang]
+    for lang, mtime in before.items():
+        assert os.stat(gen / f"{lang}.parquet").st_mtime_ns == mtime, lang
 
 
 def test_a_failed_language_is_redone_alone_after_the_fix(workdir):
@@ -159,12 +198,12 @@ def test_a_failed_language_is_redone_alone_after_the_fix(workdir):
     items.write_bytes(b"not a parquet file")
     proc, counts = run(workdir, "--keep-going", check=False)
     assert proc.returncode != 0
-    assert counts.get("generate") == 1 and "train_demo" not in counts and "demo_world" not in counts
+    assert generated(proc) == {str(out.relative_to(workdir))} and "train_demo" not in counts and "demo_world" not in counts
     log = (workdir / "logs" / "generate" / "demo" / "demo_facts" / "fr.log").read_text()
     assert "fr.parquet" in log  # the error names the file
     assert not out.exists() or out.stat().st_size > 0  # nothing half-written
     items.write_bytes(good)
-    _, counts = run(workdir)
-    assert counts.get("generate") == 1 and counts.get("judge") == 1
+    proc, counts = run(workdir)
+    assert generated(proc) == {str(out.relative_to(workdir))}
     assert "train_demo" not in counts and "demo_world" not in counts
 

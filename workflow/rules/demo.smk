@@ -16,7 +16,9 @@ if DEMO_DATASETS:
             check=DEMO_CHECK,
         params:
             moe=moe(),
-            flags=cli_flags({"seed": config["seed"], "languages": ",".join(DEMO_LANGUAGES), **config["demo"]["world"]}),
+            flags=cli_flags(
+                {"seed": config["seed"], "languages": ",".join(DEMO_LANGUAGES), "datasets": DEMO_DATASETS, **config["demo"]["world"]}
+            ),
             # the items root: resources/data of resources/data/{dataset}/{lang}.parquet
             items_root=lambda wc, output: os.path.dirname(os.path.dirname(output.data[0])),
             check_dataset=DEMO_CHECK_DATASET or "",

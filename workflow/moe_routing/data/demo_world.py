@@ -315,12 +315,14 @@ def coverage_summary(world: DemoWorld) -> dict[str, float]:
 
 
 def write_world(
-    world: DemoWorld, out_dir: str | Path, corpus_path: str | Path, **item_sizes: int
+    world: DemoWorld, out_dir: str | Path, corpus_path: str | Path, datasets: list[str] | None = None, **item_sizes: int
 ) -> dict[str, list[Path]]:
     """Write ``out_dir/{dataset}/{lang}.parquet`` for every dataset, the JSONL corpus, and a world summary
     (``corpus_path`` with suffix ``.world.json``) describing coverage and the facts' languages."""
     written: dict[str, list[Path]] = {}
     for dataset, per_lang in items(world, **item_sizes).items():
+        if datasets is not None and dataset not in datasets:
+            continue
         written[dataset] = []
         for lang, table in per_lang.items():
             path = Path(paths.items(dataset, lang, root=out_dir))
