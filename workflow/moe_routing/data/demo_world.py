@@ -323,7 +323,7 @@ def write_world(
         written[dataset] = []
         for lang, table in per_lang.items():
             path = Path(out_dir) / dataset / f"{lang}.parquet"
-            write_parquet(table, path, metadata={"demo_seed": str(world.seed)})
+            write_parquet(table, path, metadata={"demo_seed": str(world.seed)}, contract="items")
             written[dataset].append(path)
     corpus = training_corpus(world)
     with atomic_path(corpus_path) as tmp:

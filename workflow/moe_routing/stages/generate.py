@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         if wanted is not None:
             frame = frame.filter(pl.col("item_id").is_in(sorted(wanted)))
         table = backend.generate(frame, plan, options)
-        write_parquet(table, out)
+        write_parquet(table, out, contract="generations")  # routing arrays checked before they are written
         seconds = getattr(backend, "generate_seconds", float("nan"))
         total += seconds
         log.info("%s: %d sequences in %.1fs -> %s", path, table.num_rows, seconds, out)
