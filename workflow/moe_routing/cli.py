@@ -77,13 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             rc = module.run(args)
-        except OSError as exc:
-            # a file-system fault outside moe_routing.io (loading a model, writing a figure)
-            raise faults.os_fault(exc) or exc
+        except MoeRoutingError:
+            raise
         except Exception as exc:
-            if not faults.is_out_of_memory(exc):
-                raise
-            raise faults.out_of_memory(args.stage, getattr(args, "batch_size", None)) from exc
+            if faults.is_out_of_memory(exc):
+                raise faults.out_of_memory(args.stage, getattr(args, "batch_size", None)) from exc
+            # a file-system fault outside moe_routing.io (loading or saving a model)
+            raise faults.os_fault(exc) or exc
     except MoeRoutingError as exc:
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)
         return exc.exit_code

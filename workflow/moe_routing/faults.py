@@ -1,8 +1,9 @@
 """Operating-system and accelerator faults as one-line errors (errors.FileFault, errors.OutOfMemory).
 
 pyarrow and polars report an OS error as an ``OSError`` whose text holds ``[errno N]`` (pyarrow)
-or ``(os error N)`` (polars) but whose ``errno`` is unset; ``os_errno`` reads all three, so a full
-disk is recognised whichever library was writing.
+or ``(os error N)`` (polars) but whose ``errno`` is unset, and safetensors as its own exception
+type with ``Os { code: N, ...`` in the text; ``os_errno`` reads all of them, so a full disk is
+recognised whichever library was writing.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 
 from moe_routing.errors import FileFault, OutOfMemory
 
-_ERRNO_TEXT = re.compile(r"\[errno (\d+)\]|\(os error (\d+)\)", re.IGNORECASE)
+_ERRNO_TEXT = re.compile(r"\[errno (\d+)\]|\(os error (\d+)\)|\bOs \{ code: (\d+)", re.IGNORECASE)
 # faults of the file system, not of the file's contents; ENOENT stays a contract error ("file not found")
 FILE_FAULTS = frozenset(
     getattr(errno, name)
@@ -25,13 +26,11 @@ DISK_FULL = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFB
 
 
 def os_errno(exc: BaseException) -> int | None:
-    """The errno of an OSError, also when only its message carries it (pyarrow, polars)."""
-    if not isinstance(exc, OSError):
-        return None
-    if isinstance(exc.errno, int):
+    """The errno of an OSError, also when only the message carries it (pyarrow, polars, safetensors)."""
+    if isinstance(exc, OSError) and isinstance(exc.errno, int):
         return exc.errno
     found = _ERRNO_TEXT.search(str(exc))
-    return int(found.group(1) or found.group(2)) if found else None
+    return int(next(g for g in found.groups() if g)) if found else None
 
 
 def describe(code: int) -> str:
@@ -55,7 +54,7 @@ def file_fault(path, exc: BaseException, writing: bool) -> FileFault | None:
 
 
 def os_fault(exc: BaseException) -> FileFault | None:
-    """A FileFault for a file-system fault raised outside ``moe_routing.io`` (model loading, logs)."""
+    """A FileFault for a file-system fault raised outside ``moe_routing.io`` (loading or saving a model)."""
     code = os_errno(exc)
     if code not in FILE_FAULTS:
         return None

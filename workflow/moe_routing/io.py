@@ -52,6 +52,19 @@ def _fsync(path: Path, directory: bool = False) -> None:
         os.close(fd)
 
 
+def fsync_tree(root: str | os.PathLike) -> None:
+    """fsync every file and folder under ``root`` (a folder about to be renamed into place)."""
+    for folder, _, files in os.walk(root, topdown=False):
+        for name in files:
+            _fsync(Path(folder) / name)
+        _fsync(Path(folder), directory=True)
+
+
+def fsync_folder(folder: str | os.PathLike) -> None:
+    """fsync a folder, so that a rename into it survives a crash."""
+    _fsync(Path(folder), directory=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; if the block succeeds, sync it and rename it into place.
@@ -74,7 +87,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         _fsync(tmp_path)
         os.replace(tmp_path, final)
-        _fsync(final.parent, directory=True)
+        fsync_folder(final.parent)
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
         fault = file_fault(final, exc, writing=True)
