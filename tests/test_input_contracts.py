@@ -51,6 +51,7 @@ BAD_ITEMS = {
     "null language": (_items(lang=["en", None] + ["en"] * 6),
                       "column 'lang', row 1 (item_id 'q1'): None is not the file's language 'en' (an items file is named after its language: {lang}.parquet)"),
     "no rows": (items_table("en", 0), "no rows; an items file needs at least one item"),
+    "numeric ids": (items_table("en", 2).set_column(0, "item_id", pa.array([1, 2])), "column 'item_id' must hold strings, has int64"),
 }
 
 

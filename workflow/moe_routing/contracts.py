@@ -160,6 +160,10 @@ def check_items(table: pa.Table, name: str | Path) -> None:
     """The items invariants (module docstring); ``name`` is the file, whose stem is its language."""
     if table.num_rows == 0:
         raise ContractError(f"{name}: no rows; an items file needs at least one item")
+    for column in ("item_id", "lang", "prompt"):
+        kind = table.schema.field(column).type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)):
+            raise ContractError(f"{name}: column {column!r} must hold strings, has {kind}")
     ids = table.column("item_id")
     row = _first(pc.or_kleene(pc.is_null(ids), pc.equal(pc.utf8_length(ids), 0)))
     if row is not None:
