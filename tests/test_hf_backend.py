@@ -210,9 +210,9 @@ def test_only_intervened_with_nothing_to_reask_writes_an_empty_file(tiny_checkpo
 
     items = pl.DataFrame({"item_id": ["a"], "lang": ["en"], "prompt": ["hello"], "system": [None],
                           "answers": [["x"]], "choices": [None]}, schema_overrides={"choices": pl.List(pl.String)})
-    write_parquet(items, tmp_path / "items.parquet")
+    write_parquet(items, tmp_path / "en.parquet")
     write_parquet(INTERVENTIONS.empty_table(), tmp_path / "plan.parquet")
-    rc = main(["generate", "--model", str(tiny_checkpoint("qwen3_moe")), "--items", str(tmp_path / "items.parquet"),
+    rc = main(["generate", "--model", str(tiny_checkpoint("qwen3_moe")), "--items", str(tmp_path / "en.parquet"),
                "--out", str(tmp_path / "out.parquet"), "--interventions", str(tmp_path / "plan.parquet"),
                "--only-intervened", "--device", "cpu", "--max-new-tokens", "2"])
     assert rc == 0

@@ -259,7 +259,7 @@ def test_judge_stage_pairs_files_and_matches_on_keys(tmp_path, capsys):
     ]
     outputs = {"en": ["The answer is B", "C", "D"], "de": ["Die Antwort ist (B)", "**B**", "A oder C"]}
     for lang in ("en", "de"):
-        ip, gp, op = tmp_path / f"items_{lang}.parquet", tmp_path / f"gen_{lang}.parquet", tmp_path / "judged" / f"{lang}.parquet"
+        ip, gp, op = tmp_path / "items" / f"{lang}.parquet", tmp_path / f"gen_{lang}.parquet", tmp_path / "judged" / f"{lang}.parquet"
         write_parquet(pa.Table.from_pylist([r for r in mc_items if r["lang"] == lang], schema=ITEMS), ip)
         # generations in another order than the items
         rows = [{"item_id": f"m{i}", "lang": lang, "output": o} for i, o in enumerate(outputs[lang])][::-1]
@@ -278,7 +278,7 @@ def test_judge_stage_pairs_files_and_matches_on_keys(tmp_path, capsys):
 
     # a generation whose item is missing is a clear error naming the file
     write_parquet(gens_frame([{"item_id": "zzz", "lang": "en", "output": "B"}]), tmp_path / "gen_bad.parquet")
-    rc = main(["judge", "--items", str(tmp_path / "items_en.parquet"), "--generations", str(tmp_path / "gen_bad.parquet"),
+    rc = main(["judge", "--items", str(tmp_path / "items" / "en.parquet"), "--generations", str(tmp_path / "gen_bad.parquet"),
                "--out", str(tmp_path / "x.parquet"), "--judge", "mc"])
     assert rc == 2
     err = capsys.readouterr().err
@@ -287,7 +287,7 @@ def test_judge_stage_pairs_files_and_matches_on_keys(tmp_path, capsys):
     # a chunk of languages: several items files, one generations file
     both = tmp_path / "gen_en+de.parquet"
     write_parquet(pa.concat_tables([pq.read_table(tmp_path / f"gen_{lang}.parquet") for lang in ("en", "de")]), both)
-    rc = main(["judge", "--items", str(tmp_path / "items_en.parquet"), str(tmp_path / "items_de.parquet"),
+    rc = main(["judge", "--items", str(tmp_path / "items" / "en.parquet"), str(tmp_path / "items" / "de.parquet"),
                "--generations", str(both), "--out", str(tmp_path / "en+de.parquet"), "--judge", "mc"])
     assert rc == 0
     chunk = read_frame(tmp_path / "en+de.parquet", "judgments")

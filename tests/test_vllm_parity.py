@@ -192,13 +192,14 @@ def test_generate_stage_with_vllm_backend(tmp_path, backends):
     from moe_routing.io import write_parquet
 
     hf, _ = backends
-    items = ITEMS.with_columns(answers=pl.lit([], dtype=pl.List(pl.Utf8)), choices=pl.lit(None, dtype=pl.List(pl.Utf8)))
-    write_parquet(items.to_arrow(), tmp_path / "items.parquet")
+    # an items file holds one language, the one its name says
+    items = ITEMS.with_columns(lang=pl.lit("en"), answers=pl.lit([], dtype=pl.List(pl.Utf8)), choices=pl.lit(None, dtype=pl.List(pl.Utf8)))
+    write_parquet(items.to_arrow(), tmp_path / "en.parquet")
     outs = {}
     for name in ("hf", "vllm"):
         outs[name] = tmp_path / f"{name}.parquet"
         rc = main(["generate", "--backend", name, "--model", hf.model_path, "--device", "cpu", "--dtype", "float32",
-                   "--items", str(tmp_path / "items.parquet"), "--out", str(outs[name]),
+                   "--items", str(tmp_path / "en.parquet"), "--out", str(outs[name]),
                    "--max-new-tokens", "4", "--batch-size", "2"])
         assert rc == 0
     import pyarrow.parquet as pq

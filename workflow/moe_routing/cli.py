@@ -3,6 +3,10 @@
 Each stage lives in ``moe_routing/stages/<module>.py`` and exposes
 ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int | None``.
 Stages are imported lazily so that `--help` and light stages do not import torch.
+
+Every failure the user can act on is one line on stderr, without a traceback, and an exit code
+that says what kind it is (``moe_routing.errors``): 2 bad input, 74 a file the operating system
+cannot read or write (disk full included), 75 out of GPU memory (retry with a smaller batch).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import importlib
 import logging
 import sys
 
+from moe_routing import faults
 from moe_routing.errors import MoeRoutingError
 
 # stage name on the command line -> module under moe_routing.stages
@@ -71,10 +76,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     module = _load(args.stage)
     try:
-        rc = module.run(args)
+        try:
+            rc = module.run(args)
+        except MoeRoutingError:
+            raise
+        except Exception as exc:
+            if faults.is_out_of_memory(exc):
+                raise faults.out_of_memory(args.stage, getattr(args, "batch_size", None)) from exc
+            # a file-system fault outside moe_routing.io (loading or saving a model)
+            raise faults.os_fault(exc) or exc
     except MoeRoutingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
+        return exc.exit_code
     return int(rc or 0)
 
 

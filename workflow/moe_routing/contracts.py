@@ -1,15 +1,34 @@
-"""The file contracts between stages (see ARCHITECTURE.md), as pyarrow schemas.
+"""The file contracts between stages (see ARCHITECTURE.md): pyarrow schemas and the invariants
+that ``moe_routing.io`` checks whenever a file enters a stage.
 
 Routing arrays are layer-major flat lists: [layer0 experts..., layer1 experts...].
 Parquet files that carry routing also carry schema metadata: model, moe_layers,
 num_experts, top_k (see ``routing_metadata``).
+
+Invariants (rows are counted from 0 in messages):
+
+- items (``check_items``): at least one row; ``item_id`` non-null, non-empty and unique;
+  ``prompt`` non-null and not blank; every row's ``lang`` is the file's language, which is
+  the file name's stem: items files are ``{lang}.parquet`` (``resources/data/{dataset}/{lang}.parquet``),
+  whatever folder they live in.
+- routing arrays (``check_routing``, every column of ``ROUTING_COLUMNS`` a file has): each row a
+  non-null list of floats of length L*E, or L for the per-layer columns (``PER_LAYER_ROUTING``),
+  with L and E from the schema metadata; every value finite, except that ``consistency`` may be
+  NaN (never infinite) at a layer where the sequence had fewer than 2 counted tokens (no token
+  pair to compare). The accumulator also writes NaN everywhere for a sequence with no counted
+  tokens; such a row carries no routing and is rejected.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+
+from moe_routing.errors import ContractError
 
 ITEMS = pa.schema(
     [
@@ -43,6 +62,10 @@ ROUTING_COLUMNS = pa.schema(
 )
 
 GENERATIONS = pa.schema(list(GENERATIONS_BASE) + list(ROUTING_COLUMNS))
+# routing columns with one value per MoE layer; every other routing column has one per (layer, expert)
+PER_LAYER_ROUTING = frozenset({"entropy", "consistency"})
+# routing columns that may hold NaN (not inf): consistency of a layer with fewer than 2 counted tokens
+NAN_ALLOWED_ROUTING = frozenset({"consistency"})
 
 INTERVENTIONS = pa.schema(
     [
@@ -111,3 +134,113 @@ def parse_routing_metadata(meta: dict[bytes, bytes] | None) -> dict:
     if b"top_k" in meta:
         out["top_k"] = int(meta[b"top_k"])
     return out
+
+
+# ---------------------------------------------------------------- invariants
+
+
+def _row_label(table: pa.Table, row: int) -> str:
+    if "item_id" in table.column_names:
+        return f"row {row} (item_id {table.column('item_id')[row].as_py()!r})"
+    return f"row {row}"
+
+
+def _first(mask: pa.ChunkedArray | pa.Array) -> int | None:
+    """Index of the first true value of a boolean array (nulls count as false)."""
+    hits = np.flatnonzero(pc.fill_null(mask, False).to_numpy(zero_copy_only=False))
+    return int(hits[0]) if hits.size else None
+
+
+def items_language(path: str | Path) -> str:
+    """The language of an items file: its name without ``.parquet``."""
+    return Path(path).stem
+
+
+def check_items(table: pa.Table, name: str | Path) -> None:
+    """The items invariants (module docstring); ``name`` is the file, whose stem is its language."""
+    if table.num_rows == 0:
+        raise ContractError(f"{name}: no rows; an items file needs at least one item")
+    for column in ("item_id", "lang", "prompt"):
+        kind = table.schema.field(column).type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)):
+            raise ContractError(f"{name}: column {column!r} must hold strings, has {kind}")
+    ids = table.column("item_id")
+    row = _first(pc.or_kleene(pc.is_null(ids), pc.equal(pc.utf8_length(ids), 0)))
+    if row is not None:
+        raise ContractError(f"{name}: column 'item_id', row {row}: missing item id")
+    ids_np = np.asarray(ids.to_pylist(), dtype=object)
+    _, first_at, counts = np.unique(ids_np, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        first = np.sort(first_at[counts > 1])[0]
+        again = int(np.flatnonzero(ids_np == ids_np[first])[1])
+        raise ContractError(f"{name}: column 'item_id', row {again}: duplicate item id {ids_np[first]!r} (first at row {first})")
+    lang = items_language(name)
+    langs = table.column("lang")
+    row = _first(pc.invert(pc.fill_null(pc.equal(langs, lang), False)))
+    if row is not None:
+        raise ContractError(
+            f"{name}: column 'lang', {_row_label(table, row)}: {langs[row].as_py()!r} is not the file's language "
+            f"{lang!r} (an items file is named after its language: {{lang}}.parquet)"
+        )
+    prompts = table.column("prompt")
+    row = _first(pc.or_kleene(pc.is_null(prompts), pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(prompts)), 0)))
+    if row is not None:
+        what = "null" if prompts[row].as_py() is None else "empty"
+        raise ContractError(f"{name}: column 'prompt', {_row_label(table, row)}: {what} prompt")
+
+
+def routing_columns(table: pa.Table | pa.Schema) -> list[str]:
+    names = table.column_names if isinstance(table, pa.Table) else table.names
+    return [f.name for f in ROUTING_COLUMNS if f.name in names]
+
+
+def check_routing(table: pa.Table, name: str | Path) -> None:
+    """The routing-array invariants (module docstring) for every routing column ``table`` has."""
+    present = routing_columns(table)
+    if not present:
+        return
+    meta = parse_routing_metadata(table.schema.metadata)
+    missing = [k for k in ("moe_layers", "num_experts") if k not in meta]
+    if missing:
+        raise ContractError(f"{name}: has routing column(s) {present} but its schema metadata lacks {missing}")
+    layers, n_experts = list(meta["moe_layers"]), int(meta["num_experts"])
+    for column in present:
+        per_layer = column in PER_LAYER_ROUTING
+        width = len(layers) * (1 if per_layer else n_experts)
+        shape = f"{len(layers)} MoE layers" + ("" if per_layer else f" x {n_experts} experts")
+        col = table.column(column)
+        if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)) or not pa.types.is_floating(col.type.value_type):
+            raise ContractError(f"{name}: column {column!r} must hold lists of floats, has {col.type}")
+        row = _first(pc.invert(pc.fill_null(pc.equal(pc.list_value_length(col), width), False)))
+        if row is not None:
+            got = col[row].as_py()
+            have = "null" if got is None else f"{len(got)}"
+            raise ContractError(
+                f"{name}: column {column!r} must hold {width} values per row ({shape} from the schema metadata); "
+                f"{_row_label(table, row)} has {have}"
+            )
+        offset = 0
+        for chunk in col.chunks:
+            values = chunk.flatten()
+            if values.null_count:
+                pos = _first(pc.is_null(values))
+                raise ContractError(f"{name}: column {column!r}, {_row_label(table, offset + pos // width)}: null value")
+            v = values.to_numpy(zero_copy_only=False)
+            bad = np.isinf(v) if column in NAN_ALLOWED_ROUTING else ~np.isfinite(v)
+            if bad.any():
+                pos = int(np.flatnonzero(bad)[0])
+                where = f"layer {layers[(pos % width) // (1 if per_layer else n_experts)]}"
+                if not per_layer:
+                    where += f" expert {pos % n_experts}"
+                allowed = " (NaN is allowed there, infinity is not)" if column in NAN_ALLOWED_ROUTING else ""
+                raise ContractError(
+                    f"{name}: column {column!r}, {_row_label(table, offset + pos // width)}: {float(v[pos])} at {where}{allowed}"
+                )
+            offset += len(chunk)
+
+
+def check(table: pa.Table, name: str | Path, contract: str | None = None) -> None:
+    """The invariants of ``contract`` (items), and of the routing arrays wherever a file has them."""
+    if contract == "items":
+        check_items(table, name)
+    check_routing(table, name)

@@ -404,6 +404,9 @@ def save(model, tokenizer, report: TrainReport, out_dir: str | Path) -> None:
     import shutil
     import tempfile
 
+    from moe_routing.faults import file_fault
+    from moe_routing.io import fsync_folder, fsync_tree
+
     final = Path(out_dir)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
@@ -412,6 +415,7 @@ def save(model, tokenizer, report: TrainReport, out_dir: str | Path) -> None:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "train_report.json").write_text(json.dumps(asdict(report), indent=1), encoding="utf-8")
+        fsync_tree(tmp)  # on disk before the swap: a crash leaves the old model or the whole new one
         if final.exists():
             old = final.with_name(f".{final.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -420,6 +424,10 @@ def save(model, tokenizer, report: TrainReport, out_dir: str | Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(final)
-    except BaseException:
+        fsync_folder(final.parent)
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        fault = file_fault(final, exc, writing=True)  # disk full while saving: one line naming the model
+        if fault is not None:
+            raise fault from exc
         raise

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import polars as pl  # noqa: E402
 
-from moe_routing.io import atomic_path, read_frame  # noqa: E402
+from moe_routing.io import atomic_path, read_frame, read_tsv  # noqa: E402
 
 
 def _save(fig, out: str | os.PathLike) -> None:
@@ -54,7 +54,7 @@ def experts_per_layer(experts_files: dict[str, str | os.PathLike], out: str | os
 
 def outcomes(table_tsv: str | os.PathLike, out: str | os.PathLike) -> None:
     """Stacked bars of all correct / mixed / all incorrect questions per dataset (from the Table 1 TSV)."""
-    table = pl.read_csv(table_tsv, separator="\t", infer_schema=False)
+    table = read_tsv(table_tsv, infer_schema=False)
     datasets = [c for c in table.columns if c not in ("row", "metric", "label")]
     value = {m: table.filter(pl.col("metric") == m) for m in ("all_correct", "mixed", "all_incorrect")}
     fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(datasets) + 2), 3.5))

@@ -33,11 +33,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from moe_routing.progress import progress as progress_bar
 
 from moe_routing.errors import ContractError, MoeRoutingError
-from moe_routing.io import read_frame, read_routing_metadata, read_table
+from moe_routing.io import count_rows, read_frame, read_routing_metadata, read_table
 
 OUTCOMES = ("all_correct", "all_incorrect", "mixed")
 
@@ -152,7 +151,7 @@ def load_routing(generations: Sequence[str | os.PathLike], judgments: Sequence[s
                 f"{g}: routing metadata (moe_layers={m['moe_layers']}, num_experts={m['num_experts']}) "
                 f"differs from {generations[0]} (moe_layers={layers}, num_experts={E})"
             )
-        total += pq.ParquetFile(g).metadata.num_rows
+        total += count_rows(g)
     # one buffer for every file: the only full-size copy of the routing data
     weights = np.empty((total, width), dtype=np.float32)
     keys = []

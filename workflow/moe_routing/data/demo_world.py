@@ -326,7 +326,7 @@ def write_world(
         written[dataset] = []
         for lang, table in per_lang.items():
             path = Path(paths.items(dataset, lang, root=out_dir))
-            write_parquet(table, path, metadata={"demo_seed": str(world.seed)})
+            write_parquet(table, path, metadata={"demo_seed": str(world.seed)}, contract="items")
             written[dataset].append(path)
     corpus = training_corpus(world)
     with atomic_path(corpus_path) as tmp:

@@ -40,12 +40,8 @@ def run(args: argparse.Namespace) -> int:
 def read_metrics(path: str):
     import polars as pl
 
-    from moe_routing.errors import ContractError
-    from moe_routing.io import read_frame
+    from moe_routing.io import read_frame, read_tsv
 
     if str(path).endswith(".parquet"):
         return read_frame(path, required=["dataset", "condition"])
-    try:
-        return pl.read_csv(path, separator="\t", schema_overrides={"dataset": pl.String, "condition": pl.String, "cap": pl.Int64})
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise ContractError(f"{path}: not a readable metrics TSV ({exc})") from exc
+    return read_tsv(path, schema_overrides={"dataset": pl.String, "condition": pl.String, "cap": pl.Int64})

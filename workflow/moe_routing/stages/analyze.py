@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from moe_routing import analysis as an
     from moe_routing.errors import ConfigError
-    from moe_routing.io import read_frame, read_routing_metadata, write_tsv
+    from moe_routing.io import read_frame, read_routing_metadata, read_tsv, write_tsv
     from moe_routing.paths import ROUTING_TABLES
     from moe_routing.steering import parse_layers
 
@@ -53,10 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if args.accuracy:
         import polars as pl
 
-        try:
-            accuracy = pl.read_csv(args.accuracy, separator="\t")
-        except Exception as exc:
-            raise ConfigError(f"{args.accuracy}: not a readable TSV ({exc})") from exc
+        accuracy = read_tsv(args.accuracy)
         missing = {"lang", "accuracy"} - set(accuracy.columns)
         if missing:
             raise ConfigError(f"{args.accuracy}: missing column(s) {sorted(missing)}; has {accuracy.columns}")

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if args.only_intervened:
         items = items.filter(pl.col("item_id").is_in(sorted(iv.intervened_items(plan))))
     table = backend.generate(items, plan, options)
-    write_parquet(table, args.out)
+    write_parquet(table, args.out, contract="generations")  # routing arrays checked before they are written
     seconds = getattr(backend, "generate_seconds", float("nan"))
     log.info("%d sequences of %d language(s) in %.1fs (load %.1fs) -> %s", table.num_rows, len(args.items), seconds,
              backend.load_seconds, args.out)

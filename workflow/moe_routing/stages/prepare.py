@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
             raise DatasetError(f"--option {pair!r}: expected KEY=VALUE")
         options[key.strip().replace("-", "_")] = parse_option(args.source, key.strip().replace("-", "_"), value)
     table = load_items(args.source, args.path, args.lang, **options)
-    write_parquet(table, args.out, metadata={"source": args.source, "source_path": args.path or ""})
+    # the items contract, named file included (its stem is its language), before anything is written
+    write_parquet(table, args.out, metadata={"source": args.source, "source_path": args.path or ""}, contract="items")
     log.info("%s [%s]: wrote %d items to %s", args.source, table.column("lang")[0].as_py(), table.num_rows, args.out)
     return 0

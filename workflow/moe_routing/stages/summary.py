@@ -39,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
         judged = pl.concat([read_frame(p, "judgments") for p in files])
         lines.append((f"accuracy by language ({name})", sm.accuracy_line(judged)))
     if args.outcome_table:
-        lines += sm.outcome_lines(read_tsv(args.outcome_table, text=True))
+        lines += sm.outcome_lines(read_tsv(args.outcome_table, infer_schema=False))
     if args.ablation_table:
-        lines += sm.ablation_lines(read_tsv(args.ablation_table, text=True), args.cap)
+        lines += sm.ablation_lines(read_tsv(args.ablation_table, infer_schema=False), args.cap)
     if args.cap_sweep:
         lines.append(sm.cap_sweep_line(read_tsv(args.cap_sweep)))
     if args.divergence:
