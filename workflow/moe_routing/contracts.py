@@ -11,7 +11,7 @@ import json
 
 import pyarrow as pa
 
-ITEMS = pa.schema(
+ITEMS_REQUIRED = pa.schema(
     [
         ("item_id", pa.string()),
         ("lang", pa.string()),
@@ -21,6 +21,9 @@ ITEMS = pa.schema(
         ("choices", pa.list_(pa.string())),
     ]
 )
+# ``assistant`` (optional when reading: older items files lack it): a reference answer fed as the
+# assistant turn after the user turn (teacher forcing, prefill only); null = no assistant turn
+ITEMS = pa.schema(list(ITEMS_REQUIRED) + [("assistant", pa.string())])
 
 GENERATIONS_BASE = pa.schema(
     [
@@ -39,6 +42,10 @@ ROUTING_COLUMNS = pa.schema(
         ("freq", pa.list_(pa.float32())),
         ("entropy", pa.list_(pa.float32())),
         ("consistency", pa.list_(pa.float32())),
+        # the public code's importance: per token softmax over E, top-k kept and renormalised, mean
+        ("topk_mean", pa.list_(pa.float32())),
+        # tokens the summaries average over (differs from the token ids under token scope "content")
+        ("tokens", pa.int32()),
     ]
 )
 
@@ -78,7 +85,7 @@ EXPERTS = pa.schema(
 )
 
 CONTRACTS = {
-    "items": ITEMS,
+    "items": ITEMS_REQUIRED,
     "generations": GENERATIONS_BASE,
     "interventions": INTERVENTIONS,
     "judgments": JUDGMENTS,
