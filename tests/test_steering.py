@@ -92,12 +92,12 @@ def test_steering_table_requires_same_items():
         S.steering_table(judgments(as_bool(BASE)), judgments(as_bool({"en": STEERED["en"]})))
 
 
-def write_freq(path, freq):
+def write_freq(path, freq, langs=None):
     n = freq.shape[0]
     table = pa.table(
         {
             "item_id": [f"s{i}" for i in range(n)],
-            "lang": ["en"] * n,
+            "lang": langs or ["en"] * n,
             "output": [""] * n,
             "prompt_token_ids": pa.array([[1, 2]] * n, type=pa.list_(pa.int32())),
             "output_token_ids": pa.array([[]] * n, type=pa.list_(pa.int32())),
@@ -125,6 +125,15 @@ def test_steer_plan_and_table_stages(tmp_path):
     assert delta.height == len(MOE_LAYERS) * E
     want = task[:, 3, 4].astype(np.float32).mean() - base[:, 3, 4].astype(np.float32).mean()
     assert delta.filter((pl.col("layer") == 3) & (pl.col("expert") == 4))["delta"][0] == pytest.approx(want, rel=1e-5)
+
+    # a baseline file that holds several languages: only the named language's rows are the baseline
+    mixed = np.concatenate([base, rng.uniform(0.0, 0.1, size=(5, len(MOE_LAYERS), E))])
+    write_freq(tmp_path / "mixed.parquet", mixed, ["en"] * 10 + ["de"] * 5)
+    args = ["steer-plan", "--task-generations", str(tmp_path / "task.parquet"), "--baseline-generations", str(tmp_path / "mixed.parquet"),
+            "--layers", "2", "3-4", "--tau", "0.3", "--mode", "hard"]
+    assert main([*args, "--out", str(tmp_path / "mixed_plan.parquet")]) == 2  # which language? refused
+    assert main([*args, "--lang", "en", "--out", str(tmp_path / "mixed_plan.parquet")]) == 0
+    assert read_frame(tmp_path / "mixed_plan.parquet", "interventions").equals(plan)
 
     paths = {}
     for name, d in (("base", BASE), ("steered", STEERED)):

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl
 
 HELP = "routing divergence from a pivot language, entropy, consistency, correlation with accuracy, language/task experts"
 
@@ -12,12 +16,19 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--generations", nargs="+", action="extend", required=True, metavar="G.parquet", help="generations with routing of a parallel corpus, one file per language")
+    p.add_argument("--generations", nargs="+", action="extend", required=True, metavar="G.parquet",
+                   help="generations with routing of a parallel corpus; rows are grouped by their lang column (a file may hold several languages)")
     p.add_argument("--pivot", default="en", help="language the others are compared with (default en)")
     p.add_argument("--out-dir", required=True, help="directory for the TSV tables")
     p.add_argument("--accuracy", metavar="A.tsv", help="per-language accuracy (columns lang, accuracy) for the correlation and the Fig. 2 colours")
     p.add_argument("--task-generations", "--task", dest="task_generations", nargs="+", action="extend", default=[], metavar="[NAME=]T.parquet",
-                   help="generations of a domain set in the pivot language (task experts); NAME defaults to the dataset directory")
+                   help="generations of a domain set (task experts; its pivot-language rows, or its only language); NAME defaults to the dataset directory; repeat NAME=... for several files of one set")
+    p.add_argument("--importance", choices=["softmax", "topk"], default="softmax",
+                   help="expert importance compared by the divergence: softmax = the paper's Eq. 1 (mean softmax over all experts, "
+                        "default); topk = the public code's (per token top-k of the softmax renormalised, then averaged; needs topk_mean)")
+    p.add_argument("--entropy", choices=["token", "sequence"], default="token",
+                   help="routing entropy: token = the paper's mean over tokens of H(softmax) (default); sequence = the public "
+                        "notebook's H of each sequence's importance distribution, averaged over sequences")
     p.add_argument("--tau", nargs="+", type=float, default=[0.3], help="Δ thresholds for expert identification (default 0.3)")
     p.add_argument("--figures-dir", help="directory for the PNG figures (none when left out)")
     p.add_argument("--delta-comparison", help="comparison shown in the Δ figure, e.g. 'sw-vs-en' (default: the first non-pivot language)")
@@ -34,30 +45,60 @@ def task_name(spec: str) -> tuple[str, str]:
     return (p.parent.parent.name if p.parent.name == "generations" else p.stem), spec
 
 
+def read_routing(paths: list[str], importance: str) -> tuple[pl.DataFrame, dict]:
+    """The rows of several generations files as one frame (``tokens`` filled in for files without
+    it), and each file's routing layout."""
+    import polars as pl
+
+    from moe_routing import analysis as an
+    from moe_routing.io import read_frame, read_routing_metadata
+
+    needed = an.needed_columns(importance)
+    frames, shapes = [], {}
+    for path in paths:
+        frame = read_frame(path, "generations", needed)  # first: it names a missing file clearly
+        shapes[path] = an.shape_from_metadata(read_routing_metadata(path))
+        if frame.height == 0:
+            raise an.AnalysisError(f"{path}: no rows")
+        # every row is validated against its own file's layout before files are merged
+        an.routing_array(frame, needed[0], shapes[path], True, path)
+        tokens = pl.Series("tokens", an.token_counts(frame)).cast(pl.Int64)
+        frames.append(frame.select("item_id", "lang", *needed).with_columns(tokens))
+    return pl.concat(frames), shapes
+
+
+def _task_rows(frame, name: str, pivot: str):
+    import polars as pl
+
+    from moe_routing.errors import ConfigError
+
+    langs = sorted(set(frame["lang"].to_list()))
+    if pivot in langs:
+        return frame.filter(pl.col("lang") == pivot)
+    if len(langs) == 1:
+        return frame
+    raise ConfigError(f"task set {name!r}: rows of {langs} but none of the pivot language {pivot!r}")
+
+
 def run(args: argparse.Namespace) -> int:
     from moe_routing import analysis as an
     from moe_routing.errors import ConfigError
-    from moe_routing.io import read_frame, read_routing_metadata, write_tsv
+    from moe_routing.io import write_tsv
     from moe_routing.steering import parse_layers
 
-    needed = ["softmax_mean", "freq", "entropy", "consistency"]
-    shapes, languages = {}, {}
-    for path in args.generations:
-        frame = read_frame(path, "generations", needed)  # first: it names a missing file clearly
-        shape = an.shape_from_metadata(read_routing_metadata(path))
-        shapes[path] = shape
-        lr = an.language_routing(frame, shape, path)
-        if lr.lang in languages:
-            raise ConfigError(f"{path}: language {lr.lang!r} given twice in --generations")
-        languages[lr.lang] = lr
-    tasks = {}
+    frame, shapes = read_routing(args.generations, args.importance)
+    shape = an.check_same_shape(shapes)
+    languages = an.split_languages(frame, shape, "--generations", args.importance)
+    specs: dict[str, list[str]] = {}
     for spec in args.task_generations:
         name, path = task_name(spec)
-        if name in tasks:
-            raise ConfigError(f"{spec}: task set name {name!r} given twice; use NAME=PATH")
-        frame = read_frame(path, "generations", needed)
-        shapes[path] = an.shape_from_metadata(read_routing_metadata(path))
-        tasks[name] = an.language_routing(frame, shapes[path], path)
+        specs.setdefault(name, []).append(path)
+    tasks = {}
+    for name, paths in specs.items():
+        task_frame, task_shapes = read_routing(paths, args.importance)
+        shapes.update(task_shapes)
+        rows = _task_rows(task_frame, name, args.pivot)
+        tasks[name] = an.language_routing(rows, an.check_same_shape(task_shapes), f"task set {name!r}", args.importance)
     shape = an.check_same_shape(shapes)
 
     accuracy = None
@@ -76,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         except Exception as exc:
             raise ConfigError(f"{args.accuracy}: column 'accuracy' must be numeric ({exc})") from exc
 
-    res = an.analyze(languages, shape, args.pivot, accuracy=accuracy, tasks=tasks, taus=args.tau)
+    res = an.analyze(languages, shape, args.pivot, accuracy=accuracy, tasks=tasks, taus=args.tau, entropy=args.entropy)
     out = Path(args.out_dir)
     write_tsv(res.divergence, out / "divergence.tsv")
     write_tsv(res.entropy, out / "entropy.tsv")
@@ -94,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
 
         figs = Path(args.figures_dir)
         fr.plot_divergence(res.divergence, figs / "divergence.png", accuracy, args.pivot)
-        fr.plot_layer_metric(res.entropy, figs / "entropy.png", "mean routing entropy (nats)", "Routing entropy per layer", args.pivot)
+        label = "mean routing entropy (nats)" if args.entropy == "token" else "entropy of the sequence importance (nats)"
+        fr.plot_layer_metric(res.entropy, figs / "entropy.png", label, "Routing entropy per layer", args.pivot)
         fr.plot_layer_metric(res.consistency, figs / "consistency.png", "token-pair top-k Jaccard", "Token routing consistency per layer", args.pivot)
         lang_cmp = [k for k in res.deltas if not any(k == f"{t}-vs-{args.pivot}" for t in tasks)]
         comparison = args.delta_comparison or (lang_cmp[0] if lang_cmp else next(iter(res.deltas), None))
