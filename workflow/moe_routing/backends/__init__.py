@@ -117,7 +117,8 @@ def check_request(
     if opts.token_scope == "content" and CONTENT_SCOPE not in features:
         raise ConfigError("this backend does not implement token_scope 'content' (per-token content masks); use 'all'")
     if "assistant" in items.columns:
-        answered = items.filter(pl.col("assistant").is_not_null() & (pl.col("assistant") != ""))
+        text = pl.col("assistant").cast(pl.String)
+        answered = items.filter(text.is_not_null() & (text != ""))
         if answered.height and ASSISTANT_TURN not in features:
             raise ConfigError(f"items carry an assistant turn (e.g. item {answered['item_id'][0]!r}) that this backend does not render")
         if answered.height and opts.max_new_tokens > 0:
@@ -255,6 +256,17 @@ def generations_table(tokenizer, rows, prompts, outputs, summaries, metadata: di
         # no rows (an ablation plan that re-asks nothing in this language) -> an empty file, same schema
         data[key] = [a.tolist() for a in summaries.get(key, [])]
     return pa.table(data, schema=GENERATIONS).replace_schema_metadata(metadata)
+
+
+def choices_table(tokenizer, rows, contexts: list[Rendered], scores: list[list[float]], summaries,
+                  metadata: dict[bytes, bytes]) -> pa.Table:
+    """The generations contract of scored multiple choice: ``output`` = the letter of the highest
+    summed log-probability (the first on ties), no output tokens, routing of the contexts."""
+    from moe_routing.data.items import MC_LETTERS
+
+    picks = [MC_LETTERS[max(range(len(sc)), key=lambda c: (sc[c], -c))] for sc in scores]
+    table = generations_table(tokenizer, rows, [c.ids for c in contexts], [[] for _ in rows], summaries, metadata)
+    return table.set_column(table.schema.get_field_index("output"), "output", pa.array(picks, pa.string()))
 
 
 def load_backend(name: str, model_path: str, options: LoadOptions | None = None) -> Backend:

@@ -42,6 +42,7 @@ from moe_routing.backends import (
     Rendered,
     check_request,
     choice_requests,
+    choices_table,
     generations_table,
     item_rows,
     render,
@@ -242,12 +243,8 @@ class HFBackend:
     ) -> pa.Table:
         """Multiple choice by log-likelihood; ``output`` is the letter of the most likely choice
         (the first on ties), routing is captured on the context alone."""
-        from moe_routing.data.items import MC_LETTERS
-
         rows, contexts, scores, summaries = self._score(items, interventions, options)
-        picks = [MC_LETTERS[max(range(len(sc)), key=lambda c: (sc[c], -c))] for sc in scores]
-        table = self._table(rows, [ctx.ids for ctx in contexts], [[] for _ in rows], summaries)
-        return table.set_column(table.schema.get_field_index("output"), "output", pa.array(picks, pa.string()))
+        return choices_table(self.tokenizer, rows, contexts, scores, summaries, self.routing_metadata())
 
     def choice_logprobs(
         self,
