@@ -234,3 +234,78 @@ def test_analyze_errors_are_clear(tmp_path, capsys):
     write_generations(de, "de", bad)
     assert main(["analyze", "--generations", str(en), str(de), "--english", "en", "--out-dir", str(tmp_path / "o")]) == 2
     assert "must hold 56 values" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- public-code variants, grouped files
+
+
+def test_sequence_entropy_equals_a_float64_reference():
+    rng = np.random.default_rng(8)
+    p = random_dists(rng, (5, 3, E), sharp=2.0)
+    p[0, 1] = 0.0
+    p[0, 1, 2] = 1.0  # a one-hot distribution: H = 0 (up to the public code's +1e-10)
+    want = np.array([[stats.entropy(p[i, layer]) for layer in range(3)] for i in range(5)]).mean(axis=0)
+    np.testing.assert_allclose(an.sequence_entropy(p), want, atol=1e-8, rtol=0)
+
+
+def test_files_holding_several_languages_and_the_variants(tmp_path):
+    """One file of en+de+sw rows gives the same tables as one file per language; --importance topk
+    reads topk_mean; --entropy sequence is the entropy of each sequence's importance, unweighted."""
+    rng = np.random.default_rng(9)
+    corpus = planted_corpus(rng, noise={"de": U, "sw": [2 * x for x in U]})
+    for arrays in corpus.values():
+        arrays["topk_mean"] = random_dists(rng, arrays["softmax_mean"].shape, sharp=3.0)
+    single = []
+    for lang, arrays in corpus.items():
+        single.append(tmp_path / "one" / f"{lang}.parquet")
+        write_generations(single[-1], lang, arrays)
+    frames = [pl.read_parquet(p) for p in single]
+    grouped = tmp_path / "grouped" / "en+de+sw.parquet"
+    write_parquet(pl.concat(frames).sample(fraction=1.0, shuffle=True, seed=1).to_arrow(), grouped,
+                  routing_metadata("synthetic", MOE_LAYERS, E, TOP_K))
+    for flags in ([], ["--importance", "topk", "--entropy", "sequence"]):
+        tag = "-".join(flags) or "paper"
+        assert main(["analyze", "--generations", *map(str, single), "--out-dir", str(tmp_path / tag / "a"), *flags]) == 0
+        assert main(["analyze", "--generations", str(grouped), "--out-dir", str(tmp_path / tag / "b"), *flags]) == 0
+        for name in ("divergence", "entropy", "consistency", "specialisation"):
+            a = pl.read_csv(tmp_path / tag / "a" / f"{name}.tsv", separator="\t")
+            b = pl.read_csv(tmp_path / tag / "b" / f"{name}.tsv", separator="\t")
+            keys = [c for c, t in a.schema.items() if t != pl.Float64]
+            a, b = a.sort(keys), b.sort(keys)
+            assert a.select(keys).equals(b.select(keys)), (tag, name)
+            for c in set(a.columns) - set(keys):  # pairs are averaged in another order
+                np.testing.assert_allclose(a[c].to_numpy(), b[c].to_numpy(), rtol=1e-12, err_msg=f"{tag} {name} {c}")
+    topk = pl.read_csv(tmp_path / "--importance-topk---entropy-sequence" / "a" / "divergence.tsv", separator="\t")
+    de = topk.filter(pl.col("lang") == "de").sort("layer")["value"].to_numpy()
+    want = [np.mean([ref_hjs(corpus["en"]["topk_mean"][i, li], corpus["de"]["topk_mean"][i, li]) for i in range(12)])
+            for li in range(len(MOE_LAYERS))]
+    np.testing.assert_allclose(de, want, rtol=1e-5)
+    ent = pl.read_csv(tmp_path / "--importance-topk---entropy-sequence" / "a" / "entropy.tsv", separator="\t")
+    sw = ent.filter(pl.col("lang") == "sw").sort("layer")["value"].to_numpy()
+    want = stats.entropy(corpus["sw"]["topk_mean"], axis=-1).mean(axis=0)
+    np.testing.assert_allclose(sw, want, rtol=1e-5)
+
+
+def test_language_given_twice_and_task_rows(tmp_path, capsys):
+    rng = np.random.default_rng(10)
+    corpus = planted_corpus(rng, langs=("en", "de"), noise={"de": U})
+    en, de, again = tmp_path / "en.parquet", tmp_path / "de.parquet", tmp_path / "de2.parquet"
+    write_generations(en, "en", corpus["en"])
+    write_generations(de, "de", corpus["de"])
+    write_generations(again, "de", corpus["de"])
+    assert main(["analyze", "--generations", str(en), str(de), str(again), "--out-dir", str(tmp_path / "o")]) == 2
+    assert "language 'de' appears 2 times" in capsys.readouterr().err
+    # a task set given as a file of two languages: its pivot-language rows are the task set
+    task = planted_corpus(rng, langs=("en", "de"), noise={"de": U}, planted={("en", 4, 6): 0.5})
+    parts = []
+    for lang in ("en", "de"):
+        write_generations(tmp_path / f"t_{lang}.parquet", lang, task[lang])
+        parts.append(pl.read_parquet(tmp_path / f"t_{lang}.parquet"))
+    both = tmp_path / "math" / "generations" / "en+de.parquet"
+    write_parquet(pl.concat(parts).to_arrow(), both, routing_metadata("synthetic", MOE_LAYERS, E, TOP_K))
+    assert main(["analyze", "--generations", str(en), str(de), "--task", f"math={both}", "--out-dir", str(tmp_path / "t")]) == 0
+    spec = pl.read_csv(tmp_path / "t" / "specialisation.tsv", separator="\t").filter(pl.col("comparison") == "math-vs-en")
+    li = MOE_LAYERS.index(5)
+    want = task["en"]["freq"].mean(0) - corpus["en"]["freq"].mean(0)
+    got = spec.filter(pl.col("layer") == 5).sort("expert")["delta"].to_numpy()
+    np.testing.assert_allclose(got, want[li], atol=1e-6)

@@ -209,7 +209,10 @@ def gmmlu_record(i, subject, lang, answer="B"):
 def write_global_mmlu(root: Path, langs=("en", "sw")) -> Path:
     for lang in langs:
         recs = [gmmlu_record(i, "prehistory", lang, "ABCD"[i % 4]) for i in range(4)]
-        recs += [gmmlu_record(i, "anatomy", lang, "C") for i in range(2)] + [gmmlu_record(0, "astronomy", lang)]
+        recs += [gmmlu_record(i, "human_aging", lang, "C") for i in range(2)] + [gmmlu_record(0, "astronomy", lang)]
+        # anatomy is not among the routing paper's medical subjects (its public evaluation code)
+        recs += [gmmlu_record(i, "anatomy", lang) for i in range(2)]
+        recs += [gmmlu_record(i, "virology", lang, "ABCD"[i % 4]) for i in range(5)]
         write_parquet(root / lang / "test-00000-of-00001.parquet", recs)
         write_parquet(root / lang / "dev-00000-of-00001.parquet", [gmmlu_record(0, "prehistory", lang)])
     return root
@@ -235,12 +238,18 @@ def test_global_mmlu_short_answer_all_when_no_ids(tmp_path, cache, monkeypatch):
     # the shipped file lists no ids, so it means "all" too
     monkeypatch.setattr(global_mmlu, "DEFAULT_IDS_FILE", lang_codes.REPO_ROOT / "resources" / "global_mmlu_prehistory_ids.txt")
     assert len(rows(load_items("global_mmlu", str(repo), "en", format="short", cache_dir=cache))) == 4
+    # an explicit ids file that lists no ids means all questions as well
+    empty = tmp_path / "empty_ids.txt"
+    empty.write_text("# nothing chosen yet\n")
+    got = rows(load_items("global_mmlu", str(repo), "en", format="short", ids_file=str(empty), cache_dir=cache))
+    assert len(got) == 4
 
 
 def test_global_mmlu_medical_multiple_choice(tmp_path, cache):
     repo = write_global_mmlu(tmp_path / "gmmlu")
     got = rows(load_items("global_mmlu", str(repo), "en", format="mc", cache_dir=cache))
-    assert [r["item_id"] for r in got] == ["anatomy/test/0", "anatomy/test/1"]
+    assert [r["item_id"] for r in got][:2] == ["human_aging/test/0", "human_aging/test/1"]
+    assert {r["item_id"].split("/")[0] for r in got} == {"human_aging", "virology"}
     assert got[0]["answers"] == ["C"] and got[0]["choices"] == ["[en] a0", "[en] b0", "[en] c0", "[en] d0"]
     assert "\nA. [en] a0\nB. [en] b0\nC. [en] c0\nD. [en] d0\n" in got[0]["prompt"]
     # dev.parquet is called 'validation' by datasets without a README: the alias finds it
@@ -248,6 +257,34 @@ def test_global_mmlu_medical_multiple_choice(tmp_path, cache):
     assert [r["item_id"] for r in dev] == ["prehistory/test/0"]
     with pytest.raises(DatasetError, match=r"global_mmlu: language 'th' is not available"):
         load_items("global_mmlu", str(repo), "th", cache_dir=cache)
+
+
+def test_global_mmlu_seeded_per_subject_sample_is_the_same_in_every_language(tmp_path, cache):
+    repo = write_global_mmlu(tmp_path / "gmmlu")
+    picks = {}
+    for lang in ("en", "sw"):
+        got = rows(load_items("global_mmlu", str(repo), lang, format="mc", per_subject=2, seed=3, cache_dir=cache))
+        picks[lang] = [r["item_id"] for r in got]
+    assert picks["en"] == picks["sw"]
+    assert sorted(i.split("/")[0] for i in picks["en"]) == ["human_aging"] * 2 + ["virology"] * 2
+    other = [r["item_id"] for r in rows(load_items("global_mmlu", str(repo), "en", format="mc", per_subject=2, seed=4, cache_dir=cache))]
+    vir = [r["item_id"] for r in rows(load_items("global_mmlu", str(repo), "en", format="mc", subjects="virology", cache_dir=cache))]
+    # the draw depends on the seed only through the per-item hash: another seed, another pair (here)
+    assert len(vir) == 5 and set(other) != set(picks["en"])
+    with pytest.raises(DatasetError, match="fewer than per_subject=3"):
+        load_items("global_mmlu", str(repo), "en", format="mc", per_subject=3, cache_dir=cache)
+
+
+def test_global_mmlu_sample_file_and_harness_prompt(tmp_path, cache):
+    repo = write_global_mmlu(tmp_path / "gmmlu")
+    sample = tmp_path / "samples.json"
+    sample.write_text('{"virology": [4, 1], "human_aging": [0]}')
+    got = rows(load_items("global_mmlu", str(repo), "sw", format="mc", sample_file=str(sample), style="harness", cache_dir=cache))
+    assert [r["item_id"] for r in got] == ["human_aging/test/0", "virology/test/1", "virology/test/4"]
+    assert got[1]["prompt"] == "[sw] question 1 on virology\nA. [sw] a1\nB. [sw] b1\nC. [sw] c1\nD. [sw] d1\nAnswer:"
+    sample.write_text('{"virology": [5]}')
+    with pytest.raises(DatasetError, match="out of range"):
+        load_items("global_mmlu", str(repo), "sw", format="mc", sample_file=str(sample), cache_dir=cache)
 
 
 # ---------------------------------------------------------------- FLORES
@@ -323,6 +360,10 @@ def test_belebele_hub_layout(tmp_path, cache):
     assert zh[0]["prompt"].startswith("zho_Hans passage 1")
     with pytest.raises(DatasetError, match=r"belebele \[fr\].*no config 'fra_Latn'"):
         load_items("belebele", str(repo), "fr", cache_dir=cache)
+    harness = rows(load_items("belebele", str(repo), "en", style="harness", cache_dir=cache))
+    assert harness[0]["prompt"] == ("P: eng_Latn passage 1\nQ: eng_Latn question 1.1\n"
+                                    "A: one\nB: two\nC: three\nD: four\nAnswer:")
+    assert all(r["assistant"] is None for r in harness)
 
 
 # ---------------------------------------------------------------- GSM8K-Instruct, AlpaCare
@@ -346,6 +387,10 @@ def test_gsm8k_instruct_language_from_prompt(tmp_path, cache):
     assert zh[0]["prompt"].startswith("Below is an instruction") and "汤姆" in zh[0]["prompt"]
     with pytest.raises(DatasetError, match=r"gsm8k_instruct \[de\]: no row"):
         load_items("gsm8k_instruct", str(f), "de", cache_dir=cache)
+    assert [r["assistant"] for r in en] == [None, None]
+    answered = rows(load_items("gsm8k_instruct", str(f), "en", with_answer=True, cache_dir=cache))
+    assert [(r["prompt"], r["assistant"]) for r in answered] == [
+        ("Tom has 3 apples. How many?", "Let's think. The answer is 3."), ("Ann has 2 pens.", "The answer is 2.")]
 
 
 def test_alpacare(tmp_path, cache):
@@ -354,6 +399,9 @@ def test_alpacare(tmp_path, cache):
     f = write_parquet(tmp_path / "alpacare" / "train-00000-of-00001.parquet", recs)
     got = rows(load_items("alpacare", str(f.parent), "en", cache_dir=cache))
     assert [r["prompt"] for r in got] == ["List symptoms of flu.", "Summarise the note.\n\nPatient, 54, chest pain."]
+    assert [r["assistant"] for r in got] == [None, None]
+    answered = rows(load_items("alpacare", str(f.parent), "en", with_answer=True, cache_dir=cache))
+    assert [r["assistant"] for r in answered] == ["Fever...", "..."]
     with pytest.raises(DatasetError, match="English only"):
         load_items("alpacare", str(f.parent), "de", cache_dir=cache)
 

@@ -75,6 +75,11 @@ def test_answer_that_normalises_to_empty_is_ignored():
         ("<think>A? no</think> B", 1, "leading"),
         ("The answer is a bit unclear, but B", 1, "standalone"),
         ("answer: d.", 3, "explicit"),
+        ("Option B is correct, not option C", 1, "explicit"),  # a negated mention is not the answer
+        ("The answer is B rather than C", 1, "explicit"),
+        ("It is C, not B.", 2, "standalone"),
+        ("The answer is not B, it is C", 2, "standalone"),
+        ("Not A. The answer is D", 3, "explicit"),
     ],
 )
 def test_extract_choice(output, index, how):
@@ -149,6 +154,21 @@ def test_judge_number():
     with pytest.raises(J.JudgeError, match="no unambiguous number"):
         J.judge_number("42", ["forty-two"])
     assert J.last_number("no digits here") is None
+
+
+@pytest.mark.parametrize(
+    "output, gold, ok",
+    [
+        ("The answer is 18. Question: John has 5 apples", "18", True),  # a made-up next question is cut off
+        ("Die Antwort ist 7.\n\nFrage: Anna hat 3 Äpfel", "7", True),
+        ("答案是12。问题：小明有5个苹果", "12", True),
+        ("La réponse est 9.\nQuestion : Marie a 4 pommes", "9", True),
+        ("Question: how many? 5", "5", False),  # the harness would have stopped before any answer
+        ("18 apples, and the question was easy: 20", "20", True),
+    ],
+)
+def test_number_judge_stops_at_a_made_up_question(output, gold, ok):
+    assert J.judge_number(output, [gold])[0] is ok
 
 
 # ---------------------------------------------------------------- LLM judge

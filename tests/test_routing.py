@@ -19,11 +19,12 @@ ITEMS = pl.DataFrame(
         "system": ["Answer briefly.", None, "Answer briefly.", "Svara kort."],
     }
 )
-KEYS = ("weights", "softmax_mean", "freq", "entropy", "consistency")
+KEYS = ("weights", "softmax_mean", "freq", "entropy", "consistency", "topk_mean")
 
 
 def reference(logits, indices, weights, seed=0, pairs=500):
-    """Float64 summaries of one sequence from its [N, L, E] logits and [N, L, k] selections."""
+    """Float64 summaries of one sequence from its [N, L, E] logits and [N, L, k] selections; topk_mean
+    keeps each token's k largest softmax values (k from the selections) renormalised to sum 1."""
     z = np.asarray(logits, dtype=np.float64)
     n, num_layers, e = z.shape
     p = np.exp(z - z.max(-1, keepdims=True))
@@ -36,6 +37,10 @@ def reference(logits, indices, weights, seed=0, pairs=500):
                 dense_w[t, layer, ex] += weights[t, layer, slot]
                 hits[t, layer, ex] += 1
     ent = -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0)).sum(-1)
+    k = indices.shape[-1]
+    kth = np.sort(p, axis=-1)[..., -k][..., None]
+    kept = np.where(p >= kth, p, 0.0)
+    topk = kept / kept.sum(-1, keepdims=True)
     cons = []
     i, j = sample_pairs(n, seed, pairs)
     for layer in range(num_layers):
@@ -47,6 +52,8 @@ def reference(logits, indices, weights, seed=0, pairs=500):
         "freq": hits.mean(0).ravel(),
         "entropy": ent.mean(0),
         "consistency": np.array(cons),
+        "topk_mean": topk.mean(0).ravel(),
+        "tokens": n,
     }
 
 
@@ -78,6 +85,7 @@ def test_accumulator_matches_float64_reference_with_invalid_rows():
         ref = reference(np.array(per_seq[s]["z"]), np.array(per_seq[s]["i"]), np.array(per_seq[s]["w"]), seed=3, pairs=200)
         for key in KEYS:
             np.testing.assert_allclose(got[key][s], ref[key], rtol=1e-6, atol=1e-7, err_msg=key)
+        assert got["tokens"][s] == ref["tokens"]
 
 
 def test_token_consistency_edge_cases():
@@ -109,18 +117,22 @@ def _valid_rows_per_sequence(trace, num_layers):
     return out
 
 
-@pytest.mark.parametrize("family", ALL_FAMILIES)
-def test_backend_summaries_equal_float64_reference(hf_backend, family):
-    backend = hf_backend(family)
+def _traced(backend, options):
+    """Rows of one batch of ITEMS, their batch order, the counted rows per batch position, the trace."""
     backend.trace = []
     try:
-        table = backend.generate(ITEMS, None, GenerationOptions(batch_size=4, max_new_tokens=6))
+        rows = backend.generate(ITEMS, None, options).to_pylist()
         trace = backend.trace
     finally:
         backend.trace = None
-    rows = table.to_pylist()
     order = sorted(range(len(rows)), key=lambda i: (-len(rows[i]["prompt_token_ids"]), i))
-    per_seq = _valid_rows_per_sequence(trace, len(backend.moe_layers))
+    return rows, order, _valid_rows_per_sequence(trace, len(backend.moe_layers)), trace
+
+
+@pytest.mark.parametrize("family", ALL_FAMILIES)
+def test_backend_summaries_equal_float64_reference(hf_backend, family):
+    backend = hf_backend(family)
+    rows, order, per_seq, _ = _traced(backend, GenerationOptions(batch_size=4, max_new_tokens=6))
     for s, i in enumerate(order):
         data = per_seq[s]
         # the contract's token set: prompt + every generated token but the last
@@ -128,6 +140,7 @@ def test_backend_summaries_equal_float64_reference(hf_backend, family):
         ref = reference(data["z"], data["i"], data["w"])
         for key in KEYS:
             np.testing.assert_allclose(rows[i][key], ref[key], rtol=1e-5, atol=1e-6, err_msg=f"{family} {key}")
+        assert rows[i]["tokens"] == ref["tokens"]
 
 
 def test_finished_sequences_stop_counting(hf_backend):
@@ -163,3 +176,22 @@ def test_summary_alone_equals_left_padded_in_batch(hf_backend, family):
         assert alone["output_token_ids"] == batched[i]["output_token_ids"]
         for key in KEYS:
             np.testing.assert_allclose(alone[key], batched[i][key], atol=1e-5, rtol=0, err_msg=f"{family} {key}")
+
+
+@pytest.mark.parametrize("family", ["qwen3_moe", "gpt_oss"])
+def test_content_scope_counts_the_item_text_only(hf_backend, family):
+    """Under token scope "content" the counted prefill tokens decode to exactly the prompt text (no
+    system prompt, template or special tokens), every generated token but the last still counts,
+    and the summaries equal the float64 reference over those rows."""
+    backend = hf_backend(family)
+    rows, order, per_seq, trace = _traced(backend, GenerationOptions(batch_size=4, max_new_tokens=4, token_scope="content"))
+    prefill = next(t for t in trace if t["pos"] == 0 and t["step"] == 0)
+    width = prefill["row_seq"].shape[0] // len(rows)
+    for s, i in enumerate(order):
+        ids = rows[i]["prompt_token_ids"]
+        counted = prefill["row_valid"].reshape(len(rows), width)[s, width - len(ids):].tolist()
+        assert backend.tokenizer.decode([t for t, c in zip(ids, counted) if c]) == ITEMS["prompt"][i]
+        assert rows[i]["tokens"] == sum(counted) + len(rows[i]["output_token_ids"]) - 1
+        ref = reference(per_seq[s]["z"], per_seq[s]["i"], per_seq[s]["w"])
+        for key in KEYS:
+            np.testing.assert_allclose(rows[i][key], ref[key], rtol=1e-5, atol=1e-6, err_msg=f"{family} {key}")

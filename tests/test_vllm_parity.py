@@ -25,7 +25,7 @@ from moe_routing.backends.vllm import (  # noqa: E402
 from moe_routing.errors import ConfigError, ModelError  # noqa: E402
 from moe_routing.tiny_models import build_tiny_checkpoint  # noqa: E402
 
-ROUTING = ("weights", "softmax_mean", "freq", "entropy", "consistency")
+ROUTING = ("weights", "softmax_mean", "freq", "entropy", "consistency", "topk_mean")
 TOL = 1e-4
 
 ITEMS = pl.DataFrame(

@@ -1,12 +1,22 @@
 """Multilingual routing analysis (routing paper Sections 4–5; METHOD "Multilingual routing analysis").
 
-Inputs are generations files with routing capture: ``softmax_mean``, ``freq`` (L·E, layer-major)
-and ``entropy``, ``consistency`` (L) per sequence, plus the schema metadata ``moe_layers``,
-``num_experts``, ``top_k``. Layers in every output table are *model* layer indices
-(``moe_layers``), not positions.
+Inputs are generations files with routing capture: ``softmax_mean`` (or ``topk_mean``), ``freq``
+(L·E, layer-major) and ``entropy``, ``consistency`` (L) per sequence, plus the schema metadata
+``moe_layers``, ``num_experts``, ``top_k``. Rows are grouped by their ``lang`` column (a file may
+hold several languages). Layers in every output table are *model* layer indices (``moe_layers``),
+not positions.
+
+Two definitions exist for two quantities; the defaults are the paper's:
+
+- expert importance (what the divergence compares): ``softmax`` = the paper's Eq. 1, the mean over
+  tokens of softmax(z) over all E experts (``softmax_mean``); ``topk`` = the public code's live
+  path, per token softmax over E kept on its top k and renormalised, then averaged (``topk_mean``);
+- routing entropy: ``token`` = the paper's, mean over tokens of H(softmax(z_t)) (token-weighted
+  mean of the per-sequence ``entropy``); ``sequence`` = the public notebook's, H of each sequence's
+  importance distribution (with ``+1e-10`` inside the log), averaged over sequences.
 
 - entropy-normalised JS divergence from a pivot language (Eqs. 6–8), mean over parallel pairs;
-- routing entropy (token-weighted mean) and token consistency (mean over sequences);
+- routing entropy and token consistency (mean over sequences);
 - Pearson r per layer between divergence and per-language accuracy;
 - specialisation Δ (Eq. 3) and the experts with Δ > τ: language experts (any language vs the
   pivot) and task experts (a domain set vs the pivot), and their overlap.
@@ -75,7 +85,10 @@ def routing_array(frame: pl.DataFrame, column: str, shape: RoutingShape, per_exp
 
 
 def token_counts(frame: pl.DataFrame) -> np.ndarray:
-    """Tokens that passed through the model: the prompt plus every generated token but the last."""
+    """Tokens the routing summaries average over: the captured ``tokens`` column, or for files
+    without it (every token counted) the prompt plus every generated token but the last."""
+    if "tokens" in frame.columns and frame["tokens"].null_count() == 0:
+        return frame["tokens"].to_numpy().astype(np.float64)
     prompt = frame["prompt_token_ids"].list.len().to_numpy().astype(np.float64)
     output = frame["output_token_ids"].list.len().to_numpy().astype(np.float64)
     return prompt + np.maximum(output - 1.0, 0.0)
@@ -152,6 +165,15 @@ def mean_entropy(entropy: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     if w.sum() <= 0:
         raise AnalysisError("no tokens to average the entropy over")
     return (entropy * w[:, None]).sum(axis=0) / w.sum()
+
+
+def sequence_entropy(importance: np.ndarray) -> np.ndarray:
+    """The public notebook's entropy: H of each sequence's importance distribution, ``+1e-10``
+    inside the log as there, averaged over sequences (unweighted). (N, L, E) → (L,)."""
+    if importance.shape[0] == 0:
+        raise AnalysisError("no sequences to average the entropy over")
+    p = _normalise(np.asarray(importance, dtype=np.float64))
+    return (-(p * np.log(p + 1e-10)).sum(axis=-1)).mean(axis=0)
 
 
 def mean_consistency(consistency: np.ndarray) -> np.ndarray:
@@ -260,35 +282,58 @@ def experts_per_layer(experts: pl.DataFrame, moe_layers: list[int]) -> np.ndarra
 
 # ---------------------------------------------------------------- one language's summaries
 
+IMPORTANCE = {"softmax": "softmax_mean", "topk": "topk_mean"}  # definition -> generations column
+ENTROPY = ("token", "sequence")
+
+
+def needed_columns(importance: str = "softmax") -> list[str]:
+    if importance not in IMPORTANCE:
+        raise AnalysisError(f"importance must be one of {sorted(IMPORTANCE)}, got {importance!r}")
+    return [IMPORTANCE[importance], "freq", "entropy", "consistency"]
+
 
 @dataclass
 class LanguageRouting:
-    """One generations file reduced to what the analysis needs."""
+    """One language's sequences reduced to what the analysis needs."""
 
     lang: str
-    frame: pl.DataFrame  # item_id + routing columns
-    softmax_mean: np.ndarray  # (N, L, E)
+    frame: pl.DataFrame  # item_id
+    importance: np.ndarray  # (N, L, E): softmax_mean or topk_mean
     freq: np.ndarray  # (N, L, E)
-    entropy: np.ndarray  # (N, L)
+    entropy: np.ndarray  # (N, L) per-sequence mean token entropy
     consistency: np.ndarray  # (N, L)
     tokens: np.ndarray  # (N,)
 
 
-def language_routing(frame: pl.DataFrame, shape: RoutingShape, name: str) -> LanguageRouting:
+def language_routing(frame: pl.DataFrame, shape: RoutingShape, name: str, importance: str = "softmax") -> LanguageRouting:
+    """The rows of one language (``frame`` must hold exactly one)."""
     langs = frame["lang"].unique().to_list()
     if len(langs) != 1:
-        raise AnalysisError(f"{name}: expected one language per generations file, found {sorted(map(str, langs))}")
+        raise AnalysisError(f"{name}: expected one language, found {sorted(map(str, langs))}")
     if frame.height == 0:
         raise AnalysisError(f"{name}: no rows")
+    column = needed_columns(importance)[0]
     return LanguageRouting(
         lang=str(langs[0]),
         frame=frame.select("item_id"),
-        softmax_mean=routing_array(frame, "softmax_mean", shape, True, name),
+        importance=routing_array(frame, column, shape, True, name),
         freq=routing_array(frame, "freq", shape, True, name),
         entropy=routing_array(frame, "entropy", shape, False, name),
         consistency=routing_array(frame, "consistency", shape, False, name),
         tokens=token_counts(frame),
     )
+
+
+def split_languages(frame: pl.DataFrame, shape: RoutingShape, name: str, importance: str = "softmax") -> dict[str, LanguageRouting]:
+    """Rows grouped by their ``lang`` column, in order of first appearance."""
+    if frame.height == 0:
+        raise AnalysisError(f"{name}: no rows")
+    dup = frame.group_by("lang", "item_id").len().filter(pl.col("len") > 1)
+    if dup.height:
+        lang, item, n = dup.row(0)
+        raise AnalysisError(f"{name}: item {item!r} of language {lang!r} appears {n} times (a language given twice?)")
+    langs = list(dict.fromkeys(frame["lang"].to_list()))
+    return {str(lang): language_routing(frame.filter(pl.col("lang") == lang), shape, f"{name} [{lang}]", importance) for lang in langs}
 
 
 @dataclass
@@ -303,6 +348,15 @@ class AnalysisResult:
     overlap: pl.DataFrame
 
 
+def routing_entropy(lr: LanguageRouting, entropy: str = "token") -> np.ndarray:
+    """(L,) routing entropy of one language under the chosen definition (module docstring)."""
+    if entropy == "token":
+        return mean_entropy(lr.entropy, lr.tokens)
+    if entropy == "sequence":
+        return sequence_entropy(lr.importance)
+    raise AnalysisError(f"entropy must be one of {ENTROPY}, got {entropy!r}")
+
+
 def analyze(
     languages: dict[str, LanguageRouting],
     shape: RoutingShape,
@@ -310,19 +364,23 @@ def analyze(
     accuracy: pl.DataFrame | None = None,
     tasks: dict[str, LanguageRouting] | None = None,
     taus: list[float] = (0.3,),
+    entropy: str = "token",
 ) -> AnalysisResult:
-    """The whole analysis from per-language routing (``languages`` keyed by lang)."""
+    """The whole analysis from per-language routing (``languages`` keyed by lang); the importance
+    definition is whichever ``language_routing`` read."""
     if pivot not in languages:
         raise AnalysisError(f"pivot language {pivot!r} is not among the generations ({sorted(languages)})")
+    if entropy not in ENTROPY:
+        raise AnalysisError(f"entropy must be one of {ENTROPY}, got {entropy!r}")
     base = languages[pivot]
     div: dict[str, np.ndarray] = {}
     for lang, lr in languages.items():
         if lang == pivot:
             continue
         a, b = pair_with_pivot(base.frame.with_row_index("_i"), lr.frame.with_row_index("_j"), pivot, lang)
-        div[lang] = divergence_per_layer(base.softmax_mean[a["_i"].to_numpy()], lr.softmax_mean[b["_j"].to_numpy()])
+        div[lang] = divergence_per_layer(base.importance[a["_i"].to_numpy()], lr.importance[b["_j"].to_numpy()])
     divergence = long_table(div, shape.moe_layers)
-    entropy = long_table({lang: mean_entropy(lr.entropy, lr.tokens) for lang, lr in languages.items()}, shape.moe_layers)
+    entropies = long_table({lang: routing_entropy(lr, entropy) for lang, lr in languages.items()}, shape.moe_layers)
     consistency = long_table({lang: mean_consistency(lr.consistency) for lang, lr in languages.items()}, shape.moe_layers)
     correlation = correlation_table(divergence, accuracy) if accuracy is not None else None
 
@@ -335,7 +393,7 @@ def analyze(
     }
     return AnalysisResult(
         divergence=divergence,
-        entropy=entropy,
+        entropy=entropies,
         consistency=consistency,
         correlation=correlation,
         deltas={**deltas, **task_deltas},

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from moe_routing.errors import ContractError
 
-ITEMS = pa.schema(
+ITEMS_REQUIRED = pa.schema(
     [
         ("item_id", pa.string()),
         ("lang", pa.string()),
@@ -40,6 +40,9 @@ ITEMS = pa.schema(
         ("choices", pa.list_(pa.string())),
     ]
 )
+# ``assistant`` (optional when reading: older items files lack it): a reference answer fed as the
+# assistant turn after the user turn (teacher forcing, prefill only); null = no assistant turn
+ITEMS = pa.schema(list(ITEMS_REQUIRED) + [("assistant", pa.string())])
 
 GENERATIONS_BASE = pa.schema(
     [
@@ -58,6 +61,10 @@ ROUTING_COLUMNS = pa.schema(
         ("freq", pa.list_(pa.float32())),
         ("entropy", pa.list_(pa.float32())),
         ("consistency", pa.list_(pa.float32())),
+        # the public code's importance: per token softmax over E, top-k kept and renormalised, mean
+        ("topk_mean", pa.list_(pa.float32())),
+        # tokens the summaries average over (differs from the token ids under token scope "content")
+        ("tokens", pa.int32()),
     ]
 )
 
@@ -101,7 +108,7 @@ EXPERTS = pa.schema(
 )
 
 CONTRACTS = {
-    "items": ITEMS,
+    "items": ITEMS_REQUIRED,
     "generations": GENERATIONS_BASE,
     "interventions": INTERVENTIONS,
     "judgments": JUDGMENTS,
@@ -190,12 +197,23 @@ def check_items(table: pa.Table, name: str | Path) -> None:
 
 
 def routing_columns(table: pa.Table | pa.Schema) -> list[str]:
+    """The routing arrays (list columns of ROUTING_COLUMNS) a table has."""
     names = table.column_names if isinstance(table, pa.Table) else table.names
-    return [f.name for f in ROUTING_COLUMNS if f.name in names]
+    return [f.name for f in ROUTING_COLUMNS if f.name in names and pa.types.is_list(f.type)]
+
+
+def check_token_counts(table: pa.Table, name: str | Path) -> None:
+    """``tokens``, where present: every sequence averaged its summaries over at least one token."""
+    if "tokens" not in table.column_names:
+        return
+    row = _first(pc.invert(pc.fill_null(pc.greater(table.column("tokens"), 0), False)))
+    if row is not None:
+        raise ContractError(f"{name}: column 'tokens', {_row_label(table, row)}: {table.column('tokens')[row].as_py()} counted tokens")
 
 
 def check_routing(table: pa.Table, name: str | Path) -> None:
     """The routing-array invariants (module docstring) for every routing column ``table`` has."""
+    check_token_counts(table, name)
     present = routing_columns(table)
     if not present:
         return

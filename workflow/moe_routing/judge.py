@@ -23,11 +23,13 @@ silent "wrong", because it means the dataset is not judgeable by this judge.
 Multiple choice, in order of precedence:
 1. explicit statements ("the answer is (B)", "Answer: d", "correct option: **C**"):
    the *last* one wins, since models often revise ("I thought A... final answer: C");
+   a negated one does not count ("Option B is correct, not option C" is B);
 2. the output starts with a bare option label ("B", "B.", "(B)", "b) Paris", "**C**");
 3. exactly one distinct stand-alone upper-case label in the output ("I pick C because...";
    a sentence-initial "A" followed by a lower-case word other than or/and/is/oder/ou/o... is read as
    the English article);
-   several distinct labels are ambiguous → incorrect, detail ``ambiguous``;
+   several distinct labels are ambiguous → incorrect, detail ``ambiguous``; negated labels
+   ("C, not B") are left out;
 4. option text: the normalised output equals one option, else exactly one option's text
    occurs in it (several → ambiguous).
 Full-width letters (Ｂ) are read through NFKC. The gold option is a label ("B") or the
@@ -40,8 +42,11 @@ a million and "1.000,5" is 1000.5. A single separator followed by exactly three 
 ambiguous between a thousands group and a decimal: both readings are kept and the
 number matches the gold if either reading does. A minus sign ("-", "−") directly before
 a number that does not follow a digit or letter makes it negative ("3-5" is 3 and 5).
-The *last* number in the output is the answer (chain-of-thought ends with it). Number
-words and CJK numerals (十二) are not read.
+The *last* number in the output is the answer (chain-of-thought ends with it), read up to a
+made-up next question: the output is cut at the first question label of the LM Evaluation
+Harness's MGSM stop sequences ("Question:", "Frage:", "问题：", ...), as the harness stops
+generating there, so "The answer is 18. Question: John has 5 apples" is 18. Number words and
+CJK numerals (十二) are not read.
 
 LLM judge: the first stand-alone YES or NO in the reply (after removing a thinking block
 and markdown) decides; a reply with neither is incorrect with detail ``unparsed``. The raw
@@ -143,7 +148,7 @@ def extract_choice(output: str, choices: list[str]) -> Choice:
     text = _MARKDOWN.sub("", unicodedata.normalize("NFKC", strip_thinking(output)))
     cls = f"[{labels}{labels.lower()}]"
     explicit = [
-        m.group(1)
+        m
         for m in re.finditer(
             rf"(?:answer|option|choice)(?:\s+is)?\s*(?:is|:|：|=|-)?\s*\(?\[?({cls})\]?\)?(?![\w])",
             text,
@@ -152,15 +157,16 @@ def extract_choice(output: str, choices: list[str]) -> Choice:
         # "the answer is a bit unclear": a lower-case label followed by a word is the article
         if not (m.group(1).islower() and re.match(r" [a-z]", text[m.end() :]))
     ]
+    explicit = [m for m in explicit if not _negated(text, m)]
     if explicit:
-        return Choice(labels.index(explicit[-1].upper()), "explicit")
+        return Choice(labels.index(explicit[-1].group(1).upper()), "explicit")
     lead = re.match(rf"\s*[\(\[]?({cls})(?:\s*$|[\)\]\.:](?!\w))", text)
     if lead:
         return Choice(labels.index(lead.group(1).upper()), "leading")
     standalone = {
         m.group(1)
         for m in re.finditer(rf"(?<![\w])\(?([{labels}])\)?(?![\w'’])", text)
-        if not _is_article(text, m)
+        if not _is_article(text, m) and not _negated(text, m)
     }
     if len(standalone) == 1:
         return Choice(labels.index(standalone.pop()), "standalone")
@@ -179,6 +185,15 @@ def extract_choice(output: str, choices: list[str]) -> Choice:
     if len(inside) > 1:
         return Choice(None, "ambiguous:" + ",".join(labels[i] for i in inside))
     return Choice(None, "none")
+
+
+_NEGATION = re.compile(r"(?:\bnot|\bnever|n't|\bnicht|\bpas|\brather than|\binstead of)\s*(?:the\s+|an?\s+)?(?:option|choice|answer)?\s*$",
+                       re.IGNORECASE)
+
+
+def _negated(text: str, m: re.Match) -> bool:
+    """'not (option) C', 'rather than C': a label the output rules out."""
+    return bool(_NEGATION.search(text[max(0, m.start() - 40) : m.start()]))
 
 
 def _is_article(text: str, m: re.Match) -> bool:
@@ -277,8 +292,21 @@ def extract_numbers(text: str) -> list[NumberMatch]:
     return found
 
 
+# the question labels the LM Evaluation Harness stops MGSM generation at (native CoT, 11 languages)
+QUESTION_LABELS = ("Question:", "Question :", "Frage:", "Pregunta:", "Задача:", "Swali:", "প্রশ্ন:", "ప్రశ్న:",
+                   "โจทย์:", "問題：", "问题：")
+
+
+def answer_part(text: str) -> str:
+    """The output up to a made-up next question (the first question label), thinking removed."""
+    text = strip_thinking(text)
+    cut = min((i for i in (text.find(label) for label in QUESTION_LABELS) if i >= 0), default=len(text))
+    return text[:cut]
+
+
 def last_number(text: str) -> NumberMatch | None:
-    nums = extract_numbers(text)
+    """The last number of the answer part (``answer_part``)."""
+    nums = extract_numbers(answer_part(text))
     return nums[-1] if nums else None
 
 
@@ -345,8 +373,10 @@ def build_judge_items(pairs: pl.DataFrame, prompt: JudgePrompt) -> pl.DataFrame:
                 "response": strip_thinking(r["output"]).strip(),
             }
         )
-        rows.append({"item_id": r["item_id"], "lang": r["lang"], "prompt": user, "system": prompt.system, "answers": [], "choices": None})
-    schema = {"item_id": pl.String, "lang": pl.String, "prompt": pl.String, "system": pl.String, "answers": pl.List(pl.String), "choices": pl.List(pl.String)}
+        rows.append({"item_id": r["item_id"], "lang": r["lang"], "prompt": user, "system": prompt.system, "answers": [], "choices": None,
+                     "assistant": None})
+    schema = {"item_id": pl.String, "lang": pl.String, "prompt": pl.String, "system": pl.String, "answers": pl.List(pl.String),
+              "choices": pl.List(pl.String), "assistant": pl.String}
     return pl.DataFrame(rows, schema=schema)
 
 

@@ -54,6 +54,10 @@ class Plan:
             return []
         return [m for m in self.routing.get("models", []) if self.models[m]["steering"].get("layers")]
 
+    def analysed_datasets(self) -> list[str]:
+        """The sets whose routing the routing analysis reads: the parallel set and the task sets."""
+        return [d for d in [self.routing.get("parallel"), *self.tasks().values()] if d]
+
     def routing_datasets(self, model: str) -> list[str]:
         """Datasets a routing-study model generates: the analysis sets, and the benchmarks if it is steered."""
         r = self.routing

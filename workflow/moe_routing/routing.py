@@ -11,6 +11,10 @@ consistency. ``finalize`` returns, per sequence:
 - ``freq``         fraction of tokens that selected each expert             [L*E]
 - ``entropy``      mean natural-log entropy of softmax(z)                   [L]
 - ``consistency``  mean top-k Jaccard over sampled token pairs              [L]
+- ``topk_mean``    mean of softmax(z) kept on its k largest values and      [L*E]
+                   renormalised to sum 1 (the routing paper's public code; for softmax-then-top-k
+                   families the model's own weights when it renormalises, whatever the family here)
+- ``tokens``       number of tokens counted                                 scalar
 
 Consistency samples ``pairs`` ordered pairs (i != j, with replacement) with a generator seeded by
 (seed, number of tokens), the same pairs for every layer: a sequence gets the same value whatever
@@ -35,9 +39,9 @@ class RoutingAccumulator:
         copy_inputs: bool = True,
     ):
         self.S, self.L, self.E, self.k = num_seqs, num_layers, num_experts, top_k
-        # one buffer so each reduction is a single index_add: [weights | softmax | hits | entropy | tokens];
+        # one buffer so each reduction is a single index_add: [weights | softmax | hits | topk | entropy | tokens];
         # it lives on the model's device and invalid rows are zeroed, not dropped: no host sync per call
-        self._sums = torch.zeros((num_layers, num_seqs, 3 * num_experts + 2), dtype=torch.float64, device=device)
+        self._sums = torch.zeros((num_layers, num_seqs, 4 * num_experts + 2), dtype=torch.float64, device=device)
         self._topk: list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = [[] for _ in range(num_layers)]
         # decode steps bring a few rows each: buffer them and reduce up to flush_rows rows at once
         self.flush_rows = flush_rows
@@ -82,13 +86,15 @@ class RoutingAccumulator:
         seq = torch.cat([c[3].to(dev, torch.int64) for c in chunks])
         valid = torch.cat([c[4].to(dev) for c in chunks])
         rows, E = z.shape
-        block = torch.empty((rows, 3 * E + 2), dtype=torch.float64, device=dev)
+        block = torch.empty((rows, 4 * E + 2), dtype=torch.float64, device=dev)
         probs = torch.softmax(z, dim=-1)
         block[:, E : 2 * E] = probs
         block[:, :E].zero_().scatter_(1, idx, w)
         block[:, 2 * E : 3 * E].zero_().scatter_(1, idx, 1.0)
-        block[:, 3 * E] = torch.special.entr(probs).sum(-1)
-        block[:, 3 * E + 1] = 1.0
+        top = probs.topk(self.k, dim=-1)
+        block[:, 3 * E : 4 * E].zero_().scatter_(1, top.indices, top.values / top.values.sum(-1, keepdim=True))
+        block[:, 4 * E] = torch.special.entr(probs).sum(-1)
+        block[:, 4 * E + 1] = 1.0
         block *= valid[:, None]
         self._sums[layer_pos].index_add_(0, seq, block)
         self._topk[layer_pos].append((seq, idx.to(torch.int32), valid))
@@ -117,19 +123,23 @@ class RoutingAccumulator:
         for layer in range(self.L):
             self._flush(layer)
         E = self.E
-        sums = self._sums.transpose(0, 1).cpu()  # [S, L, 3E+2]
+        sums = self._sums.transpose(0, 1).cpu()  # [S, L, 4E+2]
         n = sums[..., -1:].clamp(min=1)
         out = {
             "weights": (sums[..., :E] / n).reshape(self.S, -1),
             "softmax_mean": (sums[..., E : 2 * E] / n).reshape(self.S, -1),
             "freq": (sums[..., 2 * E : 3 * E] / n).reshape(self.S, -1),
-            "entropy": sums[..., 3 * E] / n[..., 0],
+            "topk_mean": (sums[..., 3 * E : 4 * E] / n).reshape(self.S, -1),
+            "entropy": sums[..., 4 * E] / n[..., 0],
         }
         result = {k: v.numpy().astype(np.float32) for k, v in out.items()}
-        empty = (self.tokens == 0).numpy()
-        for key in ("weights", "softmax_mean", "freq"):
+        tokens = self.tokens
+        empty = (tokens == 0).numpy()
+        for key in ("weights", "softmax_mean", "freq", "topk_mean"):
             result[key][np.repeat(empty, self.E, axis=1)] = np.nan
         result["entropy"][empty] = np.nan
+        # every layer routes the same rows; the first layer's count is the sequence's
+        result["tokens"] = tokens[:, 0].numpy().astype(np.int32) if self.L else np.zeros(self.S, np.int32)
         cons = np.full((self.S, self.L), np.nan, dtype=np.float64)
         for layer in range(self.L):
             for s, sets in enumerate(self.topk_sets(layer)):

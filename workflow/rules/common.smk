@@ -150,7 +150,10 @@ def summary_flags(wildcards, input):
 # --- options -------------------------------------------------------------------------------
 def generation_flags(wildcards, input):
     model, dataset, variant = P.parse_run(wildcards.run)
-    m = config["models"][model]
+    m, d = config["models"][model], config["datasets"][dataset]
+    # the routing analysis' reading of the routed tokens, on the sets it analyses
+    analysed = dataset in PLAN.analysed_datasets()
+    prompt = config["routing"]["generation_prompt"] if analysed else "auto"
     return cli_flags(
         {
             "model": m["path"],
@@ -164,6 +167,11 @@ def generation_flags(wildcards, input):
             "interventions": input.interventions[0] if input.interventions else None,
             # ablation reruns re-ask only the questions with experts
             "only_intervened": variant.startswith("ablation/"),
+            "scoring": d["scoring"],
+            "no_chat_template": not d["chat_template"],
+            "token_scope": config["routing"]["token_scope"] if analysed else None,
+            "generation_prompt": prompt == "always",
+            "no_generation_prompt": prompt == "never",
         },
         repeated=("engine_arg",),
     )
@@ -208,6 +216,8 @@ def analyze_flags(wildcards, input):
             "english": ENGLISH,
             "accuracy": input.accuracy[0] if input.accuracy else None,
             "tau": config["routing"]["tau"],
+            "importance": config["routing"]["importance"],
+            "entropy": config["routing"]["entropy"],
             "target_layers": steering,
             "task": [f"{name}={path}" for name, path in get_task_generations(wildcards).items()],
         }

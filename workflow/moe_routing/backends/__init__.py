@@ -9,7 +9,7 @@ metadata (contracts.routing_metadata) in its schema.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import polars as pl
@@ -33,6 +33,16 @@ class GenerationOptions:
     use_chat_template: bool = True
     # keep generating past end-of-sequence up to max_new_tokens (benchmarks: fixed token counts)
     ignore_eos: bool = False
+    # the chat template's generation prompt (assistant header; Qwen3 thinking off: an empty think
+    # block): None = only when tokens are generated, so prefill-only capture routes the conversation
+    # alone, as the routing paper's public code does
+    generation_prompt: bool | None = None
+    # which routed tokens count: "all" (every token fed to the model) or "content" (the item's own
+    # text: prompt and assistant turn, not template or special tokens; generated tokens all count)
+    token_scope: str = "all"
+
+    def adds_generation_prompt(self) -> bool:
+        return self.max_new_tokens > 0 if self.generation_prompt is None else bool(self.generation_prompt)
 
 
 @dataclass
@@ -57,8 +67,30 @@ class Backend(Protocol):
         """items: the items contract; interventions: the interventions contract (``*`` = every item)."""
         ...
 
+    def score_choices(
+        self,
+        items: pl.DataFrame,
+        interventions: pl.DataFrame | None = None,
+        options: GenerationOptions | None = None,
+    ) -> pa.Table:
+        """Multiple choice by log-likelihood (``choice_requests``); the generations contract with
+        ``output`` = the chosen letter, routing captured on the prompt alone. Optional per backend."""
+        ...
+
 
 ITEM_COLUMNS = ("item_id", "lang", "prompt", "system")
+TOKEN_SCOPES = ("all", "content")
+# what a backend declares it handles beyond plain generation (check_request's ``features``)
+CONTENT_SCOPE, ASSISTANT_TURN = "content_scope", "assistant_turn"
+
+
+def item_rows(items: pl.DataFrame) -> list[dict]:
+    """The item columns a backend reads, as dicts; ``assistant`` is None where the column is absent."""
+    rows = items.select(ITEM_COLUMNS).to_dicts()
+    assistant = items["assistant"].to_list() if "assistant" in items.columns else [None] * len(rows)
+    for r, a in zip(rows, assistant):
+        r["assistant"] = a or None
+    return rows
 
 
 def check_request(
@@ -67,9 +99,10 @@ def check_request(
     options: GenerationOptions | None,
     moe_layers: list[int],
     num_experts: int,
+    features: frozenset[str] = frozenset(),
 ) -> tuple[GenerationOptions, pl.DataFrame | None]:
     """The checks every backend makes before generating; returns the options and the interventions
-    (None when there are none)."""
+    (None when there are none). ``features``: CONTENT_SCOPE, ASSISTANT_TURN if the backend handles them."""
     from moe_routing import interventions as iv
     from moe_routing.errors import ContractError
 
@@ -79,6 +112,18 @@ def check_request(
         raise ContractError(f"items: missing column(s) {missing}; has {items.columns}")
     if opts.batch_size < 1 or opts.max_new_tokens < 0:
         raise ConfigError("batch_size must be >= 1 and max_new_tokens >= 0")
+    if opts.token_scope not in TOKEN_SCOPES:
+        raise ConfigError(f"token_scope must be one of {TOKEN_SCOPES}, got {opts.token_scope!r}")
+    if opts.token_scope == "content" and CONTENT_SCOPE not in features:
+        raise ConfigError("this backend does not implement token_scope 'content' (per-token content masks); use 'all'")
+    if "assistant" in items.columns:
+        text = pl.col("assistant").cast(pl.String)
+        answered = items.filter(text.is_not_null() & (text != ""))
+        if answered.height and ASSISTANT_TURN not in features:
+            raise ConfigError(f"items carry an assistant turn (e.g. item {answered['item_id'][0]!r}) that this backend does not render")
+        if answered.height and opts.max_new_tokens > 0:
+            raise ConfigError(f"item {answered['item_id'][0]!r} has a teacher-forced assistant turn: that is prefill only, "
+                              "set max_new_tokens 0")
     if interventions is not None:
         interventions = iv.check_interventions(interventions)
         iv.validate(interventions, moe_layers, num_experts)
@@ -87,31 +132,116 @@ def check_request(
     return opts, interventions
 
 
-def render_prompt(tokenizer, prompt: str, system: str | None, options: GenerationOptions) -> list[int]:
-    """Token ids of one item through the model's chat template (thinking off where supported); every
-    backend renders with this, so they feed identical tokens."""
+@dataclass
+class Rendered:
+    """One item through the template: token ids, the text they encode, and which of them are the
+    item's own text (``content``; None when every token counts)."""
+
+    ids: list[int]
+    text: str
+    content: list[bool] | None = None
+
+
+def _messages(prompt: str, system: str | None, assistant: str | None, fold_system: bool) -> list[dict]:
+    if fold_system and system:
+        msgs = [{"role": "user", "content": f"{system}\n\n{prompt}"}]
+    else:
+        msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    return msgs + ([{"role": "assistant", "content": assistant}] if assistant else [])
+
+
+def render_text(tokenizer, prompt: str, system: str | None, options: GenerationOptions,
+                assistant: str | None = None) -> tuple[str, bool]:
+    """(text, special): the rendered conversation, and whether its ids need the tokenizer's special
+    tokens (plain text without a chat template gets them, e.g. BOS; a rendered template has its own)."""
     from jinja2 import TemplateError
 
     if options.use_chat_template and getattr(tokenizer, "chat_template", None):
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+        # a teacher-forced assistant turn ends the conversation: no generation prompt after it
+        kwargs = {"tokenize": False, "add_generation_prompt": options.adds_generation_prompt() and not assistant,
+                  "enable_thinking": options.enable_thinking}
         try:
-            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
-                                                 enable_thinking=options.enable_thinking)
+            return tokenizer.apply_chat_template(_messages(prompt, system, assistant, False), **kwargs), False
         except TemplateError:
             if not system:
                 raise
             # some templates reject a system role: fold it into the user turn
-            merged = [{"role": "user", "content": f"{system}\n\n{prompt}"}]
-            text = tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True,
-                                                 enable_thinking=options.enable_thinking)
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
+            return tokenizer.apply_chat_template(_messages(prompt, system, assistant, True), **kwargs), False
     text = f"{system}\n\n{prompt}" if system else prompt
-    return tokenizer(text, add_special_tokens=True)["input_ids"]
+    return (f"{text}\n\n{assistant}" if assistant else text), True
+
+
+def _find(text: str, part: str, start: int) -> tuple[int, int]:
+    # templates may trim what they insert (the demo's `| trim`, Qwen3's lstrip of the answer)
+    for cand in (part, part.strip(), part.strip("\n"), part.lstrip("\n")):
+        at = text.find(cand, start) if cand else -1
+        if at >= 0:
+            return at, at + len(cand)
+    raise ConfigError(f"token_scope content: the chat template changes the item text, which cannot be found in "
+                      f"the rendered prompt (looked for {part[:40]!r}); use token_scope all")
+
+
+def content_spans(text: str, prompt: str, system: str | None, assistant: str | None) -> list[tuple[int, int]]:
+    """Character spans of the item's own text (prompt, then the assistant turn) in the rendered text;
+    the system prompt is searched first so that text repeated from it is not taken for the prompt."""
+    start = _find(text, system, 0)[1] if system and system in text else 0
+    spans = [_find(text, prompt, start)]
+    if assistant:
+        spans.append(_find(text, assistant, spans[0][1]))
+    return spans
+
+
+def _encode(tokenizer, text: str, special: bool, spans: list[tuple[int, int]] | None) -> Rendered:
+    if spans is None:
+        return Rendered(tokenizer(text, add_special_tokens=special)["input_ids"], text)
+    if not getattr(tokenizer, "is_fast", False):
+        raise ConfigError("token_scope content needs a fast tokenizer (offset mapping)")
+    enc = tokenizer(text, add_special_tokens=special, return_offsets_mapping=True)
+    content = [e > s and any(s < b and e > a for a, b in spans) for s, e in enc["offset_mapping"]]
+    return Rendered(enc["input_ids"], text, content)
+
+
+def render(tokenizer, prompt: str, system: str | None, options: GenerationOptions,
+           assistant: str | None = None) -> Rendered:
+    """One item through the model's chat template (thinking off where supported): system, user turn,
+    the assistant turn when given (teacher forcing), the generation prompt when
+    ``options.adds_generation_prompt()``. Every backend renders with this, so they feed identical
+    tokens. With ``token_scope`` "content" a token is content when its characters overlap the
+    prompt or the assistant text (tokenizer offset mapping: special tokens cover no characters)."""
+    text, special = render_text(tokenizer, prompt, system, options, assistant)
+    spans = content_spans(text, prompt, system, assistant) if options.token_scope == "content" else None
+    return _encode(tokenizer, text, special, spans)
+
+
+def render_prompt(tokenizer, prompt: str, system: str | None, options: GenerationOptions,
+                  assistant: str | None = None) -> list[int]:
+    """Token ids of one item (``render``)."""
+    return render(tokenizer, prompt, system, options, assistant).ids
+
+
+def choice_requests(tokenizer, prompt: str, system: str | None, n_choices: int,
+                    options: GenerationOptions) -> tuple[Rendered, list[list[int]]]:
+    """(context, continuation ids per choice) for multiple choice the LM Evaluation Harness way: the
+    continuation is the target delimiter + the letter (" A" on plain text, "A" after a chat
+    template's generation prompt); trailing whitespace of the context moves to the continuations;
+    a continuation's ids are the whole text's ids after the context's own ids. The answer takes the
+    place of a generated one: the generation prompt is there unless ``generation_prompt`` is False."""
+    from moe_routing.data.items import MC_LETTERS
+
+    opts = replace(options, generation_prompt=options.generation_prompt is not False)
+    text, special = render_text(tokenizer, prompt, system, opts)
+    context = text.rstrip()
+    tail = text[len(context):] + ("" if not special else " ")
+    spans = content_spans(context, prompt, system, None) if options.token_scope == "content" else None
+    ctx = _encode(tokenizer, context, special, spans)
+    conts = [tokenizer(context + tail + letter, add_special_tokens=special)["input_ids"][len(ctx.ids):]
+             for letter in MC_LETTERS[:n_choices]]
+    return ctx, conts
 
 
 def generations_table(tokenizer, rows, prompts, outputs, summaries, metadata: dict[bytes, bytes]) -> pa.Table:
     """The generations contract from per-row token ids and (when captured) routing summaries."""
-    from moe_routing.contracts import GENERATIONS, GENERATIONS_BASE
+    from moe_routing.contracts import GENERATIONS, GENERATIONS_BASE, ROUTING_COLUMNS
 
     data = {
         "item_id": [r["item_id"] for r in rows],
@@ -122,10 +252,21 @@ def generations_table(tokenizer, rows, prompts, outputs, summaries, metadata: di
     }
     if summaries is None:
         return pa.table(data, schema=GENERATIONS_BASE)
-    for key in ("weights", "softmax_mean", "freq", "entropy", "consistency"):
+    for key in ROUTING_COLUMNS.names:
         # no rows (an ablation plan that re-asks nothing in this language) -> an empty file, same schema
         data[key] = [a.tolist() for a in summaries.get(key, [])]
     return pa.table(data, schema=GENERATIONS).replace_schema_metadata(metadata)
+
+
+def choices_table(tokenizer, rows, contexts: list[Rendered], scores: list[list[float]], summaries,
+                  metadata: dict[bytes, bytes]) -> pa.Table:
+    """The generations contract of scored multiple choice: ``output`` = the letter of the highest
+    summed log-probability (the first on ties), no output tokens, routing of the contexts."""
+    from moe_routing.data.items import MC_LETTERS
+
+    picks = [MC_LETTERS[max(range(len(sc)), key=lambda c: (sc[c], -c))] for sc in scores]
+    table = generations_table(tokenizer, rows, [c.ids for c in contexts], [[] for _ in rows], summaries, metadata)
+    return table.set_column(table.schema.get_field_index("output"), "output", pa.array(picks, pa.string()))
 
 
 def load_backend(name: str, model_path: str, options: LoadOptions | None = None) -> Backend:

@@ -1,16 +1,23 @@
 """Transformers backend: batched greedy generation with router capture and per-sequence interventions.
 
-Items are rendered with the model's chat template (system + user, generation prompt, thinking off
-where the template reads ``enable_thinking``), sorted by prompt length into left-padded batches,
+Items are rendered with the model's chat template (``backends.render``: system + user, a
+teacher-forced assistant turn or the generation prompt, thinking off where the template reads
+``enable_thinking``), sorted by prompt length into left-padded batches,
 and returned in input order. Router capture is a forward hook on each router module (registered
 with ``prepend=True`` so it runs before transformers' own output recorders): it reads the logits,
 and when a sequence of the batch has interventions at that layer it replaces the router output with
 the adapter's intervened (logits, weights, indices). ``output_router_logits`` is not used: it breaks
 in batched ``generate()``.
 
-Which rows count (routing.py): in the prefill, rows whose attention mask is 1; in each decode step,
-the row of a sequence whose fed token is not a stop token and which has not stopped before. The
-last generated token is never fed to the model, so it never counts.
+Which rows count (routing.py): in the prefill, rows whose attention mask is 1 (token scope
+"content": and whose token is the item's own text); in each decode step, the row of a sequence
+whose fed token is not a stop token and which has not stopped before. The last generated token is
+never fed to the model, so it never counts.
+
+``score_choices`` (multiple choice by log-likelihood, ``backends.choice_requests``): one prefill of
+each context with capture, exactly as generation with ``max_new_tokens`` 0, whose last-position
+log-probabilities score single-token continuations; longer continuations get a second, uncaptured
+forward over context + continuation (interventions apply in both).
 """
 
 from __future__ import annotations
@@ -28,12 +35,17 @@ from moe_routing import interventions as iv
 from moe_routing.adapters import activation_eps, get_adapter
 from moe_routing.adapters.base import CompiledPlan
 from moe_routing.backends import (
-    ITEM_COLUMNS,
+    ASSISTANT_TURN,
+    CONTENT_SCOPE,
     GenerationOptions,
     LoadOptions,
+    Rendered,
     check_request,
+    choice_requests,
+    choices_table,
     generations_table,
-    render_prompt,
+    item_rows,
+    render,
 )
 from moe_routing.contracts import routing_metadata
 from moe_routing.errors import ConfigError, ModelError
@@ -56,6 +68,8 @@ class _BatchState:
     row_seq: torch.Tensor | None = None
     row_valid: torch.Tensor | None = None
     alive: torch.Tensor | None = None
+    # prefill rows that count when not all attended rows do (token scope "content"), [B, T]
+    prefill_valid: torch.Tensor | None = None
 
 
 def load(model_path: str, options: LoadOptions | None = None) -> "HFBackend":
@@ -154,6 +168,8 @@ class HFBackend:
         if st.calls == 0:
             mask = kwargs.get("attention_mask")
             valid = torch.ones_like(input_ids, dtype=torch.bool) if mask is None else mask[:, -t:].bool()
+            if st.prefill_valid is not None:
+                valid = valid & st.prefill_valid
             st.alive = torch.ones(b, dtype=torch.bool, device=input_ids.device)
         else:
             # the fed token is the previous step's output: a stop token (or anything after one) does not count
@@ -200,8 +216,8 @@ class HFBackend:
         return hook
 
     # --- prompts -----------------------------------------------------------------------
-    def render(self, prompt: str, system: str | None, options: GenerationOptions) -> list[int]:
-        return render_prompt(self.tokenizer, prompt, system, options)
+    def render(self, prompt: str, system: str | None, options: GenerationOptions, assistant: str | None = None) -> list[int]:
+        return render(self.tokenizer, prompt, system, options, assistant).ids
 
     # --- generation --------------------------------------------------------------------
     def routing_metadata(self) -> dict[bytes, bytes]:
@@ -213,18 +229,63 @@ class HFBackend:
         interventions: pl.DataFrame | None = None,
         options: GenerationOptions | None = None,
     ) -> pa.Table:
+        opts, interventions = self._check(items, interventions, options)
+        rows = item_rows(items)
+        rendered = [render(self.tokenizer, r["prompt"], r["system"], opts, r["assistant"]) for r in rows]
+        outputs, summaries = self._run_all(rows, rendered, interventions, opts, self._run_batch)
+        return self._table(rows, [r.ids for r in rendered], outputs, summaries)
+
+    def score_choices(
+        self,
+        items: pl.DataFrame,
+        interventions: pl.DataFrame | None = None,
+        options: GenerationOptions | None = None,
+    ) -> pa.Table:
+        """Multiple choice by log-likelihood; ``output`` is the letter of the most likely choice
+        (the first on ties), routing is captured on the context alone."""
+        rows, contexts, scores, summaries = self._score(items, interventions, options)
+        return choices_table(self.tokenizer, rows, contexts, scores, summaries, self.routing_metadata())
+
+    def choice_logprobs(
+        self,
+        items: pl.DataFrame,
+        interventions: pl.DataFrame | None = None,
+        options: GenerationOptions | None = None,
+    ) -> list[list[float]]:
+        """Per item, the summed log-probability of each choice's continuation (``score_choices``)."""
+        return self._score(items, interventions, options)[2]
+
+    def _score(self, items, interventions, options):
+        opts, interventions = self._check(items, interventions, options)
+        rows = item_rows(items)
+        choices = items["choices"].to_list() if "choices" in items.columns else [None] * len(rows)
+        requests = []
+        for r, ch in zip(rows, choices):
+            if not ch:
+                raise ConfigError(f"item {r['item_id']!r} ({r['lang']}) has no choices to score")
+            if r["assistant"]:
+                raise ConfigError(f"item {r['item_id']!r} has an assistant turn; choices are scored after the user turn")
+            requests.append(choice_requests(self.tokenizer, r["prompt"], r["system"], len(ch), opts))
+        contexts, conts = [ctx for ctx, _ in requests], [c for _, c in requests]
+        scores, summaries = self._run_all(rows, contexts, interventions, opts,
+                                          lambda batch, *rest: self._score_batch(batch, conts, *rest))
+        return rows, contexts, scores, summaries
+
+    def _check(self, items, interventions, options):
+        return check_request(items, interventions, options, self.moe_layers, self.num_experts,
+                             features=frozenset({CONTENT_SCOPE, ASSISTANT_TURN}))
+
+    def _run_all(self, rows: list[dict], rendered: list[Rendered], interventions, opts: GenerationOptions, run_batch):
+        """Length-sorted batches through ``run_batch(batch, rendered, plan, acc, opts)``; returns its
+        per-row results in input order and the routing summaries (None without capture)."""
         from tqdm.auto import tqdm
 
-        opts, interventions = check_request(items, interventions, options, self.moe_layers, self.num_experts)
         eps = activation_eps(len(self.moe_layers), self.num_experts, opts.seed)
         torch.manual_seed(opts.seed)
         start = time.perf_counter()
-
-        rows = items.select(ITEM_COLUMNS).to_dicts()
-        prompts = [self.render(r["prompt"], r["system"], opts) for r in rows]
-        order = sorted(range(len(rows)), key=lambda i: (-len(prompts[i]), i))
+        order = sorted(range(len(rows)), key=lambda i: (-len(rendered[i].ids), i))
         batches = [order[i : i + opts.batch_size] for i in range(0, len(order), opts.batch_size)]
-        outputs: list[list[int]] = [[] for _ in rows]
+        results: list = [None] * len(rows)
         summaries: dict[str, list] = {}
         for batch in tqdm(batches, desc="generate", unit="batch", disable=len(batches) < 2):
             ids = [rows[i]["item_id"] for i in batch]
@@ -234,9 +295,9 @@ class HFBackend:
             # transformers' routers return fresh tensors each call: no need to copy them before buffering
             acc = (RoutingAccumulator(len(batch), len(self.moe_layers), self.num_experts, self.top_k, self.device,
                                       copy_inputs=False) if opts.capture else None)
-            gen = self._run_batch([prompts[i] for i in batch], plan, acc, opts)
+            out = run_batch(batch, rendered, plan, acc, opts)
             for j, i in enumerate(batch):
-                outputs[i] = gen[j]
+                results[i] = out[j]
             if acc is not None:
                 res = acc.finalize(seed=opts.seed, pairs=opts.consistency_pairs)
                 for key, arr in res.items():
@@ -244,19 +305,33 @@ class HFBackend:
                     for j, i in enumerate(batch):
                         col[i] = arr[j]
         self.generate_seconds = time.perf_counter() - start
-        return self._table(rows, prompts, outputs, summaries if opts.capture else None)
+        return results, (summaries if opts.capture else None)
 
-    def _run_batch(self, prompts: list[list[int]], plan, acc, opts: GenerationOptions) -> list[list[int]]:
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for j, p in enumerate(prompts):
+    def _padded(self, seqs: list[list[int]], content: list[list[bool] | None] | None = None):
+        """Left-padded input ids, attention mask and (when ``content`` is given) the counted rows."""
+        width = max(len(p) for p in seqs)
+        input_ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        counted = torch.zeros((len(seqs), width), dtype=torch.bool) if content is not None else None
+        for j, p in enumerate(seqs):
             if p:
                 input_ids[j, width - len(p):] = torch.tensor(p)
                 mask[j, width - len(p):] = 1
-        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
-        self._state = state = _BatchState(len(prompts), plan, acc, self.stop_ids, self.trace,
-                                          router_calls=[0] * len(self.sites))
+                if counted is not None:
+                    counted[j, width - len(p):] = torch.tensor(content[j] if content[j] is not None else [True] * len(p))
+        return (input_ids.to(self.device), mask.to(self.device),
+                counted.to(self.device) if counted is not None else None)
+
+    def _batch_state(self, n: int, plan, acc, counted=None) -> _BatchState:
+        return _BatchState(n, plan, acc, self.stop_ids, self.trace, router_calls=[0] * len(self.sites),
+                           prefill_valid=counted)
+
+    def _run_batch(self, batch: list[int], rendered: list[Rendered], plan, acc, opts: GenerationOptions) -> list[list[int]]:
+        prompts = [rendered[i].ids for i in batch]
+        content = [rendered[i].content for i in batch] if opts.token_scope == "content" else None
+        input_ids, mask, counted = self._padded(prompts, content)
+        width = input_ids.shape[1]
+        self._state = state = self._batch_state(len(prompts), plan, acc, counted)
         try:
             with torch.inference_mode():
                 if opts.max_new_tokens == 0:
@@ -279,6 +354,51 @@ class HFBackend:
             cut = next((n + 1 for n, t in enumerate(toks) if t in stops), len(toks))
             out.append(toks[:cut])
         return out
+
+    def _score_batch(self, batch: list[int], all_conts: list[list[list[int]]], rendered: list[Rendered], plan, acc,
+                     opts: GenerationOptions) -> list[list[float]]:
+        """Per row, the summed log-probability of each choice's continuation given the context."""
+        contexts = [rendered[i].ids for i in batch]
+        conts = [all_conts[i] for i in batch]
+        content = [rendered[i].content for i in batch] if opts.token_scope == "content" else None
+        input_ids, mask, counted = self._padded(contexts, content)
+        self._state = state = self._batch_state(len(batch), plan, acc, counted)
+        try:
+            with torch.inference_mode():
+                last = self.model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits[:, -1].float()
+        finally:
+            self._state = None
+        self._check_hooks_fired(state)
+        logp = torch.log_softmax(last, dim=-1).cpu()
+        scores = [[float(logp[j, c[0]]) if len(c) == 1 else None for c in row] for j, row in enumerate(conts)]
+        longer = [(j, c) for j, row in enumerate(conts) for c, cont in enumerate(row) if len(cont) != 1]
+        if longer:
+            self._score_long(batch, contexts, conts, longer, plan, scores)
+        return scores
+
+    def _score_long(self, batch, contexts, conts, longer, plan, scores) -> None:
+        """Continuations of several (or no) tokens: a forward over context + continuation, uncaptured."""
+        seqs = [contexts[j] + conts[j][c] for j, c in longer]
+        input_ids, mask, _ = self._padded(seqs)
+        # a row keeps its sequence's interventions: the plan indexes rows by their batch position
+        row_of = torch.tensor([j for j, _ in longer], device=self.device)
+        sub_plan = None
+        if plan is not None:
+            sub_plan = CompiledPlan(plan.deactivate[row_of], plan.activate[row_of], plan.soft[row_of], plan.eps)
+        self._state = state = self._batch_state(len(seqs), sub_plan, None)
+        try:
+            with torch.inference_mode():
+                logits = self.model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits.float()
+        finally:
+            self._state = None
+        self._check_hooks_fired(state)
+        logp = torch.log_softmax(logits, dim=-1).cpu()
+        width = input_ids.shape[1]
+        for r, (j, c) in enumerate(longer):
+            cont = conts[j][c]
+            # position p predicts token p + 1; the continuation fills the last len(cont) positions
+            pos = torch.arange(width - len(cont) - 1, width - 1)
+            scores[j][c] = float(logp[r, pos, torch.tensor(cont)].sum()) if cont else 0.0
 
     def _check_hooks_fired(self, state: _BatchState) -> None:
         # a hub kernel replacing the whole MoE block would bypass the router modules silently

@@ -3,6 +3,8 @@
 ``lavita/AlpaCare-MedInstruct-52k``, split ``train`` (52,002 rows), columns ``instruction``,
 ``input`` (often empty; absent in some copies) and ``output``. The prompt is the instruction,
 followed by the input when there is one. No ids: item_id = ``alpacare-{row}``.
+``with_answer=True`` keeps the reference response (``output``) as the item's ``assistant`` turn,
+teacher-forced after the instruction (the routing paper's public code routes instruction + output).
 """
 
 from __future__ import annotations
@@ -10,14 +12,14 @@ from __future__ import annotations
 import pyarrow as pa
 
 from moe_routing.data import lang_codes
-from moe_routing.data.items import Item, finalize, read_ids_file, reject_options, resolve_system, text
+from moe_routing.data.items import Item, finalize, ids_option, reject_options, resolve_system, text
 from moe_routing.data.loading import load_split, require_columns
 from moe_routing.errors import DatasetError
 
 NAME = "alpacare"
 DEFAULT_PATH = "lavita/AlpaCare-MedInstruct-52k"
 DEFAULT_SPLIT = "train"
-OPTIONS: dict[str, type] = {}
+OPTIONS: dict[str, type] = {"with_answer": bool}
 _NO_INPUT = {"<noinput>", "<no input>", "noinput", "n/a"}  # Alpaca-style placeholders for "no input"
 
 
@@ -35,6 +37,7 @@ def load(
     missing: str = "error",
     revision: str | None = None,
     cache_dir: str | None = None,
+    with_answer: bool = False,
 ) -> pa.Table:
     """English instructions (the set has no other language)."""
     reject_options(NAME, few_shot=few_shot)
@@ -46,13 +49,14 @@ def load(
     require_columns(cols, ["instruction", "output"], dataset=NAME, lang=code, path=path)
     has_input = "input" in cols
     items = []
-    for i, r in enumerate(ds.select_columns(["instruction"] + (["input"] if has_input else [])).to_list()):
+    wanted = ["instruction"] + (["input"] if has_input else []) + (["output"] if with_answer else [])
+    for i, r in enumerate(ds.select_columns(wanted).to_list()):
         instruction, extra = text(r["instruction"]), text(r["input"]) if has_input else ""
         if extra.casefold() in _NO_INPUT:
             extra = ""
         prompt = f"{instruction}\n\n{extra}" if instruction and extra else instruction
-        items.append(Item(f"alpacare-{i}", prompt, []))
+        items.append(Item(f"alpacare-{i}", prompt, [], assistant=text(r["output"]) or None if with_answer else None))
     return finalize(
         items, dataset=NAME, lang=code, system=resolve_system(system, None),
-        ids=read_ids_file(ids_file) if ids_file else None, limit=limit, seed=seed, missing=missing,
+        ids=ids_option(ids_file), limit=limit, seed=seed, missing=missing,
     )

@@ -5,6 +5,8 @@ rows have ``link``, ``question_number``, ``flores_passage``, ``question``, ``mc_
 ``mc_answer4``, ``correct_answer_num`` ('1'-'4'), ``dialect``, ``ds``.
 item_id = ``{link}#{question_number}`` (a passage and its question, the same in every language).
 The prompt is the passage, the question and the options A-D; the gold answer is the letter.
+``style="harness"`` writes the prompt exactly as the LM Evaluation Harness's belebele tasks do
+("P: {passage}\nQ: {question}\nA: ...\nD: ...\nAnswer:"), for scoring by log-likelihood.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from moe_routing.data import lang_codes
-from moe_routing.data.items import MC_LETTERS, Item, finalize, mc_prompt, read_ids_file, reject_options, resolve_system, text
+from moe_routing.data.items import MC_LETTERS, Item, finalize, mc_prompt, ids_option, reject_options, resolve_system, text
 from moe_routing.data.loading import load_split, require_columns
 from moe_routing.errors import DatasetError
 
@@ -21,7 +23,13 @@ DEFAULT_PATH = "facebook/belebele"
 DEFAULT_SPLIT = "test"
 INSTRUCTION = "Answer with the letter of the correct option."
 ANSWER_COLUMNS = ("mc_answer1", "mc_answer2", "mc_answer3", "mc_answer4")
-OPTIONS: dict[str, type] = {"instruction": str}
+STYLES = ("instruct", "harness")
+OPTIONS: dict[str, type] = {"instruction": str, "style": str}
+
+
+def harness_prompt(passage: str, question: str, options: list[str]) -> str:
+    """lm-eval's belebele doc_to_text."""
+    return "\n".join([f"P: {passage}", f"Q: {question}"] + [f"{MC_LETTERS[i]}: {o}" for i, o in enumerate(options)] + ["Answer:"])
 
 
 def load(
@@ -39,9 +47,12 @@ def load(
     revision: str | None = None,
     cache_dir: str | None = None,
     instruction: str = INSTRUCTION,
+    style: str = "instruct",
 ) -> pa.Table:
     """0-shot multiple-choice items for one BELEBELE language."""
     reject_options(NAME, few_shot=few_shot)
+    if style not in STYLES:
+        raise DatasetError(f"{NAME}: style={style!r}; use one of {STYLES}")
     code = lang_codes.normalise(lang)
     src = lang_codes.source_code(code, "belebele", NAME)
     ds = load_split(path, dataset=NAME, lang=code, config=config or src, split=split or DEFAULT_SPLIT, revision=revision, cache_dir=cache_dir)
@@ -61,9 +72,14 @@ def load(
             raise DatasetError(f"{NAME} [{code}]: item {item_id!r}: column 'correct_answer_num' is {num!r}, expected 1-4")
         options = [text(r[c]) for c in ANSWER_COLUMNS]
         passage, question = text(r["flores_passage"]), text(r["question"])
-        prompt = mc_prompt(f"{passage}\n\n{question}", options, instruction) if passage and question else ""
+        if not (passage and question):
+            prompt = ""
+        elif style == "harness":
+            prompt = harness_prompt(passage, question, options)
+        else:
+            prompt = mc_prompt(f"{passage}\n\n{question}", options, instruction)
         items.append(Item(item_id, prompt, [MC_LETTERS[int(num) - 1]], options))
     return finalize(
         items, dataset=NAME, lang=code, system=resolve_system(system, None),
-        ids=read_ids_file(ids_file) if ids_file else None, limit=limit, seed=seed, missing=missing, require_answers=True,
+        ids=ids_option(ids_file), limit=limit, seed=seed, missing=missing, require_answers=True,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from moe_routing.data import lang_codes
-from moe_routing.data.items import XICI_SYSTEM, Item, finalize, read_ids_file, reject_options, resolve_system, text
+from moe_routing.data.items import XICI_SYSTEM, Item, finalize, ids_option, reject_options, resolve_system, text
 from moe_routing.data.loading import load_split, require_columns
 from moe_routing.errors import DatasetError
 
@@ -64,6 +64,6 @@ def load(
     items = [Item(text(r["q_id"]), text(r[q_col]), [text(r[a_col])] if text(r[a_col]) else []) for r in rows]
     return finalize(
         items, dataset=NAME, lang=code, system=resolve_system(system, XICI_SYSTEM),
-        ids=read_ids_file(ids_file) if ids_file else None, limit=limit, seed=seed,
+        ids=ids_option(ids_file), limit=limit, seed=seed,
         missing=missing, require_answers=True,
     )

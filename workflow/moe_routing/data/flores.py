@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from moe_routing.data import lang_codes
-from moe_routing.data.items import Item, finalize, read_ids_file, reject_options, resolve_system, text
+from moe_routing.data.items import Item, finalize, ids_option, reject_options, resolve_system, text
 from moe_routing.data.loading import load_split
 from moe_routing.errors import DatasetError
 
@@ -88,5 +88,5 @@ def load(
             items = [Item(str(i), text(r[col]), []) for i, r in enumerate(rows, start=1)]
     return finalize(
         items, dataset=NAME, lang=code, system=resolve_system(system, None),
-        ids=read_ids_file(ids_file) if ids_file else None, limit=limit, seed=seed, missing=missing,
+        ids=ids_option(ids_file), limit=limit, seed=seed, missing=missing,
     )

@@ -7,6 +7,9 @@ language is only inside ``prompt``, in the MathOctopus template:
 the request in {Language}. Please answer in {Language}.\\n\\n### Instruction:\\n{question}\\n\\n### Response:".
 
 The item prompt is the question alone (``strip_template=False`` keeps the whole template).
+``with_answer=True`` keeps the reference solution (``chosen``) as the item's ``assistant`` turn,
+teacher-forced after the question (routing of the math domain: the routing paper's public code
+routes question + solution).
 There are no ids: item_id = ``gsm8k-{n}``, n the row's position among this language's rows
 (rows of different languages are not aligned; the paper uses the English rows).
 """
@@ -19,7 +22,7 @@ import re
 import pyarrow as pa
 
 from moe_routing.data import lang_codes
-from moe_routing.data.items import Item, finalize, read_ids_file, reject_options, resolve_system, text
+from moe_routing.data.items import Item, finalize, ids_option, reject_options, resolve_system, text
 from moe_routing.data.loading import load_split, require_columns
 from moe_routing.errors import DatasetError
 
@@ -28,7 +31,7 @@ log = logging.getLogger(__name__)
 NAME = "gsm8k_instruct"
 DEFAULT_PATH = "Mathoctopus/GSM8KInstruct_Parallel"
 DEFAULT_SPLIT = "train"
-OPTIONS: dict[str, type] = {"strip_template": bool}
+OPTIONS: dict[str, type] = {"strip_template": bool, "with_answer": bool}
 
 _LANG_RE = re.compile(r"(?:Please answer in|completes the request in)\s+([A-Za-z]+)")
 _QUESTION_RE = re.compile(r"###\s*Instruction:\s*(.*?)\s*###\s*Response:", re.S)
@@ -60,16 +63,18 @@ def load(
     revision: str | None = None,
     cache_dir: str | None = None,
     strip_template: bool = True,
+    with_answer: bool = False,
 ) -> pa.Table:
     """Questions of one language, found by the language named in each row's ``prompt``."""
     reject_options(NAME, few_shot=few_shot)
     code = lang_codes.normalise(lang)
     lang_codes.source_code(code, "gsm8k_instruct", NAME)  # fails clearly for a language the set lacks
     ds = load_split(path, dataset=NAME, lang=code, config=config, split=split or DEFAULT_SPLIT, revision=revision, cache_dir=cache_dir)
-    require_columns(list(ds.column_names), ["prompt"], dataset=NAME, lang=code, path=path)
+    require_columns(list(ds.column_names), ["prompt"] + (["chosen"] if with_answer else []), dataset=NAME, lang=code, path=path)
     items: list[Item] = []
     unknown = 0
-    for prompt in ds["prompt"]:
+    answers = ds["chosen"] if with_answer else [None] * len(ds)
+    for prompt, answer in zip(ds["prompt"], answers):
         prompt = text(prompt)
         name = prompt_language(prompt)
         found = lang_codes.try_normalise(name) if name else None
@@ -77,12 +82,13 @@ def load(
             unknown += 1
             continue
         if found == code:
-            items.append(Item(f"gsm8k-{len(items)}", prompt_question(prompt) if strip_template else prompt, []))
+            question = prompt_question(prompt) if strip_template else prompt
+            items.append(Item(f"gsm8k-{len(items)}", question, [], assistant=text(answer) or None))
     if unknown:
         log.warning("%s: %d row(s) name no known language in 'prompt' and were skipped", NAME, unknown)
     if not items:
         raise DatasetError(f"{NAME} [{code}]: no row of {path!r} asks for this language in column 'prompt'")
     return finalize(
         items, dataset=NAME, lang=code, system=resolve_system(system, None),
-        ids=read_ids_file(ids_file) if ids_file else None, limit=limit, seed=seed, missing=missing,
+        ids=ids_option(ids_file), limit=limit, seed=seed, missing=missing,
     )

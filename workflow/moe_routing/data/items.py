@@ -30,6 +30,8 @@ class Item:
     prompt: str | None
     answers: list[str]
     choices: list[str] | None = None
+    # a reference answer teacher-forced as the assistant turn (routing of domain sets)
+    assistant: str | None = None
 
 
 def text(value) -> str:
@@ -54,7 +56,18 @@ def read_ids_file(path: str | os.PathLike) -> list[str]:
     return ids
 
 
-def _rank(seed: int, item_id: str) -> str:
+def ids_option(ids_file: str | os.PathLike | None) -> list[str] | None:
+    """The ``ids_file`` option: None (every item) when not given or when the file lists no ids."""
+    if not ids_file:
+        return None
+    ids = read_ids_file(ids_file)
+    if not ids:
+        log.warning("%s lists no ids; using every item", ids_file)
+        return None
+    return ids
+
+
+def item_rank(seed: int, item_id: str) -> str:
     # a per-item hash, so the same seed keeps the same questions in every language
     return hashlib.sha256(f"{seed}\x00{item_id}".encode()).hexdigest()
 
@@ -128,7 +141,7 @@ def finalize(
         if limit < 1:
             raise DatasetError(f"{dataset} [{lang}]: limit must be >= 1, got {limit}")
         if seed is not None:
-            chosen = {it.item_id for it in sorted(kept, key=lambda it: _rank(seed, it.item_id))[:limit]}
+            chosen = {it.item_id for it in sorted(kept, key=lambda it: item_rank(seed, it.item_id))[:limit]}
             kept = [it for it in kept if it.item_id in chosen]
         else:
             kept = kept[:limit]
@@ -143,6 +156,7 @@ def finalize(
             "system": [system] * len(kept),
             "answers": [list(it.answers) for it in kept],
             "choices": [list(it.choices) if it.choices is not None else None for it in kept],
+            "assistant": [it.assistant or None for it in kept],
         },
         schema=ITEMS,
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from moe_routing.data import lang_codes
-from moe_routing.data.items import Item, finalize, read_ids_file, resolve_system, text
+from moe_routing.data.items import Item, finalize, ids_option, resolve_system, text
 from moe_routing.data.loading import load_split, require_columns
 from moe_routing.errors import DatasetError
 
@@ -93,5 +93,5 @@ def load(
         items.append(Item(f"test-{i}", build_prompt(question, exemplars) if question else "", [gold] if gold else []))
     return finalize(
         items, dataset=NAME, lang=code, system=resolve_system(system, None),
-        ids=read_ids_file(ids_file) if ids_file else None, limit=limit, seed=seed, missing=missing, require_answers=True,
+        ids=ids_option(ids_file), limit=limit, seed=seed, missing=missing, require_answers=True,
     )

@@ -28,7 +28,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from moe_routing.data import lang_codes
-from moe_routing.data.items import XICI_SYSTEM, Item, finalize, read_ids_file, reject_options, resolve_system, text
+from moe_routing.data.items import XICI_SYSTEM, Item, finalize, ids_option, reject_options, resolve_system, text
 from moe_routing.data.loading import load_split, require_columns
 from moe_routing.errors import DatasetError
 
@@ -153,6 +153,6 @@ def load(
         items.append(Item(item_id, text(r["question"]), parse_targets(r["targets"], item_id=item_id, lang=code)))
     return finalize(
         items, dataset=NAME, lang=code, system=resolve_system(system, XICI_SYSTEM),
-        ids=read_ids_file(ids_file) if ids_file else None, limit=limit, seed=seed,
+        ids=ids_option(ids_file), limit=limit, seed=seed,
         missing=missing, require_answers=True,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from moe_routing.data.items import Item, finalize, read_ids_file, reject_options, resolve_system, text
+from moe_routing.data.items import Item, finalize, ids_option, reject_options, resolve_system, text
 from moe_routing.data.loading import load_split, require_columns
 from moe_routing.errors import DatasetError
 
@@ -56,6 +56,6 @@ def load(
     items = [Item(text(r["item_id"]), text(r["question"]), _answers(r["answers"])) for r in rows]
     return finalize(
         items, dataset=NAME, lang=lang, system=resolve_system(system, XICI_SYSTEM),
-        ids=read_ids_file(ids_file) if ids_file else None, limit=limit, seed=seed, missing=missing,
+        ids=ids_option(ids_file), limit=limit, seed=seed, missing=missing,
         require_answers=True,
     )

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from moe_routing.stages._args import add_named, single_named
+from moe_routing.stages._args import add_named, group_named
 
 HELP = "routing divergence from English, entropy, consistency, correlation with accuracy, language/task experts"
 
@@ -14,55 +14,92 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--generations", nargs="+", action="extend", required=True, metavar="G.parquet", help="generations with routing of a parallel corpus, one file per language")
+    p.add_argument("--generations", nargs="+", action="extend", required=True, metavar="G.parquet",
+                   help="generations with routing of a parallel corpus; rows are grouped by their lang column (a file may hold several languages)")
     p.add_argument("--english", default="en", help="language the others are compared with (default en)")
     p.add_argument("--out-dir", required=True, help="directory for the TSV tables (names: moe_routing.paths.ROUTING_TABLES)")
     p.add_argument("--accuracy", metavar="A.tsv", help="per-language accuracy (columns lang, accuracy) for the correlation and the Fig. 2 colours")
-    add_named(p, "--task", "generations of an English task set (task experts)", required=False)
+    add_named(p, "--task", "generations of an English task set (task experts; its English rows, or its only language)", required=False)
+    p.add_argument("--importance", choices=["softmax", "topk"], default="softmax",
+                   help="expert importance compared by the divergence: softmax = the paper's Eq. 1 (mean softmax over all experts, "
+                        "default); topk = the public code's (per token top-k of the softmax renormalised, then averaged; needs topk_mean)")
+    p.add_argument("--entropy", choices=["token", "sequence"], default="token",
+                   help="routing entropy: token = the paper's mean over tokens of H(softmax) (default); sequence = the public "
+                        "notebook's H of each sequence's importance distribution, averaged over sequences")
     p.add_argument("--tau", nargs="+", type=float, default=[0.3], help="Δ thresholds for expert identification (default 0.3)")
-    p.add_argument("--figures-dir", help="directory for the PNG figures (none when left out)")
+    p.add_argument("--figures-dir", help="directory for the PNG figures (names: moe_routing.paths.ROUTING_FIGURES; none when left out)")
     p.add_argument("--delta-layer", type=int, help="model layer shown in the Δ figure (default: the layer with the largest Δ)")
     p.add_argument("--target-layers", nargs="+", help="steering target layers marked in the experts-per-layer figure, e.g. '7-34' or '7 8 9' (model layer indices)")
+
+
+def read_routing(paths: list[str], importance: str):
+    """The rows of several generations files as one frame (``tokens`` filled in for files without
+    it), and each file's routing layout."""
+    import polars as pl
+
+    from moe_routing import analysis as an
+    from moe_routing.io import read_frame, read_routing_metadata
+
+    needed = an.needed_columns(importance)
+    frames, shapes = [], {}
+    for path in paths:
+        frame = read_frame(path, "generations", needed)  # first: it names a missing file clearly
+        shapes[path] = an.shape_from_metadata(read_routing_metadata(path))
+        if frame.height == 0:
+            raise an.AnalysisError(f"{path}: no rows")
+        # every row is validated against its own file's layout before files are merged
+        an.routing_array(frame, needed[0], shapes[path], True, path)
+        tokens = pl.Series("tokens", an.token_counts(frame)).cast(pl.Int64)
+        frames.append(frame.select("item_id", "lang", *needed).with_columns(tokens))
+    return pl.concat(frames), shapes
+
+
+def _task_rows(frame, name: str, english: str):
+    import polars as pl
+
+    from moe_routing.errors import ConfigError
+
+    langs = sorted(set(frame["lang"].to_list()))
+    if english in langs:
+        return frame.filter(pl.col("lang") == english)
+    if len(langs) == 1:
+        return frame
+    raise ConfigError(f"task set {name!r}: rows of {langs} but none of {english!r}")
+
+
+def read_accuracy(path: str):
+    import polars as pl
+
+    from moe_routing.errors import ConfigError
+    from moe_routing.io import read_tsv
+
+    accuracy = read_tsv(path, required=["lang", "accuracy"])
+    try:
+        return accuracy.with_columns(pl.col("lang").cast(pl.String), pl.col("accuracy").cast(pl.Float64, strict=True))
+    except Exception as exc:
+        raise ConfigError(f"{path}: column 'accuracy' must be numeric ({exc})") from exc
 
 
 def run(args: argparse.Namespace) -> int:
     from moe_routing import analysis as an
     from moe_routing.errors import ConfigError
-    from moe_routing.io import read_frame, read_routing_metadata, read_tsv, write_tsv
+    from moe_routing.io import write_tsv
     from moe_routing.paths import ROUTING_TABLES
     from moe_routing.steering import parse_layers
 
-    needed = ["softmax_mean", "freq", "entropy", "consistency"]
-    shapes, languages = {}, {}
-    for path in args.generations:
-        frame = read_frame(path, "generations", needed)  # first: it names a missing file clearly
-        shape = an.shape_from_metadata(read_routing_metadata(path))
-        shapes[path] = shape
-        lr = an.language_routing(frame, shape, path)
-        if lr.lang in languages:
-            raise ConfigError(f"{path}: language {lr.lang!r} given twice in --generations")
-        languages[lr.lang] = lr
-    tasks = {}
-    for name, path in single_named(args.task, "--task").items():
-        frame = read_frame(path, "generations", needed)
-        shapes[path] = an.shape_from_metadata(read_routing_metadata(path))
-        tasks[name] = an.language_routing(frame, shapes[path], path)
+    frame, shapes = read_routing(args.generations, args.importance)
     shape = an.check_same_shape(shapes)
+    languages = an.split_languages(frame, shape, "--generations", args.importance)
+    tasks = {}
+    for name, paths in group_named(args.task).items():
+        task_frame, task_shapes = read_routing(paths, args.importance)
+        shapes.update(task_shapes)
+        rows = _task_rows(task_frame, name, args.english)
+        tasks[name] = an.language_routing(rows, an.check_same_shape(task_shapes), f"task set {name!r}", args.importance)
+    shape = an.check_same_shape(shapes)
+    accuracy = read_accuracy(args.accuracy) if args.accuracy else None
 
-    accuracy = None
-    if args.accuracy:
-        import polars as pl
-
-        accuracy = read_tsv(args.accuracy)
-        missing = {"lang", "accuracy"} - set(accuracy.columns)
-        if missing:
-            raise ConfigError(f"{args.accuracy}: missing column(s) {sorted(missing)}; has {accuracy.columns}")
-        try:
-            accuracy = accuracy.with_columns(pl.col("lang").cast(pl.String), pl.col("accuracy").cast(pl.Float64, strict=True))
-        except Exception as exc:
-            raise ConfigError(f"{args.accuracy}: column 'accuracy' must be numeric ({exc})") from exc
-
-    res = an.analyze(languages, shape, args.english, accuracy=accuracy, tasks=tasks, taus=args.tau)
+    res = an.analyze(languages, shape, args.english, accuracy=accuracy, tasks=tasks, taus=args.tau, entropy=args.entropy)
     tables = {
         "divergence": res.divergence,
         "entropy": res.entropy,
@@ -83,9 +120,9 @@ def run(args: argparse.Namespace) -> int:
         from moe_routing import figures_routing as fr
 
         figs = Path(args.figures_dir)
-        # file names: moe_routing.paths.ROUTING_FIGURES
         fr.plot_divergence(res.divergence, figs / "divergence.png", accuracy, args.english)
-        fr.plot_layer_metric(res.entropy, figs / "entropy.png", "mean routing entropy (nats)", "Routing entropy per layer", args.english)
+        label = "mean routing entropy (nats)" if args.entropy == "token" else "entropy of the sequence importance (nats)"
+        fr.plot_layer_metric(res.entropy, figs / "entropy.png", label, "Routing entropy per layer", args.english)
         fr.plot_layer_metric(res.consistency, figs / "consistency.png", "token-pair top-k Jaccard", "Token routing consistency per layer", args.english)
         lang_cmp = [k for k in res.deltas if not any(k == f"{t}-vs-{args.english}" for t in tasks)]
         comparison = lang_cmp[0] if lang_cmp else next(iter(res.deltas), None)

@@ -39,6 +39,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-capture", action="store_true", help="do not record routing (no routing columns)")
     p.add_argument("--no-chat-template", action="store_true", help="feed the plain prompt instead of the chat template")
     p.add_argument("--enable-thinking", action="store_true", help="leave thinking on where the chat template supports it")
+    gp = p.add_mutually_exclusive_group()
+    gp.add_argument("--no-generation-prompt", dest="generation_prompt", action="store_false", default=None,
+                    help="render without the chat template's generation prompt (default when --max-new-tokens 0)")
+    gp.add_argument("--generation-prompt", dest="generation_prompt", action="store_true",
+                    help="add the generation prompt even when --max-new-tokens is 0 (default when generating)")
+    p.add_argument("--token-scope", choices=["all", "content"], default="all",
+                   help="routed tokens that count: all (default) or content (the item's own text, not template or "
+                        "special tokens; generated tokens all count)")
+    p.add_argument("--scoring", choices=["generate", "loglik"], default="generate",
+                   help="generate: greedy generation; loglik: multiple choice by choice log-likelihood, the LM Evaluation "
+                        "Harness way (output = the chosen letter, routing captured on the prompt)")
     p.add_argument("--consistency-pairs", type=int, default=500, help="token pairs sampled for consistency (default 500)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="weights dtype (default auto)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -70,10 +81,14 @@ def run(args: argparse.Namespace) -> int:
         iv.validate(plan, backend.moe_layers, backend.num_experts, str(args.interventions))
     options = GenerationOptions(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                                 capture=not args.no_capture, seed=args.seed, consistency_pairs=args.consistency_pairs,
-                                enable_thinking=args.enable_thinking, use_chat_template=not args.no_chat_template)
+                                enable_thinking=args.enable_thinking, use_chat_template=not args.no_chat_template,
+                                generation_prompt=args.generation_prompt, token_scope=args.token_scope)
+    if args.scoring == "loglik" and not hasattr(backend, "score_choices"):
+        raise ConfigError(f"backend {args.backend!r} does not score choices by log-likelihood; use --scoring generate")
+    run_items = backend.score_choices if args.scoring == "loglik" else backend.generate
     if args.only_intervened:
         items = items.filter(pl.col("item_id").is_in(sorted(iv.intervened_items(plan))))
-    table = backend.generate(items, plan, options)
+    table = run_items(items, plan, options)
     write_parquet(table, args.out, contract="generations")  # routing arrays checked before they are written
     seconds = getattr(backend, "generate_seconds", float("nan"))
     log.info("%d sequences of %d language(s) in %.1fs (load %.1fs) -> %s", table.num_rows, len(args.items), seconds,
