@@ -106,7 +106,7 @@ def test_correlation_matches_scipy_and_handles_few_languages():
 
 
 def planted_corpus(rng, n_items=12, langs=("en", "de", "sw"), noise=None, planted=None):
-    """Per-language arrays with a U-shaped departure from the pivot and optional planted experts.
+    """Per-language arrays with a U-shaped departure from English and optional planted experts.
 
     noise[lang][layer] scales how far a language's routing moves from the English one.
     planted: {(lang, layer_pos, expert): extra activation frequency}.
@@ -228,7 +228,7 @@ def test_analyze_errors_are_clear(tmp_path, capsys):
     assert main(["analyze", "--generations", str(en), str(de), "--english", "en", "--out-dir", str(tmp_path / "o")]) == 2
     assert "share no item_id" in capsys.readouterr().err
     assert main(["analyze", "--generations", str(de), "--english", "en", "--out-dir", str(tmp_path / "o")]) == 2
-    assert "pivot language 'en'" in capsys.readouterr().err
+    assert "English ('en') is not among" in capsys.readouterr().err
     bad = dict(corpus["de"])
     bad["softmax_mean"] = bad["softmax_mean"][:, :, :4]
     write_generations(de, "de", bad)
@@ -295,7 +295,7 @@ def test_language_given_twice_and_task_rows(tmp_path, capsys):
     write_generations(again, "de", corpus["de"])
     assert main(["analyze", "--generations", str(en), str(de), str(again), "--out-dir", str(tmp_path / "o")]) == 2
     assert "language 'de' appears 2 times" in capsys.readouterr().err
-    # a task set given as a file of two languages: its pivot-language rows are the task set
+    # a task set given as a file of two languages: its English rows are the task set
     task = planted_corpus(rng, langs=("en", "de"), noise={"de": U}, planted={("en", 4, 6): 0.5})
     parts = []
     for lang in ("en", "de"):

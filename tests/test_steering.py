@@ -73,7 +73,7 @@ def as_bool(d):
 
 
 def test_steering_table_arithmetic():
-    table = S.steering_table(judgments(as_bool(BASE)), judgments(as_bool(STEERED)), pivot="en", low_resource=["bn", "sw", "te"])
+    table = S.steering_table(judgments(as_bool(BASE)), judgments(as_bool(STEERED)), english="en", low_resource=["bn", "sw", "te"])
     rows = {r["lang"]: r for r in table.iter_rows(named=True)}
     assert table["lang"].to_list() == ["en", "bn", "de", "sw", "non-en mean", "low-resource mean"]
     assert rows["en"]["base"] == 0.75 and rows["en"]["steered"] == 0.5 and rows["en"]["difference"] == pytest.approx(-0.25)

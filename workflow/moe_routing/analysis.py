@@ -15,11 +15,11 @@ Two definitions exist for two quantities; the defaults are the paper's:
   mean of the per-sequence ``entropy``); ``sequence`` = the public notebook's, H of each sequence's
   importance distribution (with ``+1e-10`` inside the log), averaged over sequences.
 
-- entropy-normalised JS divergence from a pivot language (Eqs. 6–8), mean over parallel pairs;
+- entropy-normalised JS divergence from English (Eqs. 6–8), mean over parallel pairs;
 - routing entropy and token consistency (mean over sequences);
 - Pearson r per layer between divergence and per-language accuracy;
 - specialisation Δ (Eq. 3) and the experts with Δ > τ: language experts (any language vs the
-  pivot) and task experts (a domain set vs the pivot), and their overlap.
+  English) and task experts (a task set vs English), and their overlap.
 """
 
 from __future__ import annotations
@@ -128,26 +128,26 @@ def hjs_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.where(f > tiny, js / np.maximum(f, tiny), 0.0)
 
 
-def pair_with_pivot(pivot: pl.DataFrame, other: pl.DataFrame, pivot_name: str, other_name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+def pair_with_english(english: pl.DataFrame, other: pl.DataFrame, english_name: str, other_name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Rows of both files for their shared item_ids, in the same order."""
-    for name, f in ((pivot_name, pivot), (other_name, other)):
+    for name, f in ((english_name, english), (other_name, other)):
         dup = f.group_by("item_id").len().filter(pl.col("len") > 1)
         if dup.height:
             raise AnalysisError(f"{name}: item_id {dup['item_id'][0]!r} appears {dup['len'][0]} times")
-    shared = pivot.select("item_id").join(other.select("item_id"), on="item_id", how="inner")
+    shared = english.select("item_id").join(other.select("item_id"), on="item_id", how="inner")
     if shared.height == 0:
-        raise AnalysisError(f"{other_name} and {pivot_name} share no item_id; divergence needs parallel items")
+        raise AnalysisError(f"{other_name} and {english_name} share no item_id; divergence needs parallel items")
     unpaired = other.height - shared.height
     if unpaired:
-        log.warning("%s: %d item(s) have no parallel item in %s and are skipped", other_name, unpaired, pivot_name)
-    a = shared.join(pivot, on="item_id", how="left", maintain_order="left")
+        log.warning("%s: %d item(s) have no parallel item in %s and are skipped", other_name, unpaired, english_name)
+    a = shared.join(english, on="item_id", how="left", maintain_order="left")
     b = shared.join(other, on="item_id", how="left", maintain_order="left")
     return a, b
 
 
-def divergence_per_layer(pivot: np.ndarray, other: np.ndarray) -> np.ndarray:
+def divergence_per_layer(english: np.ndarray, other: np.ndarray) -> np.ndarray:
     """Mean D_H-JS over paired sequences: (N, L, E) × (N, L, E) → (L,)."""
-    return hjs_divergence(pivot, other).mean(axis=0)
+    return hjs_divergence(english, other).mean(axis=0)
 
 
 def long_table(values: dict[str, np.ndarray], moe_layers: list[int]) -> pl.DataFrame:
@@ -360,7 +360,7 @@ def routing_entropy(lr: LanguageRouting, entropy: str = "token") -> np.ndarray:
 def analyze(
     languages: dict[str, LanguageRouting],
     shape: RoutingShape,
-    pivot: str,
+    english: str,
     accuracy: pl.DataFrame | None = None,
     tasks: dict[str, LanguageRouting] | None = None,
     taus: list[float] = (0.3,),
@@ -368,27 +368,27 @@ def analyze(
 ) -> AnalysisResult:
     """The whole analysis from per-language routing (``languages`` keyed by lang); the importance
     definition is whichever ``language_routing`` read."""
-    if pivot not in languages:
-        raise AnalysisError(f"pivot language {pivot!r} is not among the generations ({sorted(languages)})")
+    if english not in languages:
+        raise AnalysisError(f"English ({english!r}) is not among the generations ({sorted(languages)})")
     if entropy not in ENTROPY:
         raise AnalysisError(f"entropy must be one of {ENTROPY}, got {entropy!r}")
-    base = languages[pivot]
+    base = languages[english]
     div: dict[str, np.ndarray] = {}
     for lang, lr in languages.items():
-        if lang == pivot:
+        if lang == english:
             continue
-        a, b = pair_with_pivot(base.frame.with_row_index("_i"), lr.frame.with_row_index("_j"), pivot, lang)
+        a, b = pair_with_english(base.frame.with_row_index("_i"), lr.frame.with_row_index("_j"), english, lang)
         div[lang] = divergence_per_layer(base.importance[a["_i"].to_numpy()], lr.importance[b["_j"].to_numpy()])
     divergence = long_table(div, shape.moe_layers)
     entropies = long_table({lang: routing_entropy(lr, entropy) for lang, lr in languages.items()}, shape.moe_layers)
     consistency = long_table({lang: mean_consistency(lr.consistency) for lang, lr in languages.items()}, shape.moe_layers)
     correlation = correlation_table(divergence, accuracy) if accuracy is not None else None
 
-    deltas = {f"{lang}-vs-{pivot}": specialisation_delta(lr.freq, base.freq) for lang, lr in languages.items() if lang != pivot}
-    task_deltas = {f"{task}-vs-{pivot}": specialisation_delta(tr.freq, base.freq) for task, tr in (tasks or {}).items()}
+    deltas = {f"{lang}-vs-{english}": specialisation_delta(lr.freq, base.freq) for lang, lr in languages.items() if lang != english}
+    task_deltas = {f"{task}-vs-{english}": specialisation_delta(tr.freq, base.freq) for task, tr in (tasks or {}).items()}
     lang_experts = {float(t): experts_above(deltas, shape.moe_layers, float(t)) for t in taus}
     task_experts = {
-        float(t): {task: experts_above({f"{task}-vs-{pivot}": task_deltas[f"{task}-vs-{pivot}"]}, shape.moe_layers, float(t)) for task in (tasks or {})}
+        float(t): {task: experts_above({f"{task}-vs-{english}": task_deltas[f"{task}-vs-{english}"]}, shape.moe_layers, float(t)) for task in (tasks or {})}
         for t in taus
     }
     return AnalysisResult(

@@ -183,11 +183,11 @@ def check_runs(config: dict) -> None:
             raise ConfigError(f"datasets.{d}.judge: 'none', but {key} needs its judgments (use exact, contains, mc, number or llm)")
     if xici["models"] and xici["datasets"] and not xici["conditions"]:
         raise ConfigError("xici.conditions: empty, but xici.models and xici.datasets are set; give at least one of xici, shuffled, random")
-    # English is read by name only where it is the reference: the pivot/baseline of the parallel set and
+    # English is read by name only where it is the reference: what the parallel set is compared with and the baseline and
     # the English task sets. XICI datasets (Table 3's paraphrase set has none), the accuracy set and
     # the steering benchmarks report English where present and work without it.
     english = config["english"]
-    needs_english = [(routing["parallel"], "routing.parallel (the pivot of divergence and the baseline of expert specialisation)")] if routing.get("parallel") else []
+    needs_english = [(routing["parallel"], "routing.parallel (what divergence compares with and the baseline of expert specialisation)")] if routing.get("parallel") else []
     needs_english += [(d, f"routing.tasks.{task} (task experts come from its English generations)") for task, d in routing["tasks"].items()]
     for d, why in needs_english:
         if english not in datasets[d]["languages"]:

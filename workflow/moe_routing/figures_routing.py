@@ -21,8 +21,8 @@ def _save(fig, path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def plot_divergence(divergence: pl.DataFrame, path, accuracy: pl.DataFrame | None = None, pivot: str = "en") -> None:
-    """Fig. 2: D_H-JS from the pivot per layer, one line per language, coloured by accuracy when given."""
+def plot_divergence(divergence: pl.DataFrame, path, accuracy: pl.DataFrame | None = None, english: str = "en") -> None:
+    """Fig. 2: D_H-JS from English per layer, one line per language, coloured by accuracy when given."""
     fig, ax = plt.subplots(figsize=(7, 4))
     acc = dict(accuracy.select("lang", "accuracy").iter_rows()) if accuracy is not None else {}
     langs = sorted(divergence["lang"].unique().to_list())
@@ -42,17 +42,17 @@ def plot_divergence(divergence: pl.DataFrame, path, accuracy: pl.DataFrame | Non
         ax.legend(fontsize=7, ncol=2)
     ax.set_xlabel("layer")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_ylabel(f"entropy-normalised JS divergence from {pivot}")
-    ax.set_title("Routing divergence from the pivot language")
+    ax.set_ylabel(f"entropy-normalised JS divergence from {english}")
+    ax.set_title("Routing divergence from English")
     _save(fig, path)
 
 
-def plot_layer_metric(table: pl.DataFrame, path, ylabel: str, title: str, pivot: str | None = None) -> None:
-    """Entropy (Fig. 3) or consistency (Fig. 4) per layer, one line per language; the pivot in black."""
+def plot_layer_metric(table: pl.DataFrame, path, ylabel: str, title: str, english: str | None = None) -> None:
+    """Entropy (Fig. 3) or consistency (Fig. 4) per layer, one line per language; English in black."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, lang in enumerate(sorted(table["lang"].unique().to_list())):
         sub = table.filter(pl.col("lang") == lang).sort("layer")
-        style = dict(color="black", lw=2.5) if lang == pivot else dict(color=plt.get_cmap("tab10")(i % 10), lw=1.2)
+        style = dict(color="black", lw=2.5) if lang == english else dict(color=plt.get_cmap("tab10")(i % 10), lw=1.2)
         ax.plot(sub["layer"], sub["value"], label=lang, **style)
     ax.set_xlabel("layer")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))

@@ -1,12 +1,12 @@
 """Router steering (routing paper Section 5–6): pick English task experts, evaluate base vs steered.
 
-Plan: experts with Δ > τ (Eq. 3: a domain set in English minus the English parallel baseline)
+Plan: experts with Δ > τ (Eq. 3: a task set in English minus the English parallel baseline)
 in the configured target layers only, boosted on every item (item_id ``*``) either softly
 (``soft``: z_k += λ·std(z)) or hard (``activate``: z_k = max(z) + ε). Layers are model layer
 indices (0-based, as in ``moe_layers``); the paper's "(8,35)" is 1-indexed, i.e. 7–34 here.
 
 Table (paper Tables 1–2): per language base accuracy, steered accuracy and their difference,
-then the mean over non-pivot languages and over a configured low-resource list.
+then the mean over the non-English languages and over a configured low-resource list.
 """
 
 from __future__ import annotations
@@ -112,8 +112,8 @@ def accuracy_by_lang(judgments: pl.DataFrame) -> dict[str, tuple[float, int, set
     return out
 
 
-def steering_table(base: pl.DataFrame, steered: pl.DataFrame, pivot: str = "en", low_resource: list[str] | None = None) -> pl.DataFrame:
-    """Rows: each language (pivot first), then 'non-{pivot} mean' and 'low-resource mean'.
+def steering_table(base: pl.DataFrame, steered: pl.DataFrame, english: str = "en", low_resource: list[str] | None = None) -> pl.DataFrame:
+    """Rows: each language (English first), then 'non-{english} mean' and 'low-resource mean'.
 
     Columns: lang, base, steered, difference (steered − base, fractions), n. Base and steered must
     judge the same items per language; means are over languages (as in the paper), not items.
@@ -125,7 +125,7 @@ def steering_table(base: pl.DataFrame, steered: pl.DataFrame, pivot: str = "en",
         if b[lang][2] != s[lang][2]:
             diff = sorted(b[lang][2] ^ s[lang][2])
             raise ConfigError(f"language {lang}: base and steered judgments cover different items, e.g. {diff[:5]}")
-    langs = sorted(b, key=lambda x: (x != pivot, x))
+    langs = sorted(b, key=lambda x: (x != english, x))
     rows = [(lang, b[lang][0], s[lang][0], s[lang][0] - b[lang][0], b[lang][1]) for lang in langs]
 
     def mean_row(name: str, members: list[str]):
@@ -135,12 +135,12 @@ def steering_table(base: pl.DataFrame, steered: pl.DataFrame, pivot: str = "en",
         ss = float(np.mean([s[x][0] for x in members]))
         return (name, bb, ss, ss - bb, len(members))
 
-    others = [x for x in langs if x != pivot]
+    others = [x for x in langs if x != english]
     low = [x for x in (low_resource or []) if x in b]
     absent = sorted(set(low_resource or []) - set(b))
     if absent:
         log.warning("low-resource languages %s have no judgments; left out of the low-resource mean", absent)
-    for row in (mean_row(f"non-{pivot} mean", others), mean_row("low-resource mean", low)):
+    for row in (mean_row(f"non-{english} mean", others), mean_row("low-resource mean", low)):
         if row is not None:
             rows.append(row)
     return pl.DataFrame(rows, schema={"lang": pl.String, "base": pl.Float64, "steered": pl.Float64, "difference": pl.Float64, "n": pl.Int64}, orient="row")

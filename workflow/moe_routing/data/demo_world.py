@@ -107,7 +107,7 @@ def _check_languages(languages: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     if unknown:
         raise DatasetError(f"demo world has no templates for language(s) {unknown}; available: {list(LANGUAGES)}")
     if "en" not in langs:
-        raise DatasetError("demo world needs 'en' among the languages (pivot and task language)")
+        raise DatasetError("demo world needs 'en' among the languages (the reference of the routing study and its task language)")
     if len(langs) < 2:
         raise DatasetError("demo world needs at least two languages")
     return langs

@@ -23,11 +23,11 @@ def run(args: argparse.Namespace) -> int:
     from moe_routing.judge import accuracy_table
 
     frames = [read_frame(p, "judgments").select("item_id", "lang", "correct") for p in args.judgments]
-    judged = pl.concat(frames)
-    dup = judged.group_by("item_id", "lang").len().filter(pl.col("len") > 1)
+    judgments = pl.concat(frames)
+    dup = judgments.group_by("item_id", "lang").len().filter(pl.col("len") > 1)
     if dup.height:
-        raise ContractError(f"(item_id, lang) {dup.row(0)[:2]} is judged {dup['len'][0]} times across {args.judgments}")
-    table = accuracy_table(judged)
+        raise ContractError(f"(item_id, lang) {dup.row(0)[:2]} is judgments {dup['len'][0]} times across {args.judgments}")
+    table = accuracy_table(judgments)
     write_tsv(table, args.out)
     log.info("accuracy of %d language(s) -> %s", table.height, args.out)
     return 0

@@ -43,9 +43,9 @@ def run(args: argparse.Namespace) -> int:
         backend = load_backend(args.judge_backend, args.judge_model, LoadOptions(dtype=args.dtype, device=args.device))
     items = pl.concat([read_frame(path, "items") for path in args.items], how="vertical_relaxed")
     gens = read_frame(args.generations, "generations")
-    judged = judge_frame(items, gens, args.judge, backend=backend, prompt=prompt, batch_size=args.batch_size,
+    judgments = judge_frame(items, gens, args.judge, backend=backend, prompt=prompt, batch_size=args.batch_size,
                          max_new_tokens=args.max_new_tokens, items_name=" ".join(args.items), generations_name=args.generations)
-    write_parquet(judged, args.out)
-    acc = judged["correct"].mean() if judged.height else float("nan")
-    log.info("%s: %d judged, accuracy %.3f -> %s", args.generations, judged.height, acc, args.out)
+    write_parquet(judgments, args.out)
+    acc = judgments["correct"].mean() if judgments.height else float("nan")
+    log.info("%s: %d judged, accuracy %.3f -> %s", args.generations, judgments.height, acc, args.out)
     return 0

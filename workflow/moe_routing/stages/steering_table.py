@@ -32,10 +32,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--base benchmarks {sorted(base)} and --steered benchmarks {sorted(steered)} differ")
     tables = []
     for name, base_files in base.items():
-        judged = [pl.concat([read_frame(p, "judgments").select("item_id", "lang", "correct") for p in files])
+        judgments = [pl.concat([read_frame(p, "judgments").select("item_id", "lang", "correct") for p in files])
                   for files in (base_files, steered[name])]
         try:
-            t = steering_table(*judged, args.english, args.low_resource)
+            t = steering_table(*judgments, args.english, args.low_resource)
         except ConfigError as exc:
             raise ConfigError(f"benchmark {name!r}: {exc}") from None
         tables.append(t.select(pl.lit(name).alias("benchmark"), pl.all()))

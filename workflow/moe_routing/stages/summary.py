@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
     if args.model_dir:
         lines.append(("model", sm.model_line(args.model_dir)))
     for name, files in group_named(args.judgments).items():
-        judged = pl.concat([read_frame(p, "judgments") for p in files])
-        lines.append((f"accuracy by language ({name})", sm.accuracy_line(judged)))
+        judgments = pl.concat([read_frame(p, "judgments") for p in files])
+        lines.append((f"accuracy by language ({name})", sm.accuracy_line(judgments)))
     if args.outcome_table:
         lines += sm.outcome_lines(read_tsv(args.outcome_table, infer_schema=False))
     if args.ablation_table:
