@@ -34,7 +34,7 @@ def _pwned(root):
         lambda c, v: c["routing"]["tasks"].update({v: "demo_task"}),
         lambda c, v: c["demo"]["world"].update({v: 1}),
         lambda c, v: c["demo"]["train"].update({v: 1}),
-        lambda c, v: c["models"]["demo"]["engine_args"].update({v: 1}),
+        lambda c, v: c["models"]["demo"].setdefault("engine_args", {}).update({v: 1}),
         lambda c, v: c["python"].update(main=v) if "python" in c else c.update(python={"main": v}),
     ],
 )
@@ -47,6 +47,7 @@ def test_names_that_reach_a_command_are_rejected_at_validation(mutate):
 
 
 def test_free_values_reach_the_stages_literally(tmp_path):
+    (tmp_path / "wf").mkdir()
     root = copy_workflow(tmp_path / "wf")
     model_dir = root / "models" / ("m " + " ".join(INJECTIONS[:4]))
     build_tiny_checkpoint("qwen3_moe", model_dir, layers=2)

@@ -2,6 +2,8 @@
 
 DEMO_DATASETS = PLAN.datasets_of_source("demo")
 DEMO_LANGUAGES = list(dict.fromkeys(l for d in DEMO_DATASETS for l in PLAN.languages(d)))
+# demo-world --datasets: each configured demo dataset with its languages
+DEMO_DATASET_LANGUAGES = [f"{d}={','.join(PLAN.languages(d))}" for d in DEMO_DATASETS]
 # the demo model keeps the training checkpoint with the most mixed facts on this dataset
 DEMO_CHECK_DATASET = next((d for d in XICI_DATASETS if d in DEMO_DATASETS), None)
 DEMO_CHECK = [P.fill(P.DEMO_CHECK, lang=l) for l in PLAN.languages(DEMO_CHECK_DATASET)] if DEMO_CHECK_DATASET else []
@@ -17,7 +19,7 @@ if DEMO_DATASETS:
         params:
             moe=moe(),
             flags=cli_flags(
-                {"seed": config["seed"], "languages": ",".join(DEMO_LANGUAGES), "datasets": DEMO_DATASETS, **config["demo"]["world"]}
+                {"seed": config["seed"], "languages": ",".join(DEMO_LANGUAGES), "datasets": DEMO_DATASET_LANGUAGES, **config["demo"]["world"]}
             ),
             # the items root: resources/data of resources/data/{dataset}/{lang}.parquet
             items_root=lambda wc, output: os.path.dirname(os.path.dirname(output.data[0])),

@@ -315,7 +315,8 @@ def coverage_summary(world: DemoWorld) -> dict[str, float]:
 
 
 def write_world(
-    world: DemoWorld, out_dir: str | Path, corpus_path: str | Path, datasets: list[str] | None = None, **item_sizes: int
+    world: DemoWorld, out_dir: str | Path, corpus_path: str | Path, datasets: dict[str, list[str]] | None = None,
+    **item_sizes: int,
 ) -> dict[str, list[Path]]:
     """Write ``out_dir/{dataset}/{lang}.parquet`` for every dataset, the JSONL corpus, and a world summary
     (``corpus_path`` with suffix ``.world.json``) describing coverage and the facts' languages."""
@@ -325,6 +326,8 @@ def write_world(
             continue
         written[dataset] = []
         for lang, table in per_lang.items():
+            if datasets is not None and lang not in datasets[dataset]:
+                continue
             path = Path(paths.items(dataset, lang, root=out_dir))
             write_parquet(table, path, metadata={"demo_seed": str(world.seed)}, contract="items")
             written[dataset].append(path)

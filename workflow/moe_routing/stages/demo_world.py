@@ -23,6 +23,13 @@ def _coverage(text: str) -> dict[str, float]:
     return out
 
 
+def _dataset_languages(text: str) -> tuple[str, list[str]]:
+    name, sep, langs = text.partition("=")
+    if not sep or not name or not langs:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=LANG,LANG,...")
+    return name, [lang.strip() for lang in langs.split(",") if lang.strip()]
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-dir", required=True, help="items root; writes OUT_DIR/{dataset}/{lang}.parquet")
     p.add_argument("--corpus", required=True, help="training corpus JSONL (a CORPUS.world.json summary is written beside it)")
@@ -36,8 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="LANG=FRACTION,... share of facts taught per language (default: en 0.85, others 0.7 → 0.15 in the order given)")
     p.add_argument("--n-parallel", type=int, default=100, help="statements in demo_parallel (default 100)")
     p.add_argument("--n-task", type=int, default=100, help="English word problems in demo_task (default 100)")
-    p.add_argument("--datasets", nargs="+", default=None, metavar="NAME",
-                   help="demo datasets to write (default: all of demo_facts, demo_mc, demo_parallel, demo_task, demo_task_bench)")
+    p.add_argument("--datasets", nargs="+", type=_dataset_languages, default=None, metavar="NAME=LANG,LANG",
+                   help="demo datasets to write and their languages (default: all of demo_facts, demo_mc, demo_parallel, "
+                        "demo_task, demo_task_bench in every language of --languages)")
     p.add_argument("--check-dataset", default="", help="demo dataset whose items are also copied to --check-out (the training check)")
     p.add_argument("--check-out", nargs="*", default=[], metavar="LANG.parquet",
                    help="copies of --check-dataset's items, one file per language named {lang}.parquet")
@@ -63,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     languages = [s.strip() for s in args.languages.split(",") if s.strip()]
     world = build_world(languages, n_entities=args.n_entities, seed=args.seed, coverage=args.coverage,
                         answer_words=args.answer_words)
-    written = write_world(world, args.out_dir, args.corpus, datasets=args.datasets,
+    written = write_world(world, args.out_dir, args.corpus, datasets=dict(args.datasets) if args.datasets else None,
                           n_parallel=args.n_parallel, n_task=args.n_task, n_bench=args.n_bench)
     measured = coverage_summary(world)
     log.info("demo world seed %d: %d facts, coverage %s", args.seed, len(world.facts),
