@@ -12,39 +12,27 @@ from __future__ import annotations
 import pyarrow as pa
 
 from moe_routing.data import lang_codes
-from moe_routing.data.items import Item, finalize, ids_option, reject_options, resolve_system, text
+from moe_routing.data.items import Item, finalize, text
 from moe_routing.data.loading import load_split, require_columns
+from moe_routing.data.options import SourceOptions, reject_options
 from moe_routing.errors import DatasetError
 
 NAME = "alpacare"
 DEFAULT_PATH = "lavita/AlpaCare-MedInstruct-52k"
 DEFAULT_SPLIT = "train"
-OPTIONS: dict[str, type] = {"with_answer": bool}
 _NO_INPUT = {"<noinput>", "<no input>", "noinput", "n/a"}  # Alpaca-style placeholders for "no input"
 
 
-def load(
-    path: str,
-    lang: str,
-    *,
-    split: str | None = None,
-    config: str | None = None,
-    ids_file: str | None = None,
-    limit: int | None = None,
-    system: str | None = None,
-    few_shot: int | None = None,
-    seed: int | None = None,
-    missing: str = "error",
-    revision: str | None = None,
-    cache_dir: str | None = None,
-    with_answer: bool = False,
-) -> pa.Table:
+def load(path: str, lang: str, opts: SourceOptions, *, with_answer: bool = False) -> pa.Table:
     """English instructions (the set has no other language)."""
-    reject_options(NAME, few_shot=few_shot)
+    reject_options(NAME, opts, "few_shot")
     code = lang_codes.normalise(lang)
     if code != "en":
         raise DatasetError(f"{NAME}: language {code!r} is not available (the set is English only)")
-    ds = load_split(path, dataset=NAME, lang=code, config=config, split=split or DEFAULT_SPLIT, revision=revision, cache_dir=cache_dir)
+    ds = load_split(
+        path, dataset=NAME, lang=code, config=opts.config, split=opts.split or DEFAULT_SPLIT,
+        revision=opts.revision, cache_dir=opts.cache_dir,
+    )
     cols = list(ds.column_names)
     require_columns(cols, ["instruction", "output"], dataset=NAME, lang=code, path=path)
     has_input = "input" in cols
@@ -56,7 +44,4 @@ def load(
             extra = ""
         prompt = f"{instruction}\n\n{extra}" if instruction and extra else instruction
         items.append(Item(f"alpacare-{i}", prompt, [], assistant=text(r["output"]) or None if with_answer else None))
-    return finalize(
-        items, dataset=NAME, lang=code, system=resolve_system(system, None),
-        ids=ids_option(ids_file), limit=limit, seed=seed, missing=missing,
-    )
+    return finalize(items, opts, dataset=NAME, lang=code)

@@ -14,8 +14,9 @@ from __future__ import annotations
 import pyarrow as pa
 
 from moe_routing.data import lang_codes
-from moe_routing.data.items import MC_LETTERS, Item, finalize, mc_prompt, ids_option, reject_options, resolve_system, text
+from moe_routing.data.items import MC_LETTERS, Item, finalize, mc_prompt, text
 from moe_routing.data.loading import load_split, require_columns
+from moe_routing.data.options import SourceOptions, reject_options
 from moe_routing.errors import DatasetError
 
 NAME = "belebele"
@@ -24,7 +25,6 @@ DEFAULT_SPLIT = "test"
 INSTRUCTION = "Answer with the letter of the correct option."
 ANSWER_COLUMNS = ("mc_answer1", "mc_answer2", "mc_answer3", "mc_answer4")
 STYLES = ("instruct", "harness")
-OPTIONS: dict[str, type] = {"instruction": str, "style": str}
 
 
 def harness_prompt(passage: str, question: str, options: list[str]) -> str:
@@ -32,30 +32,17 @@ def harness_prompt(passage: str, question: str, options: list[str]) -> str:
     return "\n".join([f"P: {passage}", f"Q: {question}"] + [f"{MC_LETTERS[i]}: {o}" for i, o in enumerate(options)] + ["Answer:"])
 
 
-def load(
-    path: str,
-    lang: str,
-    *,
-    split: str | None = None,
-    config: str | None = None,
-    ids_file: str | None = None,
-    limit: int | None = None,
-    system: str | None = None,
-    few_shot: int | None = None,
-    seed: int | None = None,
-    missing: str = "error",
-    revision: str | None = None,
-    cache_dir: str | None = None,
-    instruction: str = INSTRUCTION,
-    style: str = "instruct",
-) -> pa.Table:
+def load(path: str, lang: str, opts: SourceOptions, *, instruction: str = INSTRUCTION, style: str = "instruct") -> pa.Table:
     """0-shot multiple-choice items for one BELEBELE language."""
-    reject_options(NAME, few_shot=few_shot)
+    reject_options(NAME, opts, "few_shot")
     if style not in STYLES:
         raise DatasetError(f"{NAME}: style={style!r}; use one of {STYLES}")
     code = lang_codes.normalise(lang)
     src = lang_codes.source_code(code, "belebele", NAME)
-    ds = load_split(path, dataset=NAME, lang=code, config=config or src, split=split or DEFAULT_SPLIT, revision=revision, cache_dir=cache_dir)
+    ds = load_split(
+        path, dataset=NAME, lang=code, config=opts.config or src, split=opts.split or DEFAULT_SPLIT,
+        revision=opts.revision, cache_dir=opts.cache_dir,
+    )
     cols = list(ds.column_names)
     require_columns(
         cols, ["link", "question_number", "flores_passage", "question", *ANSWER_COLUMNS, "correct_answer_num"],
@@ -79,7 +66,4 @@ def load(
         else:
             prompt = mc_prompt(f"{passage}\n\n{question}", options, instruction)
         items.append(Item(item_id, prompt, [MC_LETTERS[int(num) - 1]], options))
-    return finalize(
-        items, dataset=NAME, lang=code, system=resolve_system(system, None),
-        ids=ids_option(ids_file), limit=limit, seed=seed, missing=missing, require_answers=True,
-    )
+    return finalize(items, opts, dataset=NAME, lang=code, require_answers=True)

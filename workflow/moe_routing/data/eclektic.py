@@ -13,41 +13,26 @@ from __future__ import annotations
 import pyarrow as pa
 
 from moe_routing.data import lang_codes
-from moe_routing.data.items import XICI_SYSTEM, Item, finalize, ids_option, reject_options, resolve_system, text
+from moe_routing.data.items import XICI_SYSTEM, Item, finalize, text
 from moe_routing.data.loading import load_split, require_columns
+from moe_routing.data.options import SourceOptions, reject_options
 from moe_routing.errors import DatasetError
 
 NAME = "eclektic"
 DEFAULT_PATH = "ura-hcmut/ECLeKTic"
 DEFAULT_SPLIT = "train"
-OPTIONS: dict[str, type] = {"data_files": str}
 
 
-def load(
-    path: str,
-    lang: str,
-    *,
-    split: str | None = None,
-    config: str | None = None,
-    ids_file: str | None = None,
-    limit: int | None = None,
-    system: str | None = None,
-    few_shot: int | None = None,
-    seed: int | None = None,
-    missing: str = "error",
-    revision: str | None = None,
-    cache_dir: str | None = None,
-    data_files: str | None = None,
-) -> pa.Table:
+def load(path: str, lang: str, opts: SourceOptions, *, data_files: str | None = None) -> pa.Table:
     """Items for one ECLeKTic language; the gold answer is the translated answer ``{l}_a``."""
-    reject_options(NAME, few_shot=few_shot)
+    reject_options(NAME, opts, "few_shot")
     code = lang_codes.normalise(lang)
     src = lang_codes.source_code(code, "eclektic", NAME)
     if data_files is None and path == DEFAULT_PATH:
         data_files = "eclektic_main.jsonl"
     ds = load_split(
-        path, dataset=NAME, lang=code, config=config, split=split or DEFAULT_SPLIT,
-        revision=revision, cache_dir=cache_dir, data_files=data_files,
+        path, dataset=NAME, lang=code, config=opts.config, split=opts.split or DEFAULT_SPLIT,
+        revision=opts.revision, cache_dir=opts.cache_dir, data_files=data_files,
     )
     cols = list(ds.column_names)
     if "lang" in cols:  # long layout
@@ -62,8 +47,4 @@ def load(
         require_columns(cols, ["q_id", q_col, a_col], dataset=NAME, lang=code, path=path)
         rows = ds
     items = [Item(text(r["q_id"]), text(r[q_col]), [text(r[a_col])] if text(r[a_col]) else []) for r in rows]
-    return finalize(
-        items, dataset=NAME, lang=code, system=resolve_system(system, XICI_SYSTEM),
-        ids=ids_option(ids_file), limit=limit, seed=seed,
-        missing=missing, require_answers=True,
-    )
+    return finalize(items, opts, dataset=NAME, lang=code, default_system=XICI_SYSTEM, require_answers=True)

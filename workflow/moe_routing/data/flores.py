@@ -17,14 +17,14 @@ from pathlib import Path
 import pyarrow as pa
 
 from moe_routing.data import lang_codes
-from moe_routing.data.items import Item, finalize, ids_option, reject_options, resolve_system, text
+from moe_routing.data.items import Item, finalize, text
 from moe_routing.data.loading import load_split
+from moe_routing.data.options import SourceOptions, reject_options
 from moe_routing.errors import DatasetError
 
 NAME = "flores"
 DEFAULT_PATH = "openlanguagedata/flores_plus"
 DEFAULT_SPLIT = "devtest"
-OPTIONS: dict[str, type] = {"naming": str}
 NAMINGS = ("auto", "flores_plus", "flores")
 
 
@@ -42,37 +42,22 @@ def _text_release_file(p: Path, split: str, code: str) -> Path | None:
     return None
 
 
-def load(
-    path: str,
-    lang: str,
-    *,
-    split: str | None = None,
-    config: str | None = None,
-    ids_file: str | None = None,
-    limit: int | None = None,
-    system: str | None = None,
-    few_shot: int | None = None,
-    seed: int | None = None,
-    missing: str = "error",
-    revision: str | None = None,
-    cache_dir: str | None = None,
-    naming: str = "auto",
-) -> pa.Table:
+def load(path: str, lang: str, opts: SourceOptions, *, naming: str = "auto") -> pa.Table:
     """Sentences of one language; ``naming`` picks FLORES+ (``cmn_Hans``) or FLORES-200 (``zho_Hans``) codes."""
-    reject_options(NAME, few_shot=few_shot)
+    reject_options(NAME, opts, "few_shot")
     if naming not in NAMINGS:
         raise DatasetError(f"{NAME}: naming={naming!r}; use one of {NAMINGS}")
     code = lang_codes.normalise(lang)
     column = _naming(path, naming)
     src = lang_codes.source_code(code, column, NAME)
-    split = split or DEFAULT_SPLIT
+    split = opts.split or DEFAULT_SPLIT
 
     release = _text_release_file(Path(path).expanduser(), split, src)
     if release is not None:
         lines = release.read_text(encoding="utf-8").splitlines()
         items = [Item(str(i), text(s), []) for i, s in enumerate(lines, start=1)]
     else:
-        ds = load_split(path, dataset=NAME, lang=code, config=config or src, split=split, revision=revision, cache_dir=cache_dir)
+        ds = load_split(path, dataset=NAME, lang=code, config=opts.config or src, split=split, revision=opts.revision, cache_dir=opts.cache_dir)
         cols = list(ds.column_names)
         candidates = ["text", f"sentence_{src}", "sentence"]
         col = next((c for c in candidates if c in cols), None)
@@ -86,7 +71,4 @@ def load(
             items = [Item(text(r["id"]), text(r[col]), []) for r in rows]
         else:
             items = [Item(str(i), text(r[col]), []) for i, r in enumerate(rows, start=1)]
-    return finalize(
-        items, dataset=NAME, lang=code, system=resolve_system(system, None),
-        ids=ids_option(ids_file), limit=limit, seed=seed, missing=missing,
-    )
+    return finalize(items, opts, dataset=NAME, lang=code)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -38,14 +39,12 @@ from moe_routing.data.items import (
     XICI_SYSTEM,
     Item,
     finalize,
-    ids_option,
     item_rank,
     mc_prompt,
-    reject_options,
-    resolve_system,
     text,
 )
 from moe_routing.data.loading import load_split, require_columns
+from moe_routing.data.options import SourceOptions, reject_options
 from moe_routing.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -68,16 +67,13 @@ DEFAULT_IDS_FILE = lang_codes.REPO_ROOT / "resources" / "global_mmlu_prehistory_
 MC_INSTRUCTION = "Answer with the letter of the correct option."
 OPTION_COLUMNS = ("option_a", "option_b", "option_c", "option_d")
 STYLES = ("instruct", "harness")
-OPTIONS: dict[str, type] = {"format": str, "subjects": str, "instruction": str, "style": str, "per_subject": int,
-                            "sample_file": str}
 
 
-def _ids_for(fmt: str, ids_file: str | None) -> list[str] | None:
-    if ids_file:
-        return ids_option(ids_file)
-    if fmt == "short" and Path(DEFAULT_IDS_FILE).exists():
-        return ids_option(DEFAULT_IDS_FILE)
-    return None
+def _ids_file(fmt: str, ids_file: str | None) -> str | None:
+    """The given ids file, else for the short format the shipped prehistory list."""
+    if not ids_file and fmt == "short" and Path(DEFAULT_IDS_FILE).exists():
+        return str(DEFAULT_IDS_FILE)
+    return ids_file
 
 
 def harness_prompt(question: str, options: list[str]) -> str:
@@ -124,17 +120,8 @@ def sample_rows(rows: list[dict], per_subject: int | None, sample_file: str | No
 def load(
     path: str,
     lang: str,
+    opts: SourceOptions,
     *,
-    split: str | None = None,
-    config: str | None = None,
-    ids_file: str | None = None,
-    limit: int | None = None,
-    system: str | None = None,
-    few_shot: int | None = None,
-    seed: int | None = None,
-    missing: str = "error",
-    revision: str | None = None,
-    cache_dir: str | None = None,
     format: str = "mc",
     subjects: str | list[str] | None = None,
     instruction: str = MC_INSTRUCTION,
@@ -143,7 +130,7 @@ def load(
     sample_file: str | None = None,
 ) -> pa.Table:
     """Items for one Global-MMLU language; ``subjects`` is a list or a comma-separated string."""
-    reject_options(NAME, few_shot=few_shot)
+    reject_options(NAME, opts, "few_shot")
     if format not in FORMATS:
         raise DatasetError(f"{NAME}: format={format!r}; use one of {FORMATS}")
     if style not in STYLES:
@@ -156,13 +143,16 @@ def load(
         subjects = [s.strip() for s in subjects.split(",") if s.strip()]
     wanted = set(subjects or DEFAULT_SUBJECTS[format])
 
-    ds = load_split(path, dataset=NAME, lang=code, config=config or src, split=split or DEFAULT_SPLIT, revision=revision, cache_dir=cache_dir)
+    ds = load_split(
+        path, dataset=NAME, lang=code, config=opts.config or src, split=opts.split or DEFAULT_SPLIT,
+        revision=opts.revision, cache_dir=opts.cache_dir,
+    )
     cols = list(ds.column_names)
     require_columns(cols, ["sample_id", "subject", "question", *OPTION_COLUMNS, "answer"], dataset=NAME, lang=code, path=path)
     rows = [r for r in ds.to_list() if text(r["subject"]) in wanted]
     if not rows:
         raise DatasetError(f"{NAME} [{code}]: no rows of subject(s) {sorted(wanted)} in {path!r}")
-    rows = sample_rows(rows, per_subject, sample_file, seed)
+    rows = sample_rows(rows, per_subject, sample_file, opts.seed)
     items = []
     for r in rows:
         item_id = text(r["sample_id"])
@@ -182,9 +172,7 @@ def load(
             else:
                 prompt = mc_prompt(question, options, instruction)
             items.append(Item(item_id, prompt, [letter], options))
+    # a per-subject draw already used the seed: the limit then keeps the first N
+    opts = replace(opts, ids_file=_ids_file(format, opts.ids_file), seed=opts.seed if per_subject is None else None)
     default_system = XICI_SYSTEM if format == "short" else None
-    return finalize(
-        items, dataset=NAME, lang=code, system=resolve_system(system, default_system),
-        ids=_ids_for(format, ids_file), limit=limit, seed=seed if per_subject is None else None, missing=missing,
-        require_answers=True,
-    )
+    return finalize(items, opts, dataset=NAME, lang=code, default_system=default_system, require_answers=True)

@@ -22,8 +22,9 @@ import re
 import pyarrow as pa
 
 from moe_routing.data import lang_codes
-from moe_routing.data.items import Item, finalize, ids_option, reject_options, resolve_system, text
+from moe_routing.data.items import Item, finalize, text
 from moe_routing.data.loading import load_split, require_columns
+from moe_routing.data.options import SourceOptions, reject_options
 from moe_routing.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 NAME = "gsm8k_instruct"
 DEFAULT_PATH = "Mathoctopus/GSM8KInstruct_Parallel"
 DEFAULT_SPLIT = "train"
-OPTIONS: dict[str, type] = {"strip_template": bool, "with_answer": bool}
 
 _LANG_RE = re.compile(r"(?:Please answer in|completes the request in)\s+([A-Za-z]+)")
 _QUESTION_RE = re.compile(r"###\s*Instruction:\s*(.*?)\s*###\s*Response:", re.S)
@@ -48,28 +48,15 @@ def prompt_question(prompt: str) -> str:
     return m.group(1).strip() if m else prompt.strip()
 
 
-def load(
-    path: str,
-    lang: str,
-    *,
-    split: str | None = None,
-    config: str | None = None,
-    ids_file: str | None = None,
-    limit: int | None = None,
-    system: str | None = None,
-    few_shot: int | None = None,
-    seed: int | None = None,
-    missing: str = "error",
-    revision: str | None = None,
-    cache_dir: str | None = None,
-    strip_template: bool = True,
-    with_answer: bool = False,
-) -> pa.Table:
+def load(path: str, lang: str, opts: SourceOptions, *, strip_template: bool = True, with_answer: bool = False) -> pa.Table:
     """Questions of one language, found by the language named in each row's ``prompt``."""
-    reject_options(NAME, few_shot=few_shot)
+    reject_options(NAME, opts, "few_shot")
     code = lang_codes.normalise(lang)
     lang_codes.source_code(code, "gsm8k_instruct", NAME)  # fails clearly for a language the set lacks
-    ds = load_split(path, dataset=NAME, lang=code, config=config, split=split or DEFAULT_SPLIT, revision=revision, cache_dir=cache_dir)
+    ds = load_split(
+        path, dataset=NAME, lang=code, config=opts.config, split=opts.split or DEFAULT_SPLIT,
+        revision=opts.revision, cache_dir=opts.cache_dir,
+    )
     require_columns(list(ds.column_names), ["prompt"] + (["chosen"] if with_answer else []), dataset=NAME, lang=code, path=path)
     items: list[Item] = []
     unknown = 0
@@ -88,7 +75,4 @@ def load(
         log.warning("%s: %d row(s) name no known language in 'prompt' and were skipped", NAME, unknown)
     if not items:
         raise DatasetError(f"{NAME} [{code}]: no row of {path!r} asks for this language in column 'prompt'")
-    return finalize(
-        items, dataset=NAME, lang=code, system=resolve_system(system, None),
-        ids=ids_option(ids_file), limit=limit, seed=seed, missing=missing,
-    )
+    return finalize(items, opts, dataset=NAME, lang=code)

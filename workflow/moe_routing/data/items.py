@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from moe_routing.contracts import ITEMS
+from moe_routing.data.options import SourceOptions
 from moe_routing.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -81,21 +82,20 @@ def mc_prompt(stem: str, choices: list[str], instruction: str) -> str:
 
 def finalize(
     items: list[Item],
+    opts: SourceOptions,
     *,
     dataset: str,
     lang: str,
-    system: str | None,
-    ids: list[str] | None = None,
-    limit: int | None = None,
-    seed: int | None = None,
-    missing: str = "error",
+    default_system: str | None = None,
     require_answers: bool = False,
 ) -> pa.Table:
     """Validate rows, apply the id subset and the limit, return a table in the items contract.
 
-    ``limit`` keeps the first N items in source order, or with ``seed`` the N items whose
-    hash of (seed, item_id) is smallest: the same questions in every language.
+    ``opts.limit`` keeps the first N items in source order, or with ``opts.seed`` the N items
+    whose hash of (seed, item_id) is smallest: the same questions in every language.
     """
+    system = resolve_system(opts.system, default_system)
+    ids, limit, seed, missing = ids_option(opts.ids_file), opts.limit, opts.seed, opts.missing
     if missing not in MISSING_POLICIES:
         raise DatasetError(f"{dataset} [{lang}]: missing={missing!r}; use one of {MISSING_POLICIES}")
     seen: set[str] = set()
@@ -171,10 +171,3 @@ def resolve_system(system: str | None, default: str | None) -> str | None:
     if system is None:
         return default
     return system or None
-
-
-def reject_options(dataset: str, **given) -> None:
-    """Options a source does not use must not be silently ignored."""
-    for name, value in given.items():
-        if value:
-            raise DatasetError(f"{dataset}: option {name!r} is not supported by this source")

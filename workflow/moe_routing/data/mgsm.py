@@ -17,8 +17,9 @@ from __future__ import annotations
 import pyarrow as pa
 
 from moe_routing.data import lang_codes
-from moe_routing.data.items import Item, finalize, ids_option, resolve_system, text
+from moe_routing.data.items import Item, finalize, text
 from moe_routing.data.loading import load_split, require_columns
+from moe_routing.data.options import SourceOptions
 from moe_routing.errors import DatasetError
 
 NAME = "mgsm"
@@ -26,7 +27,6 @@ DEFAULT_PATH = "juletxara/mgsm"
 DEFAULT_SPLIT = "test"
 EXEMPLAR_SPLIT = "train"
 DEFAULT_FEW_SHOT = 2
-OPTIONS: dict[str, type] = {}
 
 
 def label(s: str) -> str:
@@ -55,33 +55,19 @@ def build_prompt(question: str, exemplars: list[dict]) -> str:
     return "\n\n".join(shots + [f"{head}\n{a_label}".rstrip()])
 
 
-def load(
-    path: str,
-    lang: str,
-    *,
-    split: str | None = None,
-    config: str | None = None,
-    ids_file: str | None = None,
-    limit: int | None = None,
-    system: str | None = None,
-    few_shot: int | None = None,
-    seed: int | None = None,
-    missing: str = "error",
-    revision: str | None = None,
-    cache_dir: str | None = None,
-) -> pa.Table:
+def load(path: str, lang: str, opts: SourceOptions) -> pa.Table:
     """k-shot items for one MGSM language (``few_shot`` defaults to the paper's 2)."""
     code = lang_codes.normalise(lang)
     src = lang_codes.source_code(code, "mgsm", NAME)
-    k = DEFAULT_FEW_SHOT if few_shot is None else int(few_shot)
+    k = DEFAULT_FEW_SHOT if opts.few_shot is None else int(opts.few_shot)
     if k < 0:
         raise DatasetError(f"{NAME}: few_shot must be >= 0, got {k}")
-    cfg = config or src
-    test = load_split(path, dataset=NAME, lang=code, config=cfg, split=split or DEFAULT_SPLIT, revision=revision, cache_dir=cache_dir)
+    hub = {"config": opts.config or src, "revision": opts.revision, "cache_dir": opts.cache_dir}
+    test = load_split(path, dataset=NAME, lang=code, split=opts.split or DEFAULT_SPLIT, **hub)
     require_columns(list(test.column_names), ["question", "answer_number"], dataset=NAME, lang=code, path=path)
     exemplars: list[dict] = []
     if k:
-        train = load_split(path, dataset=NAME, lang=code, config=cfg, split=EXEMPLAR_SPLIT, revision=revision, cache_dir=cache_dir)
+        train = load_split(path, dataset=NAME, lang=code, split=EXEMPLAR_SPLIT, **hub)
         require_columns(list(train.column_names), ["question", "answer"], dataset=NAME, lang=code, path=path)
         exemplars = train.select_columns(["question", "answer"]).to_list()[:k]
         if len(exemplars) < k or any(not text(e["question"]) or not text(e["answer"]) for e in exemplars):
@@ -91,7 +77,4 @@ def load(
         question = text(r["question"])
         gold = format_number(r["answer_number"])
         items.append(Item(f"test-{i}", build_prompt(question, exemplars) if question else "", [gold] if gold else []))
-    return finalize(
-        items, dataset=NAME, lang=code, system=resolve_system(system, None),
-        ids=ids_option(ids_file), limit=limit, seed=seed, missing=missing, require_answers=True,
-    )
+    return finalize(items, opts, dataset=NAME, lang=code, require_answers=True)

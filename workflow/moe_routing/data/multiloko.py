@@ -28,8 +28,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from moe_routing.data import lang_codes
-from moe_routing.data.items import XICI_SYSTEM, Item, finalize, ids_option, reject_options, resolve_system, text
+from moe_routing.data.items import XICI_SYSTEM, Item, finalize, text
 from moe_routing.data.loading import load_split, require_columns
+from moe_routing.data.options import SourceOptions, reject_options
 from moe_routing.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 NAME = "multiloko"
 DEFAULT_PATH = "facebook/multiloko"
 DEFAULT_SPLIT = "dev"
-OPTIONS: dict[str, type] = {"translation": str, "source_language": str}
 TRANSLATIONS = ("human", "machine")
 
 
@@ -90,46 +90,37 @@ def _filter_hub_rows(ds, code: str, source_code: str):
 def load(
     path: str,
     lang: str,
+    opts: SourceOptions,
     *,
-    split: str | None = None,
-    config: str | None = None,
-    ids_file: str | None = None,
-    limit: int | None = None,
-    system: str | None = None,
-    few_shot: int | None = None,
-    seed: int | None = None,
-    missing: str = "error",
-    revision: str | None = None,
-    cache_dir: str | None = None,
     translation: str = "human",
     source_language: str = "english",
 ) -> pa.Table:
     """Items for one MultiLoKo language of the English-source split (``source_language`` selects another)."""
-    reject_options(NAME, few_shot=few_shot)
+    reject_options(NAME, opts, "few_shot")
     if translation not in TRANSLATIONS:
         raise DatasetError(f"{NAME}: translation={translation!r}; use one of {TRANSLATIONS}")
     code = lang_codes.normalise(lang)
     name = lang_codes.source_code(code, "multiloko", NAME)
     src_code = lang_codes.normalise(source_language)
     src_name = lang_codes.source_code(src_code, "multiloko", NAME)
-    split = split or DEFAULT_SPLIT
+    split, config = opts.split or DEFAULT_SPLIT, opts.config
 
     root = _benchmark_root(Path(path).expanduser())
     if root is not None:
         f = _github_file(root, name, split, translation, src_name)
         if not f.exists():
             raise DatasetError(f"{NAME} [{code}]: {f} not found: no {translation} translation of the {src_name}-source {split} split")
-        rows = load_split(str(f), dataset=NAME, lang=code, cache_dir=cache_dir).to_list()
+        rows = load_split(str(f), dataset=NAME, lang=code, cache_dir=opts.cache_dir).to_list()
         cols = list(rows[0]) if rows else []
     else:
         try:
-            ds = load_split(path, dataset=NAME, lang=code, config=config or name, split=split, revision=revision, cache_dir=cache_dir)
+            ds = load_split(path, dataset=NAME, lang=code, config=config or name, split=split, revision=opts.revision, cache_dir=opts.cache_dir)
         except DatasetError as exc:
             if "gated" in str(exc) or "unreachable" in str(exc) or config == "default":
                 raise
             # one language config is reported broken on load: the default config has every row
             log.warning("%s [%s]: config %r failed (%s); falling back to config 'default' and filtering", NAME, code, config or name, exc)
-            ds = load_split(path, dataset=NAME, lang=code, config="default", split=split, revision=revision, cache_dir=cache_dir)
+            ds = load_split(path, dataset=NAME, lang=code, config="default", split=split, revision=opts.revision, cache_dir=opts.cache_dir)
         cols = list(ds.column_names)
         if "source_language" not in cols and code != src_code:
             # without it, a language config may hold that language's own local questions,
@@ -151,8 +142,4 @@ def load(
     for i, r in enumerate(rows):
         item_id = text(r["id"]) if "id" in cols else f"row{i}"
         items.append(Item(item_id, text(r["question"]), parse_targets(r["targets"], item_id=item_id, lang=code)))
-    return finalize(
-        items, dataset=NAME, lang=code, system=resolve_system(system, XICI_SYSTEM),
-        ids=ids_option(ids_file), limit=limit, seed=seed,
-        missing=missing, require_answers=True,
-    )
+    return finalize(items, opts, dataset=NAME, lang=code, default_system=XICI_SYSTEM, require_answers=True)

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from moe_routing.data.items import Item, finalize, ids_option, reject_options, resolve_system, text
+from moe_routing.data.items import XICI_SYSTEM, Item, finalize, text
 from moe_routing.data.loading import load_split, require_columns
+from moe_routing.data.options import SourceOptions, reject_options
 from moe_routing.errors import DatasetError
 
 NAME = "paraphrases"
 DEFAULT_PATH = None  # there is no hub copy: the file is the user's
 DEFAULT_SPLIT = "train"
-OPTIONS: dict[str, type] = {}
-XICI_SYSTEM = "In just a few words, answer in the language of the question."
 
 
 def _answers(value) -> list[str]:
@@ -28,34 +27,19 @@ def _answers(value) -> list[str]:
     return [a.strip() for a in text(value).split("|") if a.strip()]
 
 
-def load(
-    path: str,
-    lang: str,
-    *,
-    split: str | None = None,
-    config: str | None = None,
-    ids_file: str | None = None,
-    limit: int | None = None,
-    system: str | None = None,
-    few_shot: int | None = None,
-    seed: int | None = None,
-    missing: str = "error",
-    revision: str | None = None,
-    cache_dir: str | None = None,
-) -> pa.Table:
+def load(path: str, lang: str, opts: SourceOptions) -> pa.Table:
     """Items of one paraphrase id (``lang``)."""
-    reject_options(NAME, few_shot=few_shot)
+    reject_options(NAME, opts, "few_shot")
     if not path:
         raise DatasetError(f"{NAME}: set the dataset's path to your paraphrase file (item_id, paraphrase_id, question, answers)")
-    ds = load_split(path, dataset=NAME, lang=lang, config=config, split=split or DEFAULT_SPLIT, revision=revision, cache_dir=cache_dir)
+    ds = load_split(
+        path, dataset=NAME, lang=lang, config=opts.config, split=opts.split or DEFAULT_SPLIT,
+        revision=opts.revision, cache_dir=opts.cache_dir,
+    )
     require_columns(list(ds.column_names), ["item_id", "paraphrase_id", "question", "answers"], dataset=NAME, lang=lang, path=path)
     rows = [r for r in ds.to_list() if text(r["paraphrase_id"]) == lang]
     if not rows:
         known = sorted({text(v) for v in ds["paraphrase_id"]})
         raise DatasetError(f"{NAME}: {path} has no rows with paraphrase_id {lang!r}; it has {known}")
     items = [Item(text(r["item_id"]), text(r["question"]), _answers(r["answers"])) for r in rows]
-    return finalize(
-        items, dataset=NAME, lang=lang, system=resolve_system(system, XICI_SYSTEM),
-        ids=ids_option(ids_file), limit=limit, seed=seed, missing=missing,
-        require_answers=True,
-    )
+    return finalize(items, opts, dataset=NAME, lang=lang, default_system=XICI_SYSTEM, require_answers=True)

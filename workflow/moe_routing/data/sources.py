@@ -1,9 +1,8 @@
 """Registry: source name -> loader module, and one entry point ``load_items``.
 
-Every loader module has ``NAME``, ``DEFAULT_PATH`` (hub id), ``DEFAULT_SPLIT``, ``OPTIONS``
-(its own keyword options and their types) and ``load(path, lang, **options) -> pa.Table``
-returning the items contract. Options every source takes: split, config, ids_file, limit,
-system, few_shot, seed, missing, revision, cache_dir.
+Every loader module has ``NAME``, ``DEFAULT_PATH`` (hub id), ``DEFAULT_SPLIT`` and
+``load(path, lang, opts: SourceOptions, *, <own options>) -> pa.Table`` returning the items
+contract (see options.py). Callers pass all options flat to ``load_items``.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from types import ModuleType
 
 import pyarrow as pa
 
+from moe_routing.data.options import COMMON_OPTIONS, SourceOptions, own_options
 from moe_routing.errors import DatasetError
 
 SOURCES: dict[str, str] = {
@@ -26,18 +26,6 @@ SOURCES: dict[str, str] = {
     "mgsm": "mgsm",
     "paraphrases": "paraphrases",
 }
-COMMON_OPTIONS: dict[str, type] = {
-    "split": str,
-    "config": str,
-    "ids_file": str,
-    "limit": int,
-    "system": str,
-    "few_shot": int,
-    "seed": int,
-    "missing": str,
-    "revision": str,
-    "cache_dir": str,
-}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
@@ -48,7 +36,7 @@ def get(source: str) -> ModuleType:
 
 
 def option_types(source: str) -> dict[str, type]:
-    return {**COMMON_OPTIONS, **get(source).OPTIONS}
+    return {**COMMON_OPTIONS, **own_options(get(source).load)}
 
 
 def parse_option(source: str, key: str, value: str):
@@ -77,5 +65,6 @@ def load_items(source: str, path: str | None, lang: str, **options) -> pa.Table:
     unknown = sorted(k for k in options if k not in types)
     if unknown:
         raise DatasetError(f"{source}: unknown option(s) {unknown}; options: {sorted(types)}")
-    given = {k: v for k, v in options.items() if v is not None}
-    return module.load(path or module.DEFAULT_PATH, lang, **given)
+    own = {k: v for k, v in options.items() if v is not None}
+    common = SourceOptions(**{k: own.pop(k) for k in COMMON_OPTIONS if k in own})
+    return module.load(path or module.DEFAULT_PATH, lang, common, **own)

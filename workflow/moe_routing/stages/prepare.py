@@ -30,21 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from moe_routing.data.options import COMMON_OPTIONS
     from moe_routing.data.sources import load_items, parse_option
     from moe_routing.errors import DatasetError
     from moe_routing.io import write_parquet
 
-    options = {
-        "split": args.split,
-        "config": args.config,
-        "ids_file": args.ids_file,
-        "limit": args.limit,
-        "seed": args.seed,
-        "system": args.system,
-        "few_shot": args.few_shot,
-        "missing": args.missing,
-        "revision": args.revision,
-    }
+    # every common option but cache_dir has a flag of its own
+    options = {name: getattr(args, name, None) for name in COMMON_OPTIONS}
     for pair in args.option:
         key, sep, value = pair.partition("=")
         if not sep:
