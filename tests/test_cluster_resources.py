@@ -200,14 +200,20 @@ def test_check_site_accepts_a_config_this_cluster_can_run():
 def test_check_site_one_error_for_partition_cpus_and_account():
     config = {
         "cluster": {"account": "other", "gpu_partition": "gpu_h100", "small_job": {"mem_mb": 30000}},
-        "models": {"m": {"resources": {"gpu": 1, "cpus_per_gpu": 8}}, "c": {"resources": {"cpus": 4}}},
+        "models": {
+            "m": {"resources": {"gpu": 1, "cpus_per_gpu": 8}},
+            "m2": {"resources": {"gpu": 1}},
+            "c": {"resources": {"cpus": 4}},
+            "p": {"resources": {"slurm_partition": "big"}},
+        },
     }
     with pytest.raises(ConfigError) as err:
         cl.check_site(config, "squeue", site())
     msg = str(err.value)
-    assert "models.m.resources (partition gpu_h100): no such partition (sinfo lists cpu, gpu)" in msg
+    assert msg.count("cluster.gpu_partition: no such partition 'gpu_h100' (sinfo lists cpu, gpu)") == 1
     assert "models.c.resources (partition cpu): 4 CPUs, but its nodes have 2; set cluster.node.cpus: 2" in msg
     assert "cluster.small_job (partition cpu): mem_mb 30000, but its nodes have 21694" in msg
+    assert "models.p.resources.slurm_partition: no such partition 'big'" in msg
     assert "cluster.account 'other' is not one of yours (moe, root)" in msg
 
 

@@ -366,23 +366,24 @@ def check_site(config: Mapping, status_command: str | None, run: Runner | None =
     nodes = {p.rstrip("*"): n for p, n in nodes.items()}
     for key, settings in _blocks(config).items():
         r = base_request(cluster, settings)
-        part = r.partition or default
-        where = f"{key} (partition {part or 'default'})"
         if r.partition and r.partition not in nodes:
-            problems.append(f"{where}: no such partition (sinfo lists {', '.join(sorted(nodes))})")
+            problem = f"{_partition_key(key, settings, cluster)}: no such partition {r.partition!r} (sinfo lists {', '.join(sorted(nodes))})"
+            if problem not in problems:
+                problems.append(problem)
             continue
+        part = r.partition or default
         node = nodes.get(part) if part else None
         if node is None:
             continue
+        where = f"{key} (partition {part})"
         if r.cpus > node.cpus:
             problems.append(f"{where}: {r.cpus} CPUs, but its nodes have {node.cpus}; set cluster.node.cpus: {node.cpus}")
         if r.mem_mb > node.mem_mb:
             problems.append(f"{where}: mem_mb {r.mem_mb}, but its nodes have {node.mem_mb}")
         if r.gpus > node.gpus:
             problems.append(f"{where}: {r.gpus} GPUs, but its nodes have {node.gpus}")
-    accounting = run(["sacctmgr", "--noheader", "--parsable2", "list", "cluster", "format=cluster"])
     if cluster.account:
-        problems += _account_problems(cluster.account, accounting, run)
+        problems += _account_problems(cluster.account, run)
     if status_command in (None, "sacct"):
         probe = run(["sacct", "--noheader", "--allocations", "--format=JobID", "--starttime=now"])
         if probe.returncode != 0:
@@ -395,9 +396,19 @@ def check_site(config: Mapping, status_command: str | None, run: Runner | None =
         raise ConfigError("this SLURM cluster cannot run the config as set: " + "; ".join(problems))
 
 
-def _account_problems(account: str, accounting: subprocess.CompletedProcess, run: Runner) -> list[str]:
+def _partition_key(key: str, settings: Mapping | None, cluster: Cluster) -> str:
+    """The config key that chose a job's partition."""
+    if settings and settings.get("slurm_partition"):
+        return f"{key}.slurm_partition"
+    if settings and settings.get("gpu") and cluster.gpu_partition:
+        return "cluster.gpu_partition"
+    return "cluster.partition"
+
+
+def _account_problems(account: str, run: Runner) -> list[str]:
     # the executor validates the account of every job with sacctmgr (then sshare) and fails the job
     # when both fail, as they do without an accounting database
+    accounting = run(["sacctmgr", "--noheader", "--parsable2", "list", "cluster", "format=cluster"])
     if accounting.returncode != 0:
         return [
             f"cluster.account {account!r}: this cluster has no accounting database "
