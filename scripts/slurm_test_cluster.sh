@@ -180,6 +180,8 @@ add_account() {
     || sacctmgr -i add user root Account="$ACCOUNT" DefaultAccount="$ACCOUNT" > /dev/null
 }
 
+label() { if [[ $1 == accounting ]]; then echo "with accounting (slurmdbd)"; else echo "without accounting"; fi; }
+
 node_idle() { [[ "$(sinfo -h -n "$NODE" -o %T 2>/dev/null | sort -u)" == idle ]]; }
 
 cmd_start() {
@@ -195,8 +197,9 @@ cmd_start() {
   chmod 711 "$DIR" "$DIR/munge"
   install_packages "$mode"
   local t_install=$((SECONDS - t0))
-  # a fresh controller state each start: jobs of a previous start must not come back
-  rm -rf "$DIR/state"/* "$DIR/spool"/*
+  # a fresh controller and database each start: job ids start at 1 again, and an old job of the same
+  # id must not answer for a new one
+  rm -rf "$DIR/state"/* "$DIR/spool"/* "$DIR/mysql"
   write_configs "$mode"
   start_munge
   [[ $mode == accounting ]] && start_database
@@ -210,7 +213,7 @@ cmd_start() {
   [[ $mode == accounting ]] && add_account
   start_daemon slurmd slurmd -D -N "$NODE"
   wait_for "node $NODE idle" 60 node_idle || { sinfo -N -l >&2 || true; exit 1; }
-  log "up (accounting: $mode; SLURM $(sinfo -V | cut -d' ' -f2)) in $((SECONDS - t0))s (install ${t_install}s); $(cmd_env)"
+  log "up $(label "$mode"), SLURM $(sinfo -V | cut -d' ' -f2), in $((SECONDS - t0)) s (install ${t_install} s); $(cmd_env)"
 }
 
 cmd_stop() {
@@ -236,7 +239,7 @@ cmd_status() {
     for name in mariadbd slurmdbd; do alive "$name" || { log "$name is not running"; return 1; }; done
   fi
   node_idle || { log "node $NODE is not idle: $(sinfo -h -o %T 2>&1)"; return 1; }
-  echo "up (accounting: $mode): $(cmd_env)"
+  echo "up $(label "$mode"): $(cmd_env)"
 }
 
 cmd_env() { echo "export SLURM_CONF=$CONF"; }

@@ -239,12 +239,15 @@ def previous_failures(
     logs of this job are its previous attempts (the running job's own log is left out).
     """
     folder = job_log_dir(logdir, rulename, wildcard_values)
+    if attempt < 2 or not folder.is_dir():
+        return []
     current = os.environ.get("SLURM_JOB_ID")
-    ids = sorted(
-        (int(p.stem) for p in folder.glob("*.log") if p.stem.isdigit() and p.stem != current),
-    )[-(attempt - 1):] if folder.is_dir() and attempt > 1 else []
+    ids = sorted(int(p.stem) for p in folder.glob("*.log") if p.stem.isdigit() and p.stem != current)
     state_of = state_of or job_state
-    return [failure_kind((folder / f"{i}.log").read_text(errors="replace"), lambda i=i: state_of(str(i))) for i in ids]
+    return [
+        failure_kind((folder / f"{i}.log").read_text(errors="replace"), lambda i=i: state_of(str(i)))
+        for i in ids[-(attempt - 1):]
+    ]
 
 
 def failure_kind(log_text: str, state: Callable[[], str | None]) -> str:
