@@ -23,7 +23,7 @@ srun: Job step aborted: Waiting up to 7 seconds for job step to finish.
 slurmstepd-vm: error: Exceeded job memory limit
 """
 CGROUP_OOM_LOG = "slurmstepd: error: Detected 1 oom_kill event in StepId=7.batch. Some of the step tasks have been OOM Killed.\n"
-TIME_LIMIT_LOG = "slurmstepd: error: *** JOB 9 ON vm CANCELLED AT 2026-11-27T11:40:02 DUE TO TIME LIMIT ***\n"
+TIME_LIMIT_LOG = "slurmstepd-vm: error: *** JOB 1 ON vm CANCELLED AT 2026-11-27T12:12:37 DUE TO TIME LIMIT ***\n"
 # a GPU out-of-memory traceback shown by --show-failed-logs: more host memory does not help it
 CUDA_OOM_LOG = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\nslurmstepd: error: *** STEP 3.0 ON vm CANCELLED ***\n"
 
