@@ -14,6 +14,7 @@ min_version("9.0")
 # the package lives in workflow/; importing it from there keeps `snakemake` usable before `pip install -e .`
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
+from moe_routing import cluster
 from moe_routing import paths as P
 from moe_routing.commands import cli_flags, key_values, stage_prefix
 from moe_routing.config import validate
@@ -28,11 +29,22 @@ if not workflow.overwrite_configfiles:
 
 
 try:
-    # the schema (filling defaults), cross-references, and checks of data files and models (moe_routing.config)
+    # the schema (filling defaults), cross-references, and checks of data files and models (moe_routing.config),
+    # then every job's request against the node sizes of the `cluster` block
     validate(config)
+    cluster.check_config(config)
 except ConfigError as exc:
-    # one line, already "invalid config: KEY: problem"
+    # one line, already "KEY: problem"
     raise WorkflowError(str(exc)) from None
+
+
+onstart:
+    # once, before the first job is submitted: partitions, account and status command work on this cluster
+    if workflow.executor_plugin and workflow.executor_plugin.name == "slurm":
+        try:
+            cluster.check_site(config, getattr(workflow.executor_settings, "status_command", None))
+        except ConfigError as exc:
+            raise WorkflowError(str(exc)) from None
 
 PLAN = Plan(config)
 XICI_DATASETS = config["xici"]["datasets"]
@@ -59,6 +71,7 @@ include: "workflow/rules/ablate.smk"
 include: "workflow/rules/routing.smk"
 include: "workflow/rules/steer.smk"
 include: "workflow/rules/summary.smk"
+
 
 
 rule all:

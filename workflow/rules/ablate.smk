@@ -12,6 +12,8 @@ rule ablation_plan:
         moe=moe(),
         flags=layer_flags,
         seed=config["seed"],
+    resources:
+        **SMALL_JOB,
     conda:
         conda_env()
     log:
@@ -31,6 +33,8 @@ rule ablation_metrics:
         P.ABLATION_METRICS,
     params:
         moe=moe(),
+    resources:
+        **SMALL_JOB,
     conda:
         conda_env()
     log:
@@ -51,6 +55,8 @@ rule ablation_table:
         moe=moe(),
         summaries=as_named(get_xici(P.XICI_SUMMARY)),
         blacklists=as_named(get_xici(P.BLACKLIST)),
+    resources:
+        **SMALL_JOB,
     conda:
         conda_env()
     log:
@@ -58,6 +64,10 @@ rule ablation_table:
     shell:
         "{params.moe} ablation-table --summary {params.summaries} --blacklist {params.blacklists} "
         "--metrics {input.metrics:q} --out {output:q} > {log:q} 2>&1"
+
+
+localrules:
+    ablation_table,
 
 
 rule cap_sweep:
@@ -68,9 +78,15 @@ rule cap_sweep:
         figure=report(P.CAP_SWEEP_FIGURE, category="XICI", caption="../report/cap_sweep.rst"),
     params:
         moe=moe(),
+    resources:
+        **SMALL_JOB,
     conda:
         conda_env()
     log:
         P.log("cap_sweep", P.CAP_SWEEP),
     shell:
         "{params.moe} figures cap-sweep --metrics {input.metrics:q} --table {output.table:q} --out {output.figure:q} > {log:q} 2>&1"
+
+
+localrules:
+    cap_sweep,

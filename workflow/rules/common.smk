@@ -225,15 +225,18 @@ def analyze_flags(wildcards, input):
 
 
 # --- resources -----------------------------------------------------------------------------
-def model_resource(key, default=None, per_attempt=False, settings=None):
-    """A resource from a model's (or the judge's) `resources` block; memory and runtime grow per retry."""
+def run_resources(wildcards):
+    """The `resources` block of the model of a `{run}` wildcard (GPUs, memory, runtime: moe_routing.cluster)."""
+    return run_model(wildcards)["resources"]
 
-    def value(wildcards, attempt):
-        block = settings or run_model(wildcards)
-        v = block["resources"].get(key, default)
-        return v * attempt if per_attempt and v is not None else v
 
-    return value
+# every job's CPUs, GPUs, memory, runtime and partition come from moe_routing.cluster: a model's (or the
+# judge's) `resources` for GPU jobs, `cluster.small_job` for the rest. The tables, figures, string judges
+# and prepare are `localrules` (declared beside each rule): on SLURM each would pay a round trip of
+# seconds for a second of work, and prepare downloads datasets, which compute nodes often cannot.
+SMALL_JOB = cluster.rule_resources(config)
+# xici runs its per-question tests on two threads
+XICI_RESOURCES = {"cpus": 2}
 
 
 def batch_size(wildcards, attempt):

@@ -14,6 +14,8 @@ if LOADED_DATASETS:
             source=lambda wc: config["datasets"][wc.dataset]["source"],
             path=lambda wc: config["datasets"][wc.dataset]["path"],
             flags=prepare_flags,
+        resources:
+            **SMALL_JOB,
         conda:
             conda_env()
         log:
@@ -21,3 +23,7 @@ if LOADED_DATASETS:
         shell:
             "{params.moe} prepare --source {params.source:q} --path {params.path:q} --lang {wildcards.lang:q} "
             "--out {output:q} {params.flags} > {log:q} 2>&1"
+
+
+    localrules:
+        prepare,

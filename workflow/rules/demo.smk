@@ -24,6 +24,8 @@ if DEMO_DATASETS:
             # the items root: resources/data of resources/data/{dataset}/{lang}.parquet
             items_root=lambda wc, output: os.path.dirname(os.path.dirname(output.data[0])),
             check_dataset=DEMO_CHECK_DATASET or "",
+        resources:
+            **SMALL_JOB,
         conda:
             conda_env()
         log:
@@ -47,6 +49,8 @@ if config["demo"].get("model"):
             flags=cli_flags({"seed": config["seed"], **config["demo"]["train"]}),
         # one thread: bitwise-identical weights on rerun (and faster than two on a loaded machine)
         threads: 1
+        resources:
+            **SMALL_JOB,
         conda:
             conda_env()
         log:

@@ -16,10 +16,9 @@ rule generate:
     params:
         moe=lambda wc: moe(run_model(wc)["backend"]),
         flags=generation_flags,
+    threads: cluster.rule_threads(config, run_resources)
     resources:
-        gpu=model_resource("gpu", 0),
-        mem_mb=model_resource("mem_mb", 8000, per_attempt=True),
-        runtime=model_resource("runtime", 60, per_attempt=True),
+        **cluster.rule_resources(config, run_resources),
         batch_size=batch_size,
     conda:
         lambda wc: conda_env(run_model(wc)["backend"])

@@ -17,6 +17,8 @@ rule judge:
     params:
         moe=moe(),
         flags=judge_flags,
+    resources:
+        **SMALL_JOB,
     conda:
         conda_env()
     log:
@@ -24,6 +26,10 @@ rule judge:
     shell:
         "{params.moe} judge --items {input.item_files:q} --generations {input.generations:q} --out {output:q} "
         "{params.flags} > {log:q} 2>&1"
+
+
+localrules:
+    judge,
 
 
 if LLM_JUDGED:
@@ -37,10 +43,9 @@ if LLM_JUDGED:
             run=P.run_regex(LLM_JUDGED),
         params:
             moe=moe(JUDGE_MODEL["backend"]),
+        threads: cluster.rule_threads(config, JUDGE_MODEL["resources"])
         resources:
-            gpu=model_resource("gpu", 0, settings=JUDGE_MODEL),
-            mem_mb=model_resource("mem_mb", 8000, per_attempt=True, settings=JUDGE_MODEL),
-            runtime=model_resource("runtime", 60, per_attempt=True, settings=JUDGE_MODEL),
+            **cluster.rule_resources(config, JUDGE_MODEL["resources"]),
         conda:
             conda_env(JUDGE_MODEL["backend"])
         log:

@@ -12,6 +12,8 @@ if ROUTING.get("accuracy"):
             P.ACCURACY,
         params:
             moe=moe(),
+        resources:
+            **SMALL_JOB,
         conda:
             conda_env()
         log:
@@ -21,6 +23,11 @@ if ROUTING.get("accuracy"):
 
 
 if ROUTING.get("parallel"):
+
+
+    localrules:
+        accuracy,
+
 
     rule analyze:
         input:
@@ -34,6 +41,8 @@ if ROUTING.get("parallel"):
             flags=analyze_flags,
             tables=lambda wc: P.fill(P.ROUTING_DIR, model=wc.model),
             figures=lambda wc: P.fill(P.ROUTING_FIGURES_DIR, model=wc.model),
+        resources:
+            **SMALL_JOB,
         conda:
             conda_env()
         log:

@@ -11,6 +11,8 @@ if STEERING:
         params:
             moe=moe(),
             flags=steering_flags,
+        resources:
+            **SMALL_JOB,
         conda:
             conda_env()
         log:
@@ -29,6 +31,8 @@ if STEERING:
             base=as_named(get_steering_judgments("")),
             steered=as_named(get_steering_judgments("steered")),
             flags=cli_flags({"english": ENGLISH, "low_resource": config["routing"]["low_resource"]}),
+        resources:
+            **SMALL_JOB,
         conda:
             conda_env()
         log:
@@ -36,3 +40,7 @@ if STEERING:
         shell:
             "{params.moe} steering-table --base {params.base} --steered {params.steered} {params.flags} "
             "--out {output:q} > {log:q} 2>&1"
+
+
+    localrules:
+        steering_table,

@@ -10,9 +10,15 @@ rule summary:
     params:
         moe=moe(),
         flags=summary_flags,
+    resources:
+        **SMALL_JOB,
     conda:
         conda_env()
     log:
         P.log("summary", P.SUMMARY),
     shell:
         "{params.moe} summary {params.flags} --out {output:q} > {log:q} 2>&1"
+
+
+localrules:
+    summary,

@@ -10,6 +10,8 @@ rule outcome_table:
         moe=moe(),
         judgments=as_named(get_xici("judgments")),
         english=ENGLISH,
+    resources:
+        **SMALL_JOB,
     conda:
         conda_env()
     log:
@@ -17,6 +19,10 @@ rule outcome_table:
     shell:
         "{params.moe} outcome-table --judgments {params.judgments} --english {params.english:q} "
         "--out {output:q} > {log:q} 2>&1"
+
+
+localrules:
+    outcome_table,
 
 
 rule xici:
@@ -31,7 +37,9 @@ rule xici:
     params:
         moe=moe(),
         flags=xici_flags,
-    threads: 2
+    threads: cluster.rule_threads(config, XICI_RESOURCES)
+    resources:
+        **cluster.rule_resources(config, XICI_RESOURCES),
     conda:
         conda_env()
     log:
@@ -53,6 +61,8 @@ rule xici_figures:
         moe=moe(),
         experts=as_named(get_xici(P.EXPERTS)),
         cap=lambda wc: PLAN.main_cap(wc.model),
+    resources:
+        **SMALL_JOB,
     conda:
         conda_env()
     log:
@@ -60,3 +70,7 @@ rule xici_figures:
     shell:
         "({params.moe} figures experts-per-layer --experts {params.experts} --cap {params.cap} --out {output.layers:q} && "
         "{params.moe} figures outcomes --table {input.outcomes:q} --out {output.outcomes:q}) > {log:q} 2>&1"
+
+
+localrules:
+    xici_figures,
