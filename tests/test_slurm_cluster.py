@@ -292,7 +292,9 @@ def demo_workdir(tmp_path_factory, node):
     model = config["xici"]["models"][0]
     config["demo"].pop("model", None)
     config["models"][model].pop("build", None)
-    config["models"][model]["path"] = str(build_tiny_checkpoint("qwen3_moe", root / "resources" / "models" / "tiny"))
+    # as many layers as the trained demo model, so the config's layer settings (steering) fit it
+    layers = config["demo"].get("train", {}).get("layers", 6)
+    config["models"][model]["path"] = str(build_tiny_checkpoint("qwen3_moe", root / "resources" / "models" / "tiny", layers=layers))
     config["models"][model]["resources"] = {"mem_mb": 2000, "runtime": 10}
     for ds in config["datasets"].values():
         ds["languages"] = ds["languages"][:3]
