@@ -77,13 +77,17 @@ def run(args: argparse.Namespace) -> int:
                                 enable_thinking=args.enable_thinking, use_chat_template=not args.no_chat_template)
     wanted = iv.intervened_items(plan) if args.only_intervened else None
     total = 0.0
-    for path, frame, out in zip(args.items, items, args.out):
-        if wanted is not None:
-            frame = frame.filter(pl.col("item_id").is_in(sorted(wanted)))
-        table = backend.generate(frame, plan, options)
-        write_parquet(table, out)
-        seconds = getattr(backend, "generate_seconds", float("nan"))
-        total += seconds
-        log.info("%s: %d sequences in %.1fs -> %s", path, table.num_rows, seconds, out)
+    try:
+        for path, frame, out in zip(args.items, items, args.out):
+            if wanted is not None:
+                frame = frame.filter(pl.col("item_id").is_in(sorted(wanted)))
+            table = backend.generate(frame, plan, options)
+            write_parquet(table, out)
+            seconds = getattr(backend, "generate_seconds", float("nan"))
+            total += seconds
+            log.info("%s: %d sequences in %.1fs -> %s", path, table.num_rows, seconds, out)
+    finally:
+        # a vLLM engine stops at once instead of at interpreter exit (seconds per job)
+        getattr(backend, "close", lambda: None)()
     log.info("load %.1fs, generate %.1fs", backend.load_seconds, total)
     return 0
