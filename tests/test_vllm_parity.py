@@ -72,6 +72,7 @@ def _pair(tmp_path_factory, family: str, **engine):
     path = _checkpoint(tmp_path_factory, family)
     hf = load_backend("hf", str(path), LoadOptions(device="cpu"))
     vl = load_backend("vllm", str(path), LoadOptions(device="cpu", extra={"max_model_len": 512, **engine}))
+    vl.record_selection = True  # engine_selected: what vLLM's own router chose
     return hf, vl
 
 

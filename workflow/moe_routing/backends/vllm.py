@@ -175,11 +175,13 @@ class VLLMBackend:
         self.model_path = model_path
         self._install(config)
         self.stop_ids = self._stop_ids()
-        # record_steps: ask the workers for the sequences of each forward step (tests); they land in steps
+        # for tests: record_selection -> after generate(), engine_selected [S, L, E] bool, the experts vLLM's own
+        # router selected per sequence (None when the kernel does not report them); record_steps -> steps, the
+        # sequence of each routed row of each forward step
+        self.record_selection = False
+        self.engine_selected: torch.Tensor | None = None
         self.record_steps = False
         self.steps: list[list[int]] = []
-        # after generate(): [S, L, E] bool, experts vLLM's own router selected per sequence (None if unavailable)
-        self.engine_selected: torch.Tensor | None = None
         self.load_seconds = time.perf_counter() - start
         self.generate_seconds = 0.0
         log.info("loaded %s in vLLM %s (%s, %d MoE layers x %d experts, top-%d, %s, %d rank(s)) in %.1fs", model_path,
@@ -303,7 +305,7 @@ class VLLMBackend:
 
         n = len(prompts)
         run = {"num_seqs": n, "capture": opts.capture, "seed": opts.seed, "plan": sparse_plan(plan),
-               "record_steps": self.record_steps}
+               "record_selection": self.record_selection, "record_steps": self.record_steps}
         self.llm.collective_rpc("moe_routing_begin", args=(run,))
         try:
             results = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts],

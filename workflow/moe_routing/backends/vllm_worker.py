@@ -5,7 +5,8 @@ WORKER_EXTENSION)``), so its methods exist in every worker process, one per tens
 the caller runs them on all ranks at once with ``LLM.collective_rpc``:
 
     moe_routing_install()      locate the MoE routers of the worker's model and hook them
-    moe_routing_begin(run)     a batch starts: its sequence count, capture on/off, its sparse intervention plan
+    moe_routing_begin(run)     a batch starts: its sequence count, capture on/off, its sparse intervention plan,
+                               what to record for tests (vLLM's own selections, the rows of each step)
     moe_routing_end()          the batch is done: per-sequence summaries, routed-token counts, vLLM's selections
 
 Everything crossing a process boundary is plain data (dicts, lists, numbers, bytes; arrays as
@@ -26,8 +27,9 @@ experts it really selected per sequence.
 
 Tensor parallel: the gate is replicated and its input is the full hidden state, so every rank sees the
 same logits and holds the whole routing of every token. Each rank applies the same plan, so the ranks
-agree on the experts; the caller takes rank 0's summaries and checks that the other ranks' counts and
-selections are identical (``digest``). Pipeline and data parallel are not supported.
+agree on the experts; the caller takes rank 0's summaries and checks that every rank's routed-token
+counts, vLLM selections and (with capture) per-token top-k are identical (``digest``, only computed
+with more than one rank). Pipeline and data parallel are not supported.
 
 An exception inside a hook would kill the engine: hooks record it instead, go quiet for the rest of the
 batch, and ``moe_routing_end`` reports it for the caller to raise.
@@ -133,7 +135,9 @@ class _Batch:
     plan: CompiledPlan | None
     acc: RoutingAccumulator | None
     tokens: torch.Tensor  # [S] routed rows per sequence (first MoE layer)
-    selected: torch.Tensor  # [S, L, E] bool on the model's device: experts vLLM's router selected
+    # [S + 1, L, E] bool on the model's device: experts vLLM's router selected (row S collects padding rows),
+    # or None when not recorded
+    selected: torch.Tensor | None
     steps: list | None  # per forward step, the sequence of each valid row (first MoE layer), when asked
     ctx: object | None = None
     row_seq: torch.Tensor | None = None
@@ -159,6 +163,7 @@ class _Routing:
         self.runner = worker.model_runner
         self.device = worker.device
         self.rank = int(worker.rank)
+        self.world_size = int(worker.parallel_config.world_size)
         self.sites = _locate(self.runner.get_model(), self.adapter.vllm_gate_name(self.model_type), self.model_type)
         self.batch: _Batch | None = None
         for pos, site in enumerate(self.sites):
@@ -182,10 +187,13 @@ class _Routing:
         n, L, E = int(run["num_seqs"]), len(self.sites), self.spec.num_experts
         eps = activation_eps(L, E, int(run["seed"]))
         plan = dense_plan(run.get("plan"), (n, L, E), eps)
-        acc = RoutingAccumulator(n, L, E, self.spec.top_k, self.device) if run["capture"] else None
+        # the hooks hand the accumulator fresh tensors (the gate's own output is copied first)
+        acc = RoutingAccumulator(n, L, E, self.spec.top_k, self.device, copy_inputs=False) if run["capture"] else None
+        # vLLM's own selections: on request (tests), and whenever ranks must be compared
+        record = run.get("record_selection") or self.world_size > 1
+        selected = torch.zeros((n + 1, L, E), dtype=torch.bool, device=self.device) if record else None
         self.batch = _Batch(plan=plan.to(self.device) if plan is not None else None, acc=acc,
-                            tokens=torch.zeros(n, dtype=torch.int64),
-                            selected=torch.zeros((n, L, E), dtype=torch.bool, device=self.device),
+                            tokens=torch.zeros(n, dtype=torch.int64), selected=selected,
                             steps=[] if run.get("record_steps") else None)
 
     def end(self, seed: int, pairs: int) -> dict:
@@ -193,16 +201,17 @@ class _Routing:
         if b is None:
             return {"rank": self.rank, "error": "moe_routing_end without moe_routing_begin"}
         tokens = b.tokens.numpy()
-        selected = b.selected.cpu().numpy() if b.selection_seen else None
+        selected = b.selected[:-1].cpu().numpy() if b.selection_seen else None
         out = {"rank": self.rank, "error": b.error, "bypassed": sorted(b.pending_route), "tokens": tokens.tolist(),
-               "selection_seen": b.selection_seen, "steps": b.steps}
+               "steps": b.steps, "digest": None}
         if b.error is not None:
             return out
-        # what the ranks must agree on: routed tokens, vLLM's selections, and with capture every token's top-k
-        checked = [tokens] + ([selected] if selected is not None else [])
-        if b.acc is not None:
-            checked += [torch.cat(b.acc.topk_sets(pos)).numpy() for pos in range(len(self.sites))]
-        out["digest"] = digest(*checked)
+        if self.world_size > 1:
+            # what the ranks must agree on: routed tokens, vLLM's selections, with capture every token's top-k
+            checked = [tokens] + ([selected] if selected is not None else [])
+            if b.acc is not None:
+                checked += [torch.cat(b.acc.topk_sets(pos)).numpy() for pos in range(len(self.sites))]
+            out["digest"] = digest(*checked)
         if self.rank == 0:
             out["selected"] = pack_array(selected) if selected is not None else None
             summaries = b.acc.finalize(seed=seed, pairs=pairs) if b.acc is not None else None
@@ -264,7 +273,9 @@ class _Routing:
             if b.acc is not None or rows is not None:
                 res = adapter.route(logits, spec, site.bias, rows)
                 if b.acc is not None:
-                    b.acc.add(pos, res.logits, res.indices, res.weights, row_seq, row_valid)
+                    # vLLM may reuse the gate's output buffer; intervened logits, indices, weights are fresh
+                    z = res.logits.clone() if res.logits is logits else res.logits
+                    b.acc.add(pos, z, res.indices, res.weights, row_seq, row_valid)
             if pos == 0:
                 b.tokens.index_add_(0, row_seq[row_valid], torch.ones(int(row_valid.sum()), dtype=torch.int64))
                 if b.steps is not None:
@@ -299,14 +310,13 @@ class _Routing:
 
     def _selection_hook(self, pos: int):
         def capture(b: _Batch, topk_ids: torch.Tensor) -> None:
-            if b.pending_rows.pop(pos, None) != topk_ids.shape[0]:
+            if b.pending_rows.pop(pos, None) != topk_ids.shape[0] or b.selected is None:
                 return
             b.selection_seen = True
-            valid = b.row_valid_dev
-            ids = topk_ids.detach().to(torch.int64)[valid]
-            seq = b.row_seq_dev[valid]
-            if ids.numel():
-                b.selected[seq[:, None].expand_as(ids), pos, ids] = True
+            # padding rows go to the spare last row: no boolean indexing, so no device sync
+            seq = torch.where(b.row_valid_dev, b.row_seq_dev, b.selected.shape[0] - 1)
+            ids = topk_ids.detach().to(torch.int64)
+            b.selected[seq[:, None].expand_as(ids), pos, ids] = True
 
         return capture
 
@@ -343,7 +353,7 @@ class RoutingWorkerExtension:
         return self._moe_routing.describe()
 
     def moe_routing_begin(self, run: dict) -> None:
-        """run: num_seqs, capture, seed, plan (``sparse_plan`` or None), record_steps."""
+        """run: num_seqs, capture, seed, plan (``sparse_plan`` or None), record_selection, record_steps."""
         self._moe_routing.begin(run)
 
     def moe_routing_end(self, seed: int, pairs: int) -> dict:
