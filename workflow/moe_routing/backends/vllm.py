@@ -37,6 +37,7 @@ internals move between releases; this backend is verified on vLLM ``VERIFIED_VLL
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -306,13 +307,16 @@ class VLLMBackend:
         n = len(prompts)
         run = {"num_seqs": n, "capture": opts.capture, "seed": opts.seed, "plan": sparse_plan(plan),
                "record_selection": self.record_selection, "record_steps": self.record_steps}
+        end = ("moe_routing_end", None, (opts.seed, opts.consistency_pairs))
         self.llm.collective_rpc("moe_routing_begin", args=(run,))
         try:
             results = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts],
                                         [self._sampling_params(j, opts) for j in range(n)], use_tqdm=False)
-        finally:
-            reports = self.llm.collective_rpc("moe_routing_end", args=(opts.seed, opts.consistency_pairs))
-        lead = self._agreed(reports)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the workers drop the batch; the generate error is the one to see
+                self.llm.collective_rpc(*end)
+            raise
+        lead = self._agreed(self.llm.collective_rpc(*end))
         if lead["steps"] is not None:
             self.steps.extend(lead["steps"])
         outs = []
