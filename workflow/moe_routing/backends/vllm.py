@@ -222,6 +222,7 @@ class VLLMBackend:
         # per MoE layer: layer, name (module path in vLLM's model), bias (selection bias present), scale
         self.sites = lead["sites"]
         self.worker_pids = [r["pid"] for r in ranks]
+        self._shm_prefixes = sorted({r["shm_prefix"] for r in ranks if r.get("shm_prefix")})
 
     def _stop_ids(self) -> list[int]:
         from transformers import GenerationConfig
@@ -239,8 +240,14 @@ class VLLMBackend:
         """Stop the engine and its worker processes now (otherwise at interpreter exit, which waits 5 s for
         processes that, on CPU, take that long to tear themselves down: after ``timeout`` they are killed)."""
         llm = self.__dict__.pop("llm", None)
-        if llm is not None:
-            llm.llm_engine.engine_core.shutdown(timeout=timeout)
+        if llm is None:
+            return
+        llm.llm_engine.engine_core.shutdown(timeout=timeout)
+        # vLLM 0.32's CPU workers leave their tensor-parallel shared memory behind when they are killed
+        # (4 MiB per rank per engine start, with or without this timeout): remove this engine's files
+        for prefix in self._shm_prefixes if self.device == "cpu" else []:
+            for path in Path("/dev/shm").glob(f"{prefix}-*"):
+                path.unlink(missing_ok=True)
 
     # --- prompts -----------------------------------------------------------------------
     def render(self, prompt: str, system: str | None, options: GenerationOptions) -> list[int]:

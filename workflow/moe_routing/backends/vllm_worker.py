@@ -176,7 +176,9 @@ class _Routing:
                 site.router._compute_routing = self._override_routing(pos, site, site.router._compute_routing)
 
     def describe(self) -> dict:
-        return {"rank": self.rank, "pid": os.getpid(), "model_type": self.model_type,
+        # VLLM_DIST_IDENT: the CPU worker's prefix of the shared-memory files of its tensor-parallel group
+        return {"rank": self.rank, "pid": os.getpid(), "shm_prefix": os.environ.get("VLLM_DIST_IDENT"),
+                "model_type": self.model_type,
                 "moe_layers": [s.layer for s in self.sites],
                 "num_experts": self.spec.num_experts, "top_k": self.spec.top_k,
                 "sites": [{"layer": s.layer, "name": s.name, "bias": s.bias is not None, "scale": s.scale}
