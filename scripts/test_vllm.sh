@@ -5,7 +5,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup_vllm.sh
-# vLLM's CPU worker: keep logs short and the engine in this process (the hooks need it)
-export VLLM_ENABLE_V1_MULTIPROCESSING=0
+# vLLM's default engine (multiprocessing: router capture runs in its worker processes); short logs
 export VLLM_LOGGING_LEVEL="${VLLM_LOGGING_LEVEL:-WARNING}"
 exec .venv-vllm/bin/python -m pytest -m vllm tests/test_vllm_parity.py "$@"

@@ -1,8 +1,19 @@
-"""vLLM backend vs transformers backend on a tiny Qwen3-MoE checkpoint (CPU, float32).
+"""vLLM backend vs transformers backend on tiny checkpoints (CPU, float32), in vLLM's worker processes.
 
-Runs inside .venv-vllm (scripts/test_vllm.sh); skipped when vllm is not importable. Both
-backends must produce the same greedy tokens and the same routing summaries (1e-4), with and
-without interventions, and vLLM's own router must never select a deactivated expert.
+Runs inside .venv-vllm (scripts/test_vllm.sh); skipped when vllm is not importable. Both backends
+must produce the same greedy tokens and routing summaries (1e-4), with and without interventions,
+and vLLM's own router must never select an expert deactivated for an item, while the other items of
+the batch keep their routing. Engine starts dominate the run time (each starts an engine process and
+one worker process per rank, all importing vLLM), so each module-scoped fixture starts one engine:
+
+- ``qwen``: qwen3_moe on vLLM's default multiprocessing engine, one rank, a small token budget
+  (chunked prefills share steps with other requests' decodes, requests queue);
+- ``glm``: glm4_moe (sigmoid + bias: vLLM's selection is overridden on intervened rows) with
+  ``tensor_parallel_size=2``, each rank bound to one core.
+
+The generate stage CLI and the other families run last on in-process engines
+(VLLM_ENABLE_V1_MULTIPROCESSING=0: the same worker code, a start in half the time). In-process vLLM
+caches its environment variables from then on, so they stay last.
 """
 
 from __future__ import annotations
@@ -18,15 +29,19 @@ vllm = pytest.importorskip("vllm", reason="vllm is not installed (create .venv-v
 
 from moe_routing.backends import GenerationOptions, LoadOptions, load_backend  # noqa: E402
 from moe_routing.backends.vllm import (  # noqa: E402
+    BIND_ENV,
     VERIFIED_VLLM_VERSION,
     check_vllm_version,
-    rows_to_sequences,
+    cpu_thread_binding,
 )
-from moe_routing.errors import ConfigError, ModelError  # noqa: E402
+from moe_routing.contracts import parse_routing_metadata  # noqa: E402
+from moe_routing.errors import ConfigError  # noqa: E402
+from moe_routing.io import read_routing_metadata  # noqa: E402
 from moe_routing.tiny_models import build_tiny_checkpoint  # noqa: E402
 
 ROUTING = ("weights", "softmax_mean", "freq", "entropy", "consistency", "topk_mean")
 TOL = 1e-4
+SCHEMA = {"item_id": pl.Utf8, "layer": pl.Int64, "expert": pl.Int64, "mode": pl.Utf8, "strength": pl.Float64}
 
 ITEMS = pl.DataFrame(
     {
@@ -44,29 +59,44 @@ ITEMS = pl.DataFrame(
 )
 
 
+def _checkpoint(tmp_path_factory, family: str):
+    path = tmp_path_factory.mktemp("tiny") / family
+    return build_tiny_checkpoint(family, path, hidden=64, layers=3, experts=8, top_k=2, seed=3)
+
+
 def _pair(tmp_path_factory, family: str, **engine):
+    """(hf, vllm) backends on one tiny checkpoint, both at the default dtype (the checkpoint's float32)."""
     import torch
 
     torch.set_num_threads(1)
-    path = tmp_path_factory.mktemp("tiny") / family
-    build_tiny_checkpoint(family, path, hidden=64, layers=3, experts=8, top_k=2, seed=3)
-    hf = load_backend("hf", str(path), LoadOptions(dtype="float32", device="cpu"))
-    vl = load_backend("vllm", str(path), LoadOptions(dtype="float32", device="cpu",
-                                                     extra={"max_model_len": 512,
-                                                            "kv_cache_memory_bytes": 32 * 2**20, **engine}))
+    path = _checkpoint(tmp_path_factory, family)
+    hf = load_backend("hf", str(path), LoadOptions(device="cpu"))
+    vl = load_backend("vllm", str(path), LoadOptions(device="cpu", extra={"max_model_len": 512, **engine}))
+    vl.record_selection = True  # engine_selected: what vLLM's own router chose
     return hf, vl
 
 
 @pytest.fixture(scope="module")
-def backends(tmp_path_factory):
+def qwen(tmp_path_factory):
     # small token budget: prefills are chunked and share steps with other requests' decodes
-    return _pair(tmp_path_factory, "qwen3_moe", max_num_seqs=3, max_num_batched_tokens=64)
+    hf, vl = _pair(tmp_path_factory, "qwen3_moe", max_num_seqs=3, max_num_batched_tokens=64)
+    yield hf, vl
+    vl.close()
 
 
-def _assert_same(a, b):
+@pytest.fixture(scope="module")
+def glm(tmp_path_factory):
+    hf, vl = _pair(tmp_path_factory, "glm4_moe", tensor_parallel_size=2)
+    yield hf, vl
+    vl.close()
+
+
+def _assert_same(a, b, rows=None):
     a, b = a.to_pylist(), b.to_pylist()
     assert len(a) == len(b)
-    for ra, rb in zip(a, b):
+    for i, (ra, rb) in enumerate(zip(a, b)):
+        if rows is not None and i not in rows:
+            continue
         for key in ("item_id", "lang", "prompt_token_ids", "output_token_ids", "output"):
             assert ra[key] == rb[key], (ra["item_id"], key, ra[key], rb[key])
         for key in ROUTING:
@@ -75,14 +105,36 @@ def _assert_same(a, b):
             assert np.allclose(x, y, atol=TOL, rtol=0, equal_nan=True), (ra["item_id"], key, np.abs(x - y).max())
 
 
-def test_rows_to_sequences_maps_packed_rows_and_padding():
-    import torch
+def _freq(table, layers, experts) -> np.ndarray:
+    return np.asarray(table.column("freq").to_pylist()).reshape(table.num_rows, len(layers), experts)
 
-    row_seq, valid = rows_to_sequences(torch.tensor([0, 3, 4, 6]), [2, 0, 1], num_rows=8)
-    assert row_seq[:6].tolist() == [2, 2, 2, 0, 1, 1]
-    assert valid.tolist() == [True] * 6 + [False] * 2
-    with pytest.raises(ModelError, match="does not fit"):
-        rows_to_sequences(torch.tensor([0, 5, 9]), [0, 1], num_rows=8)
+
+def _deactivation_case(hf, vl):
+    """Deactivate q1's most used expert at the first MoE layer (q1 only), soften one of q3's, and an expert
+    for every item ('*') at the last layer: vLLM's own router never selects a deactivated expert there,
+    q2, q4, q5 keep their routing and tokens, and both backends agree on the intervened run."""
+    opts = GenerationOptions(batch_size=3, max_new_tokens=6)
+    base = vl.generate(ITEMS, options=opts)
+    E, layers = vl.num_experts, vl.moe_layers
+    freq = _freq(base, layers, E)
+    top0 = int(np.argmax(freq[0, 0]))  # q1's most used expert at the first MoE layer
+    per_item = pl.DataFrame({"item_id": ["q1", "q3"], "layer": [layers[0], layers[1]], "expert": [top0, 5],
+                             "mode": ["deactivate", "soft"], "strength": [None, 0.5]}, schema=SCHEMA)
+    b = vl.generate(ITEMS, per_item, opts)
+    sel = vl.engine_selected.numpy()  # vLLM's own router's choices, [S, L, E]
+    assert sel.shape == (ITEMS.height, len(layers), E)
+    assert not sel[0, 0, top0], "vLLM selected an expert deactivated for q1"
+    assert _freq(b, layers, E)[0, 0, top0] == 0
+    assert sel[1:, 0, top0].any(), "the expert deactivated for q1 only should stay in use by other items"
+    _assert_same(base, b, rows={1, 3, 4})  # q2, q4, q5: no intervention, same routing and tokens
+    _assert_same(hf.generate(ITEMS, per_item, GenerationOptions(batch_size=5, max_new_tokens=6)), b)
+
+    top_last = int(np.argmax(freq[:, -1].sum(axis=0)))
+    every = pl.DataFrame({"item_id": ["*"], "layer": [layers[-1]], "expert": [top_last], "mode": ["deactivate"],
+                          "strength": [None]}, schema=SCHEMA)
+    c = vl.generate(ITEMS, every, opts)
+    assert not vl.engine_selected.numpy()[:, -1, top_last].any(), "vLLM selected an expert deactivated for all"
+    assert (_freq(c, layers, E)[:, -1, top_last] == 0).all()
 
 
 def test_version_pin_is_a_clear_error():
@@ -93,117 +145,103 @@ def test_version_pin_is_a_clear_error():
     assert vllm.__version__.split("+")[0] == VERIFIED_VLLM_VERSION
 
 
-def test_same_outputs_and_routing_as_transformers(backends):
-    hf, vl = backends
+def test_same_outputs_and_routing_as_transformers(qwen):
+    hf, vl = qwen
+    # vLLM's default engine: routing runs in worker processes, not in this one
+    assert os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") == "1"
+    assert vl.worker_pids and os.getpid() not in vl.worker_pids
     assert vl.moe_layers == hf.moe_layers
     a = hf.generate(ITEMS, options=GenerationOptions(batch_size=5, max_new_tokens=8))
-    vl.trace = []
+    vl.record_steps = True
     try:
         b = vl.generate(ITEMS, options=GenerationOptions(batch_size=5, max_new_tokens=8))
     finally:
-        trace, vl.trace = vl.trace, None
-    steps = [t for t in trace if t["pos"] == 0]
+        vl.record_steps = False
+    steps = vl.steps
     # the engine really packed several requests per step, chunked prefills, and queued requests
-    assert any(len(set(t["row_seq"][t["row_valid"]].tolist())) > 1 for t in steps)
-    assert any(t["row_valid"].sum() == 64 for t in steps)
-    first_step = {int(s) for s in steps[0]["row_seq"][steps[0]["row_valid"]].tolist()}
-    assert len(first_step) < ITEMS.height
-    assert a.schema.metadata[b"moe_layers"] == b.schema.metadata[b"moe_layers"]
+    assert any(len(set(s)) > 1 for s in steps)
+    assert any(len(s) == 64 for s in steps)
+    assert len(set(steps[0])) < ITEMS.height
     assert sum(len(x) for x in b.column("output_token_ids").to_pylist()) > 5
     _assert_same(a, b)
 
 
-def test_prefill_only_matches(backends):
-    hf, vl = backends
+def test_default_dtype_is_the_checkpoints_on_both_backends(qwen):
+    """dtype auto: the float32 checkpoint runs in float32 on both (vLLM's own auto would pick bfloat16)."""
+    hf, vl = qwen
+    assert hf.dtype == vl.dtype == "float32"
+    meta = parse_routing_metadata(vl.generate(ITEMS[:2], options=GenerationOptions(max_new_tokens=2)).schema.metadata)
+    assert meta["dtype"] == "float32" and meta["backend"] == "vllm" and meta["device"] == "cpu"
+    assert meta["load_seconds"] > 0 and meta["generate_seconds"] > 0
+
+
+def test_prefill_only_matches(qwen):
+    hf, vl = qwen
     a = hf.generate(ITEMS, options=GenerationOptions(batch_size=5, max_new_tokens=0))
     b = vl.generate(ITEMS, options=GenerationOptions(batch_size=5, max_new_tokens=0))
     assert all(len(x) == 0 for x in b.column("output_token_ids").to_pylist())
     _assert_same(a, b)
 
 
-def _deactivation_case(hf, vl):
-    base = vl.generate(ITEMS, options=GenerationOptions(batch_size=5, max_new_tokens=6))
-    E, layers = vl.num_experts, vl.moe_layers
-    freq = np.asarray(base.column("freq").to_pylist()[0]).reshape(len(layers), E)
-    top0 = int(np.argmax(freq[0]))  # q1's most used expert at the first MoE layer
-    top_last = int(np.argmax(freq[-1]))
-    iv = pl.DataFrame(
-        {
-            "item_id": ["q1", "*", "q3"],
-            "layer": [layers[0], layers[-1], layers[1]],
-            "expert": [top0, top_last, 5],
-            "mode": ["deactivate", "deactivate", "soft"],
-            "strength": [None, None, 0.5],
-        },
-        schema={"item_id": pl.Utf8, "layer": pl.Int64, "expert": pl.Int64, "mode": pl.Utf8, "strength": pl.Float64},
-    )
-    opts = GenerationOptions(batch_size=3, max_new_tokens=6)
-    b = vl.generate(ITEMS, iv, opts)
-    sel = vl.engine_selected.numpy()  # vLLM's own router's choices, [S, L, E]
-    assert sel.shape == (ITEMS.height, len(layers), E)
-    assert not sel[0, 0, top0], "vLLM selected an expert deactivated for q1"
-    assert not sel[:, -1, top_last].any(), "vLLM selected an expert deactivated for every item"
-    # q1's deactivation is per request: other sequences of the same batch may still use the expert
-    assert sel[0, 0].sum() >= vl.top_k
-    freq_b = np.asarray(b.column("freq").to_pylist()).reshape(ITEMS.height, len(layers), E)
-    assert freq_b[0, 0, top0] == 0 and (freq_b[:, -1, top_last] == 0).all()
-    _assert_same(hf.generate(ITEMS, iv, GenerationOptions(batch_size=5, max_new_tokens=6)), b)
+def test_interventions_per_request(qwen):
+    _deactivation_case(*qwen)
 
 
-def test_interventions_per_request(backends):
-    _deactivation_case(*backends)
-
-
-def test_sigmoid_bias_family_interventions(tmp_path_factory):
-    """GLM-4.5: vLLM selects on sigmoid(z) + bias; the backend overrides the router's choice on intervened rows."""
-    hf, vl = _pair(tmp_path_factory, "glm4_moe")
-    assert vl.sites[0].bias is not None and vl.sites[0].scale == 2.5
-    _assert_same(hf.generate(ITEMS, options=GenerationOptions(batch_size=5, max_new_tokens=6)),
-                 vl.generate(ITEMS, options=GenerationOptions(batch_size=5, max_new_tokens=6)))
-    _deactivation_case(hf, vl)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("family", ["olmoe", "mixtral", "gpt_oss"])
-def test_other_families_match(tmp_path_factory, family):
-    hf, vl = _pair(tmp_path_factory, family)
-    opts = GenerationOptions(batch_size=5, max_new_tokens=6)
-    _assert_same(hf.generate(ITEMS, options=opts), vl.generate(ITEMS, options=opts))
-
-
-def test_unknown_layer_in_interventions_is_a_clear_error(backends):
-    _, vl = backends
+def test_unknown_layer_in_interventions_is_a_clear_error(qwen):
+    _, vl = qwen
     iv = pl.DataFrame({"item_id": ["q1"], "layer": [99], "expert": [0], "mode": ["deactivate"], "strength": [None]},
-                      schema={"item_id": pl.Utf8, "layer": pl.Int64, "expert": pl.Int64, "mode": pl.Utf8,
-                              "strength": pl.Float64})
+                      schema=SCHEMA)
     with pytest.raises(Exception, match="not an MoE layer"):
         vl.generate(ITEMS, iv, GenerationOptions(max_new_tokens=2))
 
 
-def test_load_and_generate_seconds_recorded(backends):
-    _, vl = backends
-    assert vl.load_seconds > 0 and vl.generate_seconds > 0
-    assert os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0"
+def test_tensor_parallel_sigmoid_bias_family(glm):
+    """GLM-4.5 on two ranks: vLLM selects on sigmoid(z) + bias and the backend overrides the router's choice
+    on intervened rows, identically on both ranks (the backend checks their digests every batch)."""
+    hf, vl = glm
+    assert len(vl.worker_pids) == 2 and os.getpid() not in vl.worker_pids
+    assert os.environ[BIND_ENV] == cpu_thread_binding(2, sorted(os.sched_getaffinity(0)))
+    assert vl.sites[0]["bias"] and vl.sites[0]["scale"] == 2.5
+    opts = GenerationOptions(batch_size=5, max_new_tokens=6)
+    _assert_same(hf.generate(ITEMS, options=opts), vl.generate(ITEMS, options=opts))
+    _deactivation_case(hf, vl)
 
 
-def test_generate_stage_with_vllm_backend(tmp_path, backends):
-    """`python -m moe_routing generate --backend vllm` writes the same file as the hf backend."""
+def test_generate_stage_with_vllm_backend(tmp_path, tmp_path_factory, monkeypatch):
+    """`python -m moe_routing generate --backend vllm` writes the hf backend's file, and says how it was made."""
+    import pyarrow.parquet as pq
+
     from moe_routing.cli import main
     from moe_routing.io import write_parquet
 
-    hf, _ = backends
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    model = _checkpoint(tmp_path_factory, "qwen3_moe")
     # an items file holds one language, the one its name says
     items = ITEMS.with_columns(lang=pl.lit("en"), answers=pl.lit([], dtype=pl.List(pl.Utf8)), choices=pl.lit(None, dtype=pl.List(pl.Utf8)))
     write_parquet(items.to_arrow(), tmp_path / "en.parquet")
     outs = {}
-    for name in ("hf", "vllm"):
+    for name, extra in (("hf", []), ("vllm", ["--engine-arg", "max_model_len=512"])):
         outs[name] = tmp_path / f"{name}.parquet"
-        rc = main(["generate", "--backend", name, "--model", hf.model_path, "--device", "cpu", "--dtype", "float32",
+        rc = main(["generate", "--backend", name, "--model", str(model), "--device", "cpu",
                    "--items", str(tmp_path / "en.parquet"), "--out", str(outs[name]),
-                   "--max-new-tokens", "4", "--batch-size", "2"])
+                   "--max-new-tokens", "4", "--batch-size", "2", *extra])
         assert rc == 0
-    import pyarrow.parquet as pq
-
     a, b = pq.read_table(outs["hf"]), pq.read_table(outs["vllm"])
-    assert a.schema.metadata == b.schema.metadata
+    ma, mb = read_routing_metadata(outs["hf"]), read_routing_metadata(outs["vllm"])
+    for key in ("model", "moe_layers", "num_experts", "top_k", "dtype"):
+        assert ma[key] == mb[key], key
+    assert (ma["backend"], mb["backend"], mb["dtype"]) == ("hf", "vllm", "float32")
     _assert_same(a, b)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["olmoe", "mixtral", "gpt_oss"])
+def test_other_families_match(tmp_path_factory, monkeypatch, family):
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    hf, vl = _pair(tmp_path_factory, family)
+    try:
+        assert vl.worker_pids == [os.getpid()]
+        opts = GenerationOptions(batch_size=5, max_new_tokens=6)
+        _assert_same(hf.generate(ITEMS, options=opts), vl.generate(ITEMS, options=opts))
+    finally:
+        vl.close()

@@ -3,7 +3,8 @@ that ``moe_routing.io`` checks whenever a file enters a stage.
 
 Routing arrays are layer-major flat lists: [layer0 experts..., layer1 experts...].
 Parquet files that carry routing also carry schema metadata: model, moe_layers,
-num_experts, top_k (see ``routing_metadata``).
+num_experts, top_k, dtype (see ``routing_metadata``); generations files also say how they were made:
+backend, device, load_seconds, generate_seconds (``run_metadata``).
 
 Invariants (rows are counted from 0 in messages):
 
@@ -118,13 +119,33 @@ CONTRACTS = {
 ROUTING_META_KEYS = ("model", "moe_layers", "num_experts", "top_k")
 
 
-def routing_metadata(model: str, moe_layers: list[int], num_experts: int, top_k: int) -> dict[bytes, bytes]:
-    """Parquet schema metadata for files that carry routing arrays."""
-    return {
+# keys that describe routing arrays: a generations file without capture leaves them out
+ROUTING_KEYS = (b"moe_layers", b"num_experts", b"top_k")
+
+
+def routing_metadata(
+    model: str, moe_layers: list[int], num_experts: int, top_k: int, dtype: str | None = None
+) -> dict[bytes, bytes]:
+    """Parquet schema metadata for files that carry routing arrays (``dtype``: the weights dtype the model ran in)."""
+    meta = {
         b"model": model.encode(),
         b"moe_layers": json.dumps([int(x) for x in moe_layers]).encode(),
         b"num_experts": str(int(num_experts)).encode(),
         b"top_k": str(int(top_k)).encode(),
+    }
+    if dtype is not None:
+        meta[b"dtype"] = dtype.encode()
+    return meta
+
+
+def run_metadata(backend: str, device: str, load_seconds: float, generate_seconds: float) -> dict[bytes, bytes]:
+    """How a generations file was made: backend, device, the job's model load (one load serves every file of a
+    job) and this file's generation, in seconds (benchmarks/estimate_cluster.py prices runs from them)."""
+    return {
+        b"backend": backend.encode(),
+        b"device": device.encode(),
+        b"load_seconds": f"{float(load_seconds):.3f}".encode(),
+        b"generate_seconds": f"{float(generate_seconds):.3f}".encode(),
     }
 
 
@@ -140,6 +161,12 @@ def parse_routing_metadata(meta: dict[bytes, bytes] | None) -> dict:
         out["num_experts"] = int(meta[b"num_experts"])
     if b"top_k" in meta:
         out["top_k"] = int(meta[b"top_k"])
+    for key in ("dtype", "backend", "device"):
+        if key.encode() in meta:
+            out[key] = meta[key.encode()].decode()
+    for key in ("load_seconds", "generate_seconds"):
+        if key.encode() in meta:
+            out[key] = float(meta[key.encode()])
     return out
 
 

@@ -84,23 +84,25 @@ def build_tokenizer(train_texts: Iterable[str] | None = None, vocab_size: int = 
     return fast
 
 
-def _config_kwargs(family: str, *, vocab: int, hidden: int, layers: int, experts: int, top_k: int, ids: dict) -> dict:
-    head_dim = 32
-    heads = max(1, hidden // head_dim)
+def _config_kwargs(family: str, *, vocab: int, hidden: int, layers: int, experts: int, top_k: int, ids: dict,
+                   head_dim: int = 32, heads: int | None = None, kv_heads: int = 1,
+                   moe_intermediate: int | None = None) -> dict:
+    heads = heads or max(1, hidden // head_dim)
+    moe_intermediate = moe_intermediate or hidden // 2
     common = dict(
         vocab_size=vocab,
         hidden_size=hidden,
         intermediate_size=2 * hidden,
         num_hidden_layers=layers,
         num_attention_heads=heads,
-        num_key_value_heads=1,
+        num_key_value_heads=kv_heads,
         max_position_embeddings=4096,
         num_experts_per_tok=top_k,
         tie_word_embeddings=False,
         **ids,
     )
     if family == "qwen3_moe":
-        return common | dict(head_dim=head_dim, num_experts=experts, moe_intermediate_size=hidden // 2,
+        return common | dict(head_dim=head_dim, num_experts=experts, moe_intermediate_size=moe_intermediate,
                              norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[])
     if family == "olmoe":
         # OLMoE-1B-7B keeps norm_topk_prob off: the adapter must not renormalise
@@ -115,7 +117,7 @@ def _config_kwargs(family: str, *, vocab: int, hidden: int, layers: int, experts
         return common | dict(head_dim=head_dim, num_local_experts=experts, sliding_window=64,
                              layer_types=["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(layers)])
     groups = 2 if experts % 2 == 0 and experts // 2 >= max(2, top_k) else 1
-    sigmoid_common = dict(n_routed_experts=experts, moe_intermediate_size=hidden // 2, n_shared_experts=1,
+    sigmoid_common = dict(n_routed_experts=experts, moe_intermediate_size=moe_intermediate, n_shared_experts=1,
                           n_group=groups, topk_group=1, norm_topk_prob=True, routed_scaling_factor=2.5,
                           first_k_dense_replace=1 if layers > 1 else 0)
     if family == "glm4_moe":
@@ -157,11 +159,23 @@ def build_tiny_checkpoint(
     seed: int = 0,
     train_texts: Iterable[str] | None = None,
     vocab_size: int = 512,
+    head_dim: int = 32,
+    heads: int | None = None,
+    kv_heads: int = 1,
+    moe_intermediate: int | None = None,
+    dtype: str = "float32",
+    device: str = "cpu",
 ) -> Path:
     """Write a random tiny checkpoint of ``family`` (a model_type, e.g. ``qwen3_moe``) to ``out_dir``.
 
     hidden must be a multiple of 32 (head_dim is 32 where the config has one, for vLLM's CPU
     attention). Identical arguments give identical weights. Returns ``out_dir``.
+
+    Real layer shapes (benchmarks/gpu_check.sh): ``heads`` (default hidden // head_dim), ``kv_heads``,
+    ``head_dim`` and ``moe_intermediate`` (default hidden // 2) set the attention and expert sizes,
+    e.g. Qwen3-30B-A3B: hidden 2048, 128 experts, top-8, heads 32, kv_heads 4, head_dim 128,
+    moe_intermediate 768. ``dtype`` is the saved weights' dtype; ``device`` (e.g. ``cuda``) builds the
+    random weights there, much faster at that size.
     """
     import torch
     import transformers
@@ -181,18 +195,25 @@ def build_tiny_checkpoint(
     )
     config_cls_name, model_cls_name = FAMILIES[family]
     config = getattr(transformers, config_cls_name)(
-        **_config_kwargs(family, vocab=len(tokenizer), hidden=hidden, layers=layers, experts=experts, top_k=top_k, ids=ids)
+        **_config_kwargs(family, vocab=len(tokenizer), hidden=hidden, layers=layers, experts=experts, top_k=top_k,
+                         ids=ids, head_dim=head_dim, heads=heads, kv_heads=kv_heads, moe_intermediate=moe_intermediate)
     )
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise ConfigError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}")
     torch.manual_seed(seed)
-    model = getattr(transformers, model_cls_name)(config).to(torch.float32).eval()
+    with torch.device(device):
+        model = getattr(transformers, model_cls_name)(config).to(torch.float32).eval()
     _spread_routers(model, seed)
+    model = model.to(getattr(torch, dtype))
     model.generation_config = GenerationConfig(
         do_sample=False, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
     )
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    (out / "tiny_model.json").write_text(
-        json.dumps(dict(family=family, hidden=hidden, layers=layers, experts=experts, top_k=top_k, seed=seed)) + "\n"
-    )
+    shape = dict(family=family, hidden=hidden, layers=layers, experts=experts, top_k=top_k, seed=seed)
+    sizes = dict(head_dim=head_dim, heads=heads, kv_heads=kv_heads, moe_intermediate=moe_intermediate, dtype=dtype)
+    defaults = dict(head_dim=32, heads=None, kv_heads=1, moe_intermediate=None, dtype="float32")
+    shape |= {k: v for k, v in sizes.items() if v != defaults[k]}  # default sizes: the file as it always was
+    (out / "tiny_model.json").write_text(json.dumps(shape) + "\n")
     return out

@@ -161,12 +161,21 @@ def below_min(x: torch.Tensor) -> torch.Tensor:
 
 
 class Adapter(ABC):
-    """One router family. Subclasses set ``family``, ``model_types`` and ``router_classes``."""
+    """One router family. Subclasses set ``family``, ``model_types``, ``router_classes`` and, where vLLM
+    serves the family, the ``vllm_*`` attributes."""
 
     family: str = ""
     model_types: tuple[str, ...] = ()
     # transformers class names of the router modules, per model_type
     router_classes: dict[str, str] = {}
+    # vLLM (backends/vllm_worker.py): leaf name of the router linear inside each MoE block of vLLM's
+    # model code, per model_type; a model_type missing here is not served by the vLLM backend
+    vllm_gate_names: dict[str, str] = {}
+    # model_types whose vLLM tokens and summaries were checked against transformers (tests/test_vllm_parity.py)
+    vllm_verified: tuple[str, ...] = ()
+    # vLLM selects on something other than the logits (sigmoid + bias), so intervened logits alone cannot
+    # force a hard selection: on intervened rows the router's own (weights, ids) are replaced by ``route``'s
+    vllm_selection_override: bool = False
 
     @abstractmethod
     def spec_from_config(self, config) -> RouterSpec: ...
@@ -217,6 +226,16 @@ class Adapter(ABC):
 
     def hf_bias(self, router) -> torch.Tensor | None:
         return None
+
+    # --- vLLM -------------------------------------------------------------------------
+    def vllm_gate_name(self, model_type: str) -> str:
+        """The router module's leaf name in vLLM's model; ModelError if vLLM does not serve this family here."""
+        if model_type not in self.vllm_gate_names:
+            raise ModelError(
+                f"model_type {model_type!r}: the vLLM backend has no router mapping for it (use the hf backend); "
+                f"vLLM-served families: {sorted(self.vllm_gate_names)} in this adapter"
+            )
+        return self.vllm_gate_names[model_type]
 
     @staticmethod
     def hf_output(result: RouteResult, original: tuple) -> tuple:

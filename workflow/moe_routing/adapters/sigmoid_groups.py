@@ -27,6 +27,12 @@ class SigmoidGroupsAdapter(Adapter):
     family = "sigmoid_groups"
     model_types = ("glm4_moe", "deepseek_v3")
     router_classes = {"glm4_moe": "Glm4MoeTopkRouter", "deepseek_v3": "DeepseekV3TopkRouter"}
+    # vLLM 0.32 glm4_moe.py / deepseek_v2.py: `self.gate`; DeepSeek-V3 is mapped but not run (its tiny
+    # checkpoint does not load in vLLM 0.32)
+    vllm_gate_names = {"glm4_moe": "gate", "deepseek_v3": "gate"}
+    vllm_verified = ("glm4_moe",)
+    # vLLM selects on sigmoid(z) + bias; replaced weights are divided by the routed_scaling_factor vLLM applies later
+    vllm_selection_override = True
 
     def spec_from_config(self, config) -> RouterSpec:
         return RouterSpec(

@@ -12,6 +12,9 @@ class SoftmaxTopKAdapter(Adapter):
     family = "softmax_topk"
     model_types = ("qwen3_moe", "olmoe", "mixtral")
     router_classes = {"qwen3_moe": "Qwen3MoeTopKRouter", "olmoe": "OlmoeTopKRouter", "mixtral": "MixtralTopKRouter"}
+    # vLLM 0.32 qwen3_moe.py / olmoe.py: `self.gate`
+    vllm_gate_names = {"qwen3_moe": "gate", "olmoe": "gate"}
+    vllm_verified = ("qwen3_moe", "olmoe")
 
     def spec_from_config(self, config) -> RouterSpec:
         num_experts = getattr(config, "num_experts", None) or config.num_local_experts
@@ -52,4 +55,6 @@ class SoftmaxTopKAdapter(Adapter):
 class MixtralAdapter(SoftmaxTopKAdapter):
     model_types = ("mixtral",)
     router_classes = {"mixtral": "MixtralTopKRouter"}
+    vllm_gate_names = {"mixtral": "gate"}  # vLLM 0.32 mixtral.py
+    vllm_verified = ("mixtral",)
     _keeps_float = True

@@ -35,6 +35,8 @@ class SparseMixerAdapter(Adapter):
     family = "sparsemixer"
     model_types = ("phimoe",)
     router_classes = {"phimoe": "PhimoeTopKRouter"}
+    # no vllm_gate_names: vLLM serves phimoe through its transformers fallback (router inside the HF
+    # module, different outputs), so it runs on the hf backend only
 
     def spec_from_config(self, config) -> RouterSpec:
         if int(config.num_experts_per_tok) != 2:

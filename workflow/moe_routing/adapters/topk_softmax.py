@@ -11,6 +11,8 @@ class TopKSoftmaxAdapter(Adapter):
     family = "topk_softmax"
     model_types = ("gpt_oss",)
     router_classes = {"gpt_oss": "GptOssTopKRouter"}
+    vllm_gate_names = {"gpt_oss": "router"}  # vLLM 0.32 gpt_oss.py
+    vllm_verified = ("gpt_oss",)
 
     def spec_from_config(self, config) -> RouterSpec:
         return RouterSpec(num_experts=int(config.num_local_experts), top_k=int(config.num_experts_per_tok))

@@ -2,8 +2,12 @@
 
 Every backend implements ``Backend`` below; ``load_backend`` picks one by name.
 The returned table follows the generations contract (contracts.GENERATIONS_BASE,
-plus contracts.ROUTING_COLUMNS when ``capture`` is on) and carries the routing
-metadata (contracts.routing_metadata) in its schema.
+plus contracts.ROUTING_COLUMNS when ``capture`` is on) and carries in its schema how
+it was made (contracts.run_metadata: backend, device, load and generation seconds),
+the model and its dtype, and with capture the routing metadata (contracts.routing_metadata).
+
+``dtype: auto`` is resolved here, once for both backends (``resolve_dtype``): the
+checkpoint's own dtype, so switching backends never changes the numbers.
 """
 
 from __future__ import annotations
@@ -45,9 +49,12 @@ class GenerationOptions:
         return self.max_new_tokens > 0 if self.generation_prompt is None else bool(self.generation_prompt)
 
 
+DTYPES = ("float32", "bfloat16", "float16")
+
+
 @dataclass
 class LoadOptions:
-    dtype: str = "auto"  # "auto", "float32", "bfloat16", "float16"
+    dtype: str = "auto"  # "auto" (see resolve_dtype) or one of DTYPES
     device: str = "auto"  # "auto", "cpu", "cuda"
     trust_remote_code: bool = False
     extra: dict = field(default_factory=dict)  # backend-specific (e.g. vLLM gpu_memory_utilization)
@@ -239,9 +246,49 @@ def choice_requests(tokenizer, prompt: str, system: str | None, n_choices: int,
     return ctx, conts
 
 
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; anything else unchanged."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(requested: str, config, device: str) -> str:
+    """The weights dtype a backend loads, one of DTYPES.
+
+    ``auto`` is the checkpoint's own dtype (config.json ``dtype``, ``torch_dtype`` in older files); a
+    config that names none (or a dtype outside DTYPES) gets float32 on CPU and bfloat16 on a GPU. Both
+    backends pass the result explicitly: vLLM's own ``auto`` would run a float32 checkpoint in
+    bfloat16 and shift routing summaries by ~1e-2 against transformers.
+    """
+    if requested != "auto":
+        if requested not in DTYPES:
+            raise ConfigError(f"dtype must be auto or one of {list(DTYPES)}, got {requested!r}")
+        return requested
+    for source in (config, getattr(config, "text_config", None)):
+        found = getattr(source, "dtype", None) or getattr(source, "torch_dtype", None)
+        name = str(found).removeprefix("torch.") if found is not None else None
+        if name in DTYPES:
+            return name
+    return "float32" if resolve_device(device) == "cpu" else "bfloat16"
+
+
+def backend_metadata(backend) -> dict[bytes, bytes]:
+    """Schema metadata of the generations a loaded backend writes now (its last generate's seconds)."""
+    from moe_routing.contracts import routing_metadata, run_metadata
+
+    return routing_metadata(backend.model_path, backend.moe_layers, backend.num_experts, backend.top_k,
+                            backend.dtype) | run_metadata(backend.name, str(backend.device), backend.load_seconds,
+                                                          backend.generate_seconds)
+
+
 def generations_table(tokenizer, rows, prompts, outputs, summaries, metadata: dict[bytes, bytes]) -> pa.Table:
-    """The generations contract from per-row token ids and (when captured) routing summaries."""
-    from moe_routing.contracts import GENERATIONS, GENERATIONS_BASE, ROUTING_COLUMNS
+    """The generations contract from per-row token ids and (when captured) routing summaries; ``metadata``
+    (contracts.routing_metadata | run_metadata) goes into the schema, without the routing keys when there
+    is no capture."""
+    from moe_routing.contracts import GENERATIONS, GENERATIONS_BASE, ROUTING_COLUMNS, ROUTING_KEYS
 
     data = {
         "item_id": [r["item_id"] for r in rows],
@@ -251,7 +298,8 @@ def generations_table(tokenizer, rows, prompts, outputs, summaries, metadata: di
         "output_token_ids": outputs,
     }
     if summaries is None:
-        return pa.table(data, schema=GENERATIONS_BASE)
+        kept = {k: v for k, v in metadata.items() if k not in ROUTING_KEYS}
+        return pa.table(data, schema=GENERATIONS_BASE).replace_schema_metadata(kept)
     for key in ROUTING_COLUMNS.names:
         # no rows (an ablation plan that re-asks nothing in this language) -> an empty file, same schema
         data[key] = [a.tolist() for a in summaries.get(key, [])]

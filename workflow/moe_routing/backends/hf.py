@@ -40,14 +40,16 @@ from moe_routing.backends import (
     GenerationOptions,
     LoadOptions,
     Rendered,
+    backend_metadata,
     check_request,
     choice_requests,
     choices_table,
     generations_table,
     item_rows,
     render,
+    render_prompt,
+    resolve_dtype,
 )
-from moe_routing.contracts import routing_metadata
 from moe_routing.errors import ConfigError, ModelError
 from moe_routing.routing import RoutingAccumulator
 
@@ -100,9 +102,9 @@ class HFBackend:
         config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust)
         # fail on an unsupported family before loading any weights
         self.adapter = get_adapter(config)
-        if options.dtype != "auto" and options.dtype not in DTYPES:
-            raise ConfigError(f"dtype must be auto or one of {sorted(DTYPES)}, got {options.dtype!r}")
-        dtype = "auto" if options.dtype == "auto" else DTYPES[options.dtype]
+        # "auto" is the checkpoint's dtype, resolved as on the vLLM backend
+        self.dtype = resolve_dtype(options.dtype, config, options.device)
+        dtype = DTYPES[self.dtype]
         self.device = _device(options.device)
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust)
         self.tokenizer.padding_side = "left"
@@ -221,7 +223,7 @@ class HFBackend:
 
     # --- generation --------------------------------------------------------------------
     def routing_metadata(self) -> dict[bytes, bytes]:
-        return routing_metadata(self.model_path, self.moe_layers, self.num_experts, self.top_k)
+        return backend_metadata(self)
 
     def generate(
         self,

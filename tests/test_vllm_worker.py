@@ -1,0 +1,89 @@
+"""The vLLM backend's plain-data pieces, without vLLM: plan codec, array codec, row mapping, CPU binding,
+and which families each adapter lets vLLM serve (the engine itself: tests/test_vllm_parity.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from moe_routing import interventions as iv
+from moe_routing.adapters import ADAPTERS, activation_eps, get_adapter
+from moe_routing.backends.vllm import cpu_thread_binding
+from moe_routing.backends.vllm_worker import (
+    dense_plan,
+    digest,
+    pack_array,
+    rows_to_sequences,
+    sparse_plan,
+    unpack_array,
+)
+from moe_routing.errors import ConfigError, ModelError
+
+
+def test_sparse_plan_rebuilds_the_compiled_plan_bit_for_bit():
+    layers, E = [1, 3, 5], 8
+    df = pl.DataFrame({"item_id": ["a", "*", "b", "b"], "layer": [1, 5, 3, 1], "expert": [2, 7, 0, 4],
+                       "mode": ["deactivate", "activate", "soft", "soft"], "strength": [None, None, -1.25, 0.1]},
+                      schema={"item_id": pl.Utf8, "layer": pl.Int64, "expert": pl.Int64, "mode": pl.Utf8,
+                              "strength": pl.Float64})
+    eps = activation_eps(len(layers), E, seed=7)
+    plan = iv.compile_batch(df, ["b", "c", "a", "b"], layers, E, eps)
+    sparse = sparse_plan(plan)
+    # a few entries, not S x L x E: 4 '*' activations + 1 deactivation + 2 x 2 soft for the two b's
+    assert len(sparse["activate"]) == 3 * 4 and len(sparse["deactivate"]) == 3 and len(sparse["soft_strength"]) == 4
+    back = dense_plan(sparse, (4, len(layers), E), activation_eps(len(layers), E, seed=7))
+    for name in ("deactivate", "activate", "soft", "eps", "layer_touched"):
+        assert torch.equal(getattr(back, name), getattr(plan, name)), name
+    row_seq = torch.tensor([0, 0, 1, 2, 3, 3])
+    for pos in range(len(layers)):
+        a, b = plan.rows(pos, row_seq), back.rows(pos, row_seq)
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert torch.equal(a.touched, b.touched) and torch.equal(a.soft, b.soft)
+    assert sparse_plan(None) is None and dense_plan(None, (1, 1, 1), eps) is None
+
+
+def test_arrays_cross_as_plain_data():
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4) / 7
+    packed = pack_array(a)
+    assert set(packed) == {"dtype", "shape", "data"} and isinstance(packed["data"], bytes)
+    assert np.array_equal(unpack_array(packed), a) and unpack_array(pack_array(a[:, ::2])).shape == (2, 2, 4)
+    assert digest(a, a[0]) == digest(a.copy(), a[0].copy()) != digest(a + 1e-7, a[0])
+
+
+def test_rows_to_sequences_maps_packed_rows_and_padding():
+    row_seq, valid = rows_to_sequences(torch.tensor([0, 3, 4, 6]), [2, 0, 1], num_rows=8)
+    assert row_seq[:6].tolist() == [2, 2, 2, 0, 1, 1]
+    assert valid.tolist() == [True] * 6 + [False] * 2
+    with pytest.raises(ModelError, match="does not fit"):
+        rows_to_sequences(torch.tensor([0, 5, 9]), [0, 1], num_rows=8)
+
+
+def test_cpu_binding_gives_each_rank_its_own_cores():
+    assert cpu_thread_binding(2, [1, 0]) == "0|1"
+    assert cpu_thread_binding(2, [0, 1, 2, 3]) == "0,1|2,3"
+    # one core left over beyond two per rank stays free for the engine process
+    assert cpu_thread_binding(2, list(range(9))) == "0,1,2,3|4,5,6,7"
+    with pytest.raises(ConfigError, match="a core per rank"):
+        cpu_thread_binding(4, [0, 1])
+
+
+def test_adapters_say_which_families_vllm_serves():
+    served = {t for a in ADAPTERS.values() for t in a.vllm_gate_names}
+    assert served == {"qwen3_moe", "olmoe", "mixtral", "gpt_oss", "glm4_moe", "deepseek_v3"}
+    for model_type, adapter in ADAPTERS.items():
+        if model_type in served:
+            assert adapter.vllm_gate_name(model_type) in ("gate", "router")
+        else:
+            with pytest.raises(ModelError, match="use the hf backend"):
+                adapter.vllm_gate_name(model_type)
+    assert {t for t, a in ADAPTERS.items() if a.vllm_selection_override} == {"glm4_moe", "deepseek_v3"}
+    verified = {t for t, a in ADAPTERS.items() if t in a.vllm_verified}
+    assert verified == served - {"deepseek_v3"}
+
+    class Cfg:
+        model_type = "phimoe"
+
+    assert get_adapter(Cfg()).vllm_gate_names == {}
