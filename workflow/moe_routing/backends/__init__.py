@@ -87,36 +87,44 @@ def check_request(
     return opts, interventions
 
 
-def render_prompt(tokenizer, prompt: str, system: str | None, options: GenerationOptions) -> list[int]:
-    """Token ids of one item through the model's chat template (thinking off where supported); every
-    backend renders with this, so they feed identical tokens."""
+def render_prompt(tokenizer, prompt: str, system: str | None, options: GenerationOptions, adapter=None) -> list[int]:
+    """Token ids of one item through the model's chat template (thinking off where supported; the
+    family's own template variables from ``adapter.chat_template_kwargs()``); every backend renders
+    with this, so they feed identical tokens."""
     from jinja2 import TemplateError
 
     if options.use_chat_template and getattr(tokenizer, "chat_template", None):
+        extra = adapter.chat_template_kwargs() if adapter is not None else {}
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
         try:
             text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
-                                                 enable_thinking=options.enable_thinking)
+                                                 enable_thinking=options.enable_thinking, **extra)
         except TemplateError:
             if not system:
                 raise
             # some templates reject a system role: fold it into the user turn
             merged = [{"role": "user", "content": f"{system}\n\n{prompt}"}]
             text = tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True,
-                                                 enable_thinking=options.enable_thinking)
+                                                 enable_thinking=options.enable_thinking, **extra)
         return tokenizer(text, add_special_tokens=False)["input_ids"]
     text = f"{system}\n\n{prompt}" if system else prompt
     return tokenizer(text, add_special_tokens=True)["input_ids"]
 
 
-def generations_table(tokenizer, rows, prompts, outputs, summaries, metadata: dict[bytes, bytes]) -> pa.Table:
-    """The generations contract from per-row token ids and (when captured) routing summaries."""
+def generations_table(tokenizer, rows, prompts, outputs, summaries, metadata: dict[bytes, bytes], adapter=None) -> pa.Table:
+    """The generations contract from per-row token ids and (when captured) routing summaries.
+
+    ``output`` is the answer the judges read (``adapter.answer_text``: e.g. GPT-OSS's final channel);
+    ``output_token_ids`` are all generated tokens, the ones the routing summaries cover."""
     from moe_routing.contracts import GENERATIONS, GENERATIONS_BASE
+
+    def answer(ids) -> str:
+        return adapter.answer_text(tokenizer, ids) if adapter is not None else tokenizer.decode(ids, skip_special_tokens=True)
 
     data = {
         "item_id": [r["item_id"] for r in rows],
         "lang": [r["lang"] for r in rows],
-        "output": [tokenizer.decode(o, skip_special_tokens=True) for o in outputs],
+        "output": [answer(o) for o in outputs],
         "prompt_token_ids": prompts,
         "output_token_ids": outputs,
     }
