@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# CI entry for the vLLM parity test: set up .venv-vllm (idempotent), then run the vllm-marked tests in it.
+# CI entry for the vLLM tests (parity with transformers; the rehearsal stand-ins load and generate): set up
+# .venv-vllm (idempotent), then run the vllm-marked tests in it.
 # Usage: bash scripts/test_vllm.sh [extra pytest args]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -8,4 +9,4 @@ bash scripts/setup_vllm.sh
 # vLLM's CPU worker: keep logs short and the engine in this process (the hooks need it)
 export VLLM_ENABLE_V1_MULTIPROCESSING=0
 export VLLM_LOGGING_LEVEL="${VLLM_LOGGING_LEVEL:-WARNING}"
-exec .venv-vllm/bin/python -m pytest -m vllm tests/test_vllm_parity.py "$@"
+exec .venv-vllm/bin/python -m pytest -m vllm tests/test_vllm_parity.py tests/test_stand_ins_vllm.py "$@"

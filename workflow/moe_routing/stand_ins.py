@@ -16,9 +16,10 @@ Expert counts are the real ones except Qwen3 and GLM-4.5-Air (128): vLLM's CPU M
 time in proportion to layers x experts (48 x 128 took ~28 s for 16 prompts x 48 tokens, 48 x 16
 ~5 s), so they keep 32, still top-8 and still far more than any cap of the paper configs needs.
 
-Tokenizers are byte-level with BPE merges learned on the model's own rendered chat template, the
-judge prompt and the loaders' fixed instructions, so prompts are about as many tokens as with the
-real vocabularies (a byte per token made the judge prompt 700 tokens long).
+Tokenizers are byte-level (every string encodes) with BPE merges learned on the model's own
+rendered chat template, the judge prompt, the loaders' fixed instructions and every letter of the
+scripts the dataset mirrors write (data.synthetic_text), so, as with the real vocabularies, a
+letter of any script is one token and a prompt is not three times longer than the real one.
 
 The XICI judge (``judge=True``; the paper's autorater is Qwen3-30B-A3B) must give mixed verdicts
 for the XICI statistics to have anything to test. Its weights make greedy decoding answer ``YES``
@@ -27,8 +28,10 @@ decided by the question and gold answer only: the stand-ins being judged repeat 
 whatever they are asked, so a verdict that read the response would be the same for every item.
 Reserved residual dimensions (no other weight writes them):
 
-- dim 3 "coin": a random +-1 in the embedding of every token that is not part of the rendered
-  judge prompt itself (its fixed text and chat template, found by rendering it with empty fields);
+- dim 3 "coin": a random +-1 in the embedding of every token that holds a letter or digit and is
+  not part of the rendered judge prompt itself (its fixed text and chat template, found by
+  rendering it with empty fields); spaces, punctuation and stray bytes carry 0, so that what the
+  question is about decides, not how many words it has;
 - layer 0, head 0 attends uniformly (zero queries) and writes the mean coin of the prefix into
   dim 4: at each position, the mean coin of everything up to it;
 - the "marker" is the first token after the gold answer that occurs once in the rendered prompt
@@ -57,7 +60,7 @@ JUDGE_TOKENS = ("YES", "NO")
 # residual dimensions the judge head reserves (see module docstring)
 _FLAG, _VERDICT, _CONST, _COIN, _PREFIX, _MARKER = 0, 1, 2, 3, 4, 5
 _CONST_VALUE, _FLAG_VALUE, _MARKER_VALUE, _GAIN, _QK_SCALE, _STOP_WEIGHT = 0.05, 1.0, 1.0, 0.1, 10.0, 20.0
-BPE_VOCAB = 1024
+BPE_VOCAB = 4096
 
 QWEN_SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 # Qwen3 keeps these in decoded text (added tokens with special=false)
@@ -164,6 +167,7 @@ def build_stand_in_tokenizer(spec: StandIn, *, judge: bool = False):
 def _bpe_corpus(byte_tokenizer, spec: StandIn) -> list[str]:
     """Texts every prompt of a run contains: the rendered chat template, the judge prompt, the loaders' instructions."""
     from moe_routing.data.belebele import INSTRUCTION as BELEBELE_INSTRUCTION
+    from moe_routing.data.synthetic_text import SCRIPT_RANGES, letters
     from moe_routing.data.global_mmlu import MC_INSTRUCTION
     from moe_routing.data.items import XICI_SYSTEM
     from moe_routing.judge import load_judge_prompt
@@ -173,6 +177,8 @@ def _bpe_corpus(byte_tokenizer, spec: StandIn) -> list[str]:
                 {"role": "assistant", "content": "."}, {"role": "user", "content": "?"}]
     texts = [byte_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=False),
              judge.system or "", judge.user, XICI_SYSTEM, BELEBELE_INSTRUCTION, MC_INSTRUCTION]
+    # one letter per line: each becomes a token of its own, not a merge with its neighbours
+    texts += ["\n".join(letters(script)) for script in SCRIPT_RANGES]
     for token in spec.special_tokens + spec.added_tokens:
         texts = [t.replace(token, "\n") for t in texts]
     return texts
@@ -212,6 +218,7 @@ def install_judge_head(model, tokenizer, stop_id: int, *, seed: int = 0) -> None
     gen = torch.Generator().manual_seed(seed + 17)
     coins = torch.randint(0, 2, (vocab,), generator=gen).float() * 2 - 1
     neutral = set(template) | set(tokenizer.all_special_ids) | {yes, no}
+    neutral |= {i for i in range(vocab) if not any(ch.isalnum() for ch in tokenizer.decode([i]))}
     coins[sorted(i for i in neutral if i < vocab)] = 0.0
     reserved = [_FLAG, _VERDICT, _CONST, _PREFIX, _MARKER]
     attn0, attn1 = model.model.layers[0].self_attn, model.model.layers[1].self_attn

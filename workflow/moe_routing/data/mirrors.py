@@ -43,6 +43,8 @@ MEDICAL_SUBJECTS = ("anatomy", "clinical_knowledge", "college_medicine", "medica
                     "nutrition", "virology")
 PARAPHRASE_IDS = tuple(f"p{i}" for i in range(10))
 LETTERS = "ABCD"
+# sources whose loader path is a file inside the mirror folder, not the folder
+LOADER_FILES = {"paraphrases": "paraphrases.jsonl"}
 
 
 # ---------------------------------------------------------------- files
@@ -331,8 +333,8 @@ def write_paraphrases(out: Path, languages: list[str] | None, items: int, seed: 
             shuffled = q[k % len(q):] + q[: k % len(q)]  # another wording of the same question
             rows.append({"item_id": f"q{i}", "paraphrase_id": pid, "question": render("en", shuffled, seed, "?"),
                          "answers": [render("en", a, seed)]})
-    write_jsonl(out / "paraphrases.jsonl", rows)
-    return out / "paraphrases.jsonl"
+    write_jsonl(out / LOADER_FILES["paraphrases"], rows)
+    return out / LOADER_FILES["paraphrases"]
 
 
 MIRRORS: dict[str, Callable[[Path, list[str] | None, int, int], Path]] = {
@@ -346,6 +348,15 @@ MIRRORS: dict[str, Callable[[Path, list[str] | None, int, int], Path]] = {
     "mgsm": write_mgsm,
     "paraphrases": write_paraphrases,
 }
+
+
+def mirror_folder(source: str, path: str | Path) -> Path:
+    """The folder ``write_mirror`` must write for a dataset whose loader ``path`` is given (a rule's output)."""
+    path = Path(path)
+    file = LOADER_FILES.get(source)
+    if file is not None and path.name != file:
+        raise DatasetError(f"{source} mirror: the loader path must end in {file}, got {str(path)!r}")
+    return path.parent if file else path
 
 
 def write_mirror(source: str, out: str | Path, *, languages: list[str] | None = None, items: int = DEFAULT_ITEMS,

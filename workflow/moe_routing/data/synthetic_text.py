@@ -55,7 +55,8 @@ def script_of(lang: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _letters(script: str) -> tuple[str, ...]:
+def letters(script: str) -> tuple[str, ...]:
+    """The letters pseudo-words of ``script`` are made of."""
     ranges = SCRIPT_RANGES.get(script, SCRIPT_RANGES["Latn"])
     return tuple(chr(c) for lo, hi in ranges for c in range(lo, hi) if unicodedata.category(chr(c)).startswith("L"))
 
@@ -66,8 +67,8 @@ def word(lang: str, concept: int, seed: int = 0) -> str:
     script = script_of(lang)
     rng = random.Random(f"{seed}:{lang}:{concept}")
     lo, hi = WORD_LENGTH.get(script, (2, 8))
-    letters = _letters(script)
-    return "".join(rng.choice(letters) for _ in range(rng.randint(lo, hi)))
+    pool = letters(script)
+    return "".join(rng.choice(pool) for _ in range(rng.randint(lo, hi)))
 
 
 def render(lang: str, concepts: list[int], seed: int = 0, end: str = "") -> str:
