@@ -59,3 +59,19 @@ def test_xici_rehearsal_has_languages_enough_for_the_test():
 def test_schema_lists_exactly_the_stand_ins():
     schema = yaml.safe_load(Path(SCHEMA).read_text())
     assert sorted(schema["$defs"]["stand_in"]["enum"]) == sorted(STAND_INS)
+
+
+def test_vllm_environment_file_is_a_conda_environment():
+    """envs/vllm.yaml (rules' conda env for backend: vllm): conda's format, vLLM at the version the backend verifies."""
+    from moe_routing.backends.vllm import VERIFIED_VLLM_VERSION
+
+    env = yaml.safe_load((ROOT / "envs" / "vllm.yaml").read_text())
+    assert set(env) <= {"name", "channels", "dependencies", "variables"} and env["name"]
+    deps = env["dependencies"]
+    assert all(isinstance(d, str) or (isinstance(d, dict) and set(d) == {"pip"}) for d in deps)
+    assert "pip" in deps and any(d.startswith("python=") for d in deps if isinstance(d, str))
+    pip = next(d["pip"] for d in deps if isinstance(d, dict))
+    assert f"vllm=={VERIFIED_VLLM_VERSION}" in pip and "torch==2.13.0" in pip
+    # the package goes in after creation, from the workflow's directory (a relative pip path would not resolve)
+    assert not any(p.startswith(("-e", ".")) for p in pip)
+    assert "pip install --no-deps -e ." in (ROOT / "envs" / "vllm.post-deploy.sh").read_text()

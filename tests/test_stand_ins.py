@@ -131,6 +131,9 @@ def test_judge_says_yes_or_no_mixed_and_the_same_each_time(backend):
     assert [parse_yes_no(d.split(": ")[1]) for d in first["detail"]] == first["correct"].to_list()
     again = judge_frame(items, gens, "llm", backend=judge, batch_size=5)
     assert again["correct"].to_list() == first["correct"].to_list()
+    # nothing to go by (no letter or digit outside the judge prompt's own text): a tie, settled as YES
+    blank = items.head(1).with_columns(prompt=pl.lit("?"), answers=pl.lit(["YES"]))
+    assert judge_frame(blank, gens.head(1).with_columns(output=pl.lit("")), "llm", backend=judge)["detail"][0] == "YES: YES"
 
 
 def test_unknown_model_and_judge_of_another_family_are_refused(tmp_path):

@@ -10,11 +10,12 @@ exactly as it would on the real checkpoint; only the numbers are meaningless. A 
   ``steering.layers`` of the paper configs mean the same layers;
 - the real chat template (``chat_templates/``), the special tokens it uses, the tokenizer's
   bos/eos/pad and the generation config's stop tokens and sampling defaults;
-- a byte-level tokenizer (every string encodes), width 64 and head size 32 (vLLM's CPU attention).
+- width 64 and head size 32 (what vLLM's CPU attention takes).
 
 Expert counts are the real ones except Qwen3 and GLM-4.5-Air (128): vLLM's CPU MoE kernel costs
-time in proportion to layers x experts (48 x 128 took ~28 s for 16 prompts x 48 tokens, 48 x 16
-~5 s), so they keep 32, still top-8 and still far more than any cap of the paper configs needs.
+time in proportion to layers x experts (on the shared 2-core test machine, 48 x 128 took ~28 s
+for 16 prompts x 48 tokens, 48 x 16 ~5 s), so they keep 32, still top-8 and still far more than
+any cap of the paper configs needs.
 
 Tokenizers are byte-level (every string encodes) with BPE merges learned on the model's own
 rendered chat template, the judge prompt, the loaders' fixed instructions and every letter of the
@@ -39,7 +40,8 @@ Reserved residual dimensions (no other weight writes them):
   (queries read a constant, keys read dim 5, both scaled by the q/k norms) and copies its dim 4,
   the mean coin of system prompt, question and gold answer, into dim 1;
 - the LM head's YES row reads +dim 1, its NO row -dim 1; every other row reads -dim 2, a positive
-  constant of every embedding, so nothing else wins;
+  constant of every embedding, so nothing else wins (a question whose coins cancel gets YES, the
+  first of two equal logits);
 - dim 0 is non-zero only in the embeddings of YES and NO; the end-of-turn row reads it, so the
   token after the verdict ends the reply.
 """
@@ -250,6 +252,7 @@ def install_judge_head(model, tokenizer, stop_id: int, *, seed: int = 0) -> None
         head.zero_()
         head[:, _CONST] = -1.0
         head[stop_id, _FLAG] = _STOP_WEIGHT
+        head[[yes, no], _CONST] = 0.0
         head[yes, _VERDICT], head[no, _VERDICT] = 1.0, -1.0
     _check_judge(model, tokenizer, yes, no, stop_id)
 
