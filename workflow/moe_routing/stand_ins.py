@@ -40,8 +40,7 @@ Reserved residual dimensions (no other weight writes them):
   (queries read a constant, keys read dim 5, both scaled by the q/k norms) and copies its dim 4,
   the mean coin of system prompt, question and gold answer, into dim 1;
 - the LM head's YES row reads +dim 1, its NO row -dim 1; every other row reads -dim 2, a positive
-  constant of every embedding, so nothing else wins (a question whose coins cancel gets YES, the
-  first of two equal logits);
+  constant of every embedding, so nothing else wins; a question whose coins cancel gets YES;
 - dim 0 is non-zero only in the embeddings of YES and NO; the end-of-turn row reads it, so the
   token after the verdict ends the reply.
 """
@@ -61,7 +60,7 @@ HIDDEN = 64
 JUDGE_TOKENS = ("YES", "NO")
 # residual dimensions the judge head reserves (see module docstring)
 _FLAG, _VERDICT, _CONST, _COIN, _PREFIX, _MARKER = 0, 1, 2, 3, 4, 5
-_CONST_VALUE, _FLAG_VALUE, _MARKER_VALUE, _GAIN, _QK_SCALE, _STOP_WEIGHT = 0.05, 1.0, 1.0, 0.1, 10.0, 20.0
+_CONST_VALUE, _FLAG_VALUE, _MARKER_VALUE, _GAIN, _QK_SCALE, _STOP_WEIGHT, _TIE_BREAK = 0.05, 1.0, 1.0, 0.1, 10.0, 20.0, 1e-3
 BPE_VOCAB = 4096
 
 QWEN_SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
@@ -252,7 +251,8 @@ def install_judge_head(model, tokenizer, stop_id: int, *, seed: int = 0) -> None
         head.zero_()
         head[:, _CONST] = -1.0
         head[stop_id, _FLAG] = _STOP_WEIGHT
-        head[[yes, no], _CONST] = 0.0
+        # YES and NO read only the verdict, but YES wins a tie (it may have the higher token id)
+        head[yes, _CONST], head[no, _CONST] = _TIE_BREAK, 0.0
         head[yes, _VERDICT], head[no, _VERDICT] = 1.0, -1.0
     _check_judge(model, tokenizer, yes, no, stop_id)
 
