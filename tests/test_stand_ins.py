@@ -13,7 +13,7 @@ from moe_routing.backends import GenerationOptions, LoadOptions, load_backend, r
 from moe_routing.cli import main as cli_main
 from moe_routing.errors import ConfigError
 from moe_routing.judge import judge_frame, parse_yes_no
-from moe_routing.stand_ins import STAND_INS, build_stand_in, get
+from moe_routing.stand_ins import ANSWER_TOKENS, STAND_INS, build_stand_in, get, token_class
 
 SYSTEM = "In just a few words, answer in the language of the question."
 # what each template makes of a system + user turn with thinking off (the models' documented formats)
@@ -80,6 +80,34 @@ def test_stand_in_loads_with_the_real_layout_and_generates(backend, hub_id):
     out = pl.from_arrow(b.generate(_items(2), options=GenerationOptions(batch_size=2, max_new_tokens=3)))
     assert out.height == 2 and all(0 < len(ids) <= 3 for ids in out["output_token_ids"])
     assert len(out["weights"][0]) == moe_layers * b.num_experts
+    # the LM head writes letters of options, digits and spaces only
+    assert all(set(text) <= set(ANSWER_TOKENS) for text in out["output"])
+
+
+@pytest.mark.parametrize("hub_id", ["allenai/OLMoE-1B-7B-0125-Instruct", "openai/gpt-oss-20b", "zai-org/GLM-4.5-Air"])
+def test_every_token_of_a_character_class_selects_its_expert(backend, hub_id):
+    """Digits, upper-case letters, a script: at every MoE layer one expert takes all of a class's tokens."""
+    b = backend(hub_id)
+    text = "BP HR 12+34-56 हिन्दी ECG 78=?"
+    b.trace = []
+    try:
+        out = pl.from_arrow(b.generate(_items(1, [text]).with_columns(system=pl.lit(None, pl.String)),
+                                       options=GenerationOptions(batch_size=1, max_new_tokens=0)))
+        trace = list(b.trace)
+    finally:
+        b.trace = None
+    ids = out["prompt_token_ids"][0]
+    by_class: dict = {}
+    for pos, tok in enumerate(ids):
+        name = token_class(b.tokenizer.decode([tok]))
+        if name:
+            by_class.setdefault(name, []).append(pos)
+    assert {"DIGIT", "UPPER", "DEVANAGARI"} <= set(by_class)
+    assert len(trace) == len(b.moe_layers)
+    for call in trace:
+        for name, positions in by_class.items():
+            shared = set.intersection(*(set(call["indices"][p].tolist()) for p in positions))
+            assert shared, (call["layer"], name)
 
 
 @pytest.mark.parametrize("hub_id", sorted(RENDERED))

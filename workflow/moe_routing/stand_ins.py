@@ -22,6 +22,16 @@ rendered chat template, the judge prompt, the loaders' fixed instructions and ev
 scripts the dataset mirrors write (data.synthetic_text), so, as with the real vocabularies, a
 letter of any script is one token and a prompt is not three times longer than the real one.
 
+The stand-ins being studied must give the routing analysis something to find, as real models do:
+their routers send every token of a character class to that class's expert, one expert per class
+and layer: digits and arithmetic signs, upper-case Latin letters, and each non-Latin script (the
+class is a one-hot residual dimension of the token's embedding, the router row of the class's
+expert reads it). So a language in another script has language experts (Delta > tau against
+English), and the mirrors' domain sets, written dense in digits (math) and upper-case
+abbreviations (medicine), have task experts for the steering rules. Their LM head writes only
+``A``-``D``, digits and spaces, so multiple-choice and number judges score answers by chance and
+per-language accuracies differ (a random head's letters and bytes were never a valid answer).
+
 The XICI judge (``judge=True``; the paper's autorater is Qwen3-30B-A3B) must give mixed verdicts
 for the XICI statistics to have anything to test. Its weights make greedy decoding answer ``YES``
 or ``NO`` (single added tokens), then end the turn, always the same way for the same prompt, and
@@ -49,6 +59,7 @@ from __future__ import annotations
 
 import json
 import random
+import unicodedata
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -62,6 +73,11 @@ JUDGE_TOKENS = ("YES", "NO")
 _FLAG, _VERDICT, _CONST, _COIN, _PREFIX, _MARKER = 0, 1, 2, 3, 4, 5
 _CONST_VALUE, _FLAG_VALUE, _MARKER_VALUE, _GAIN, _QK_SCALE, _STOP_WEIGHT, _TIE_BREAK = 0.05, 1.0, 1.0, 0.1, 10.0, 20.0, 1e-3
 BPE_VOCAB = 4096
+# studied stand-ins: residual dimension of the constant, first one-hot dimension of the character classes
+_ANSWER_CONST, _FIRST_CLASS = 7, 8
+_CLASS_VALUE, _CLASS_GAIN, _ANSWER_PENALTY = 1.0, 16.0, 100.0
+ANSWER_TOKENS = tuple("ABCD0123456789 ")
+MATH_SIGNS = set("0123456789+-*/=×÷")
 
 QWEN_SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 # Qwen3 keeps these in decoded text (added tokens with special=false)
@@ -198,11 +214,78 @@ def build_stand_in(hub_id: str, out_dir: str | Path, *, judge: bool = False, see
     stop_ids = tokenizer.convert_tokens_to_ids(list(spec.stop))
     if judge:
         install_judge_head(model, tokenizer, stop_ids[0], seed=seed)
+    else:
+        classes = install_class_routing(model, tokenizer, seed=seed)
+        install_answer_head(model, tokenizer)
+        _check_reserved(model, [_ANSWER_CONST, *classes.values()])
     generation = dict(spec.generation, eos_token_id=stop_ids if len(stop_ids) > 1 else stop_ids[0])
     info = dict(stand_in=hub_id, judge=judge, family=spec.family, hidden=hidden, layers=spec.layers,
                 moe_layers=len(spec.moe_layers), experts=spec.experts, real_experts=spec.real_experts,
                 top_k=spec.top_k, seed=seed, template=spec.template)
     return save_checkpoint(model, tokenizer, out_dir, info=info, generation=generation)
+
+
+# ---------------------------------------------------------------- studied stand-ins
+
+
+def token_class(text: str) -> str | None:
+    """The routing class of a token's text: DIGIT, UPPER, a script name (``DEVANAGARI``, ``CJK``...), or None."""
+    chars = [ch for ch in text if not ch.isspace()]
+    if not chars:
+        return None
+    if all(ch in MATH_SIGNS for ch in chars):
+        return "DIGIT"
+    letters = [ch for ch in chars if ch.isalpha()]
+    if not letters:
+        return None
+    if all("A" <= ch <= "Z" for ch in letters):
+        return "UPPER"
+    script = unicodedata.name(letters[0], "").split(" ")[0]
+    return None if script in ("", "LATIN") else script
+
+
+def install_class_routing(model, tokenizer, *, seed: int = 0) -> dict[str, int]:
+    """Route each character class to its own expert per MoE layer (module docstring); returns class -> dimension."""
+    import torch
+
+    from moe_routing.adapters import get_adapter
+
+    vocab = model.get_input_embeddings().weight.shape[0]
+    classes = {i: token_class(tokenizer.decode([i])) for i in range(vocab) if i not in tokenizer.all_special_ids}
+    names = sorted({c for c in classes.values() if c})
+    dims = {name: _FIRST_CLASS + k for k, name in enumerate(names)}
+    hidden = model.config.hidden_size
+    if _FIRST_CLASS + len(names) > hidden:
+        raise ModelError(f"class routing: {len(names)} character classes do not fit a hidden size of {hidden}")
+    sites = get_adapter(model.config).locate_hf(model)
+    _zero_writers(model, list(range(_FIRST_CLASS, _FIRST_CLASS + len(names))))
+    gen = torch.Generator().manual_seed(seed + 29)
+    with torch.no_grad():
+        emb = model.get_input_embeddings().weight
+        emb[:, _FIRST_CLASS:_FIRST_CLASS + len(names)] = 0.0
+        for i, name in classes.items():
+            if name:
+                emb[i, dims[name]] = _CLASS_VALUE
+        for site in sites:
+            weight = site.router.weight  # [E, H]
+            weight[:, _FIRST_CLASS:_FIRST_CLASS + len(names)] = 0.0
+            experts = torch.randperm(weight.shape[0], generator=gen).tolist()
+            for k, name in enumerate(names):
+                weight[experts[k % len(experts)], dims[name]] = _CLASS_GAIN
+    return dims
+
+
+def install_answer_head(model, tokenizer) -> None:
+    """Let the LM head write only ``ANSWER_TOKENS``: every other row reads minus a constant of every embedding."""
+    import torch
+
+    allowed = [i for i in range(len(tokenizer)) if tokenizer.decode([i]) in ANSWER_TOKENS]
+    _zero_writers(model, [_ANSWER_CONST])
+    with torch.no_grad():
+        model.get_input_embeddings().weight[:, _ANSWER_CONST] = _CONST_VALUE
+        head = model.get_output_embeddings().weight
+        head[:, _ANSWER_CONST] = -_ANSWER_PENALTY
+        head[allowed, _ANSWER_CONST] = 0.0
 
 
 # ---------------------------------------------------------------- the judge head
@@ -254,6 +337,7 @@ def install_judge_head(model, tokenizer, stop_id: int, *, seed: int = 0) -> None
         # YES and NO read only the verdict, but YES wins a tie (it may have the higher token id)
         head[yes, _CONST], head[no, _CONST] = _TIE_BREAK, 0.0
         head[yes, _VERDICT], head[no, _VERDICT] = 1.0, -1.0
+    _check_reserved(model, [_FLAG, _CONST, _MARKER])
     _check_judge(model, tokenizer, yes, no, stop_id)
 
 
@@ -267,15 +351,49 @@ def _marker_token(tokenizer, template: list[int]) -> int:
     raise ModelError("judge head: the judge prompt has no token after the gold answer that occurs only once")
 
 
-def _residual_writers(model):
-    """Weights whose output rows are added to the residual stream (Qwen3-MoE): attention o_proj, expert down_proj."""
+def _residual_writers(model) -> list:
+    """Views of every weight and bias whose first axis indexes the residual stream's dimensions.
+
+    Attention output projections and biases, dense and shared-expert down projections, and routed
+    experts' down projections (stacked: the axis of size hidden is the output). Zeroing a row of
+    all of them keeps that residual dimension what the embedding put there (``_check_reserved``).
+    """
+    hidden = model.config.hidden_size
     writers = []
-    for layer in model.model.layers:
-        experts = getattr(layer.mlp, "experts", None)
-        if experts is None or getattr(layer.mlp, "shared_expert", None) is not None:
-            raise ModelError("judge head: expected Qwen3-MoE layers (routed experts only)")
-        writers += [layer.self_attn.o_proj.weight, experts.down_proj.transpose(0, 1)]  # rows: [H, ...]
+    for name, param in model.model.layers.named_parameters():
+        if "o_proj" not in name and "down_proj" not in name:
+            continue
+        if param.dim() == 1 or (param.dim() == 2 and name.endswith("weight")):  # biases [H], Linear weights [H, in]
+            writers.append(param)
+        elif param.dim() == 2:  # routed experts' biases [E, H]
+            writers.append(param.transpose(0, 1))
+        else:  # routed experts' weights [E, H, I] or [E, I, H]
+            axes = [a for a in (1, 2) if param.shape[a] == hidden]
+            if len(axes) != 1:
+                raise ModelError(f"{name}: cannot tell the output axis of {tuple(param.shape)} (hidden {hidden})")
+            writers.append(param.movedim(axes[0], 0))
     return writers
+
+
+def _zero_writers(model, dims: list[int]) -> None:
+    import torch
+
+    with torch.no_grad():
+        for w in _residual_writers(model):
+            w[dims] = 0.0
+
+
+def _check_reserved(model, dims: list[int]) -> None:
+    """Every layer's output keeps the embedding's values in ``dims`` (no residual writer was missed)."""
+    import torch
+
+    ids = torch.arange(min(64, model.get_input_embeddings().weight.shape[0]))[None, :]
+    with torch.no_grad():
+        states = model.model(input_ids=ids, output_hidden_states=True).hidden_states
+    # the last entry is after the final norm
+    for layer, h in enumerate(states[1:-1]):
+        if not torch.allclose(h[0, :, dims], states[0][0, :, dims]):
+            raise ModelError(f"stand-in: layer {layer} writes the reserved residual dimensions {dims}")
 
 
 def _check_judge(model, tokenizer, yes: int, no: int, stop_id: int, prompts: int = 8) -> None:

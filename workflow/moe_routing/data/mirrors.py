@@ -18,6 +18,10 @@ across languages where the real data is (same ids, same content in every languag
 | mgsm | ``{lang}/train/0000.parquet`` (8 exemplars), ``{lang}/test/0000.parquet`` (the hub's Parquet export) |
 | paraphrases | ``paraphrases.jsonl``: item_id, paraphrase_id, question, answers (the user file of XICI Table 3) |
 
+The domain sets are written so that the stand-in models (``moe_routing.stand_ins``), which route by
+character class, have task experts as real models do: math problems (GSM8K-Instruct, MGSM) are
+dense in digits and signs, medical instructions (AlpaCare) are upper-case clinical abbreviations.
+
 The record builders (``eclektic_records``, ``multiloko_record``, ...) are public so that tests can
 write variants (a missing translation, a changed schema) in the same layouts.
 """
@@ -264,9 +268,21 @@ def octopus_prompt(language: str, question: str) -> str:
 
 
 def _word_problem(lang: str, rng: random.Random, seed: int) -> tuple[str, int, str]:
-    a, b = rng.randint(2, 60), rng.randint(2, 60)
-    text = f"{render(lang, concepts(rng, 5), seed)} {a} {render(lang, concepts(rng, 4), seed)} {b}{render(lang, concepts(rng, 3), seed, '?')}"
-    return text, a + b, f"{a} + {b} = {a + b}"
+    """A math problem dense in digits and signs (what the stand-ins route to their math experts) and its answer."""
+    numbers = [rng.randint(2, 60) for _ in range(rng.randint(14, 18))]
+    signs = [rng.choice("+-") for _ in numbers[1:]]
+    answer = numbers[0] + sum(n if sign == "+" else -n for sign, n in zip(signs, numbers[1:]))
+    if answer <= 0:  # grade-school answers are positive
+        signs = ["+"] * len(signs)
+        answer = sum(numbers)
+    equation = str(numbers[0]) + "".join(f"{sign}{n}" for sign, n in zip(signs, numbers[1:]))
+    return f"{render(lang, concepts(rng, 2), seed)}: {equation}=?", answer, f"{equation}={answer}"
+
+
+def clinical_note(rng: random.Random, words: int) -> str:
+    """Upper-case abbreviations in the style of clinical shorthand ("PT SOB HTN"), the medical set's text."""
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return " ".join("".join(rng.choice(letters) for _ in range(rng.randint(2, 4))) for _ in range(words))
 
 
 def write_gsm8k_instruct(out: Path, languages: list[str] | None, items: int, seed: int) -> Path:
@@ -289,9 +305,8 @@ def write_alpacare(out: Path, languages: list[str] | None, items: int, seed: int
     rows = []
     for i in range(items):
         rng = _rng(seed, "alpacare", i)
-        extra = render("en", concepts(rng, 12), seed, ".") if i % 3 == 0 else "<noinput>"
-        rows.append({"instruction": render("en", concepts(rng, 9), seed, "."), "input": extra,
-                     "output": render("en", concepts(rng, 30), seed, ".")})
+        extra = clinical_note(rng, 12) if i % 3 == 0 else "<noinput>"
+        rows.append({"instruction": clinical_note(rng, 16) + "?", "input": extra, "output": render("en", concepts(rng, 30), seed, ".")})
     write_parquet(out / "data" / "train-00000-of-00001.parquet", rows)
     return out
 
