@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from moe_routing.backends import GenerationOptions, LoadOptions, load_backend, render_prompt
+from moe_routing.backends import GenerationOptions, render_prompt
 from moe_routing.cli import main as cli_main
 from moe_routing.errors import ConfigError
 from moe_routing.judge import judge_frame, parse_yes_no
@@ -50,19 +50,8 @@ def stand_in(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def backend(stand_in):
-    import torch
-
-    torch.set_num_threads(1)
-    loaded: dict = {}
-
-    def make(hub_id: str, judge: bool = False):
-        path = stand_in(hub_id, judge)
-        if path not in loaded:
-            loaded[path] = load_backend("hf", str(path), LoadOptions(device="cpu", dtype="float32"))
-        return loaded[path]
-
-    return make
+def backend(stand_in, load_hf):
+    return lambda hub_id, judge=False: load_hf(stand_in(hub_id, judge))
 
 
 def _items(n: int, prompts=None) -> pl.DataFrame:
