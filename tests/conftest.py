@@ -27,8 +27,8 @@ def tiny_checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def hf_backend(tiny_checkpoint):
-    """hf_backend(family, **kwargs) -> a loaded HFBackend on a tiny checkpoint, cached per session."""
+def load_hf():
+    """load_hf(path) -> an HFBackend on a checkpoint folder (CPU, float32), loaded once per session."""
     import torch
 
     from moe_routing.backends import LoadOptions, load_backend
@@ -36,10 +36,15 @@ def hf_backend(tiny_checkpoint):
     torch.set_num_threads(1)
     loaded: dict = {}
 
-    def make(family: str, **kwargs):
-        path = tiny_checkpoint(family, **kwargs)
+    def make(path):
         if path not in loaded:
             loaded[path] = load_backend("hf", str(path), LoadOptions(device="cpu", dtype="float32"))
         return loaded[path]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def hf_backend(tiny_checkpoint, load_hf):
+    """hf_backend(family, **kwargs) -> a loaded HFBackend on a tiny checkpoint, cached per session."""
+    return lambda family, **kwargs: load_hf(tiny_checkpoint(family, **kwargs))

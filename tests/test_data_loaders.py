@@ -4,6 +4,8 @@ Schemas (checked against the published cards/code, see docs/datasets.md):
 ECLeKTic eclektic_main.jsonl (wide q_id/{l}_q/{l}_a), MultiLoKo GitHub benchmark_data,
 Global-MMLU parquet per config, FLORES+ / facebook/flores, BELEBELE data/{code}.jsonl with
 README configs, MathOctopus MGSM8KInstruct_Parallel.json, AlpaCare, MGSM per-config parquet.
+The rows and files are built by moe_routing.data.mirrors, which writes the rehearsal mirrors
+(whole synthetic datasets in these layouts: tests/test_mirrors.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,17 @@ from moe_routing.cli import main as cli_main
 from moe_routing.contracts import ITEMS
 from moe_routing.data import lang_codes
 from moe_routing.data.loading import describe_load_error, is_auth_error
+from moe_routing.data.mirrors import (
+    belebele_record,
+    eclektic_records,
+    flores_plus_record,
+    gmmlu_record as mirror_gmmlu_record,
+    multiloko_record as mirror_multiloko_record,
+    octopus_prompt,
+    write_jsonl,
+    write_parquet,
+    write_readme_configs,
+)
 from moe_routing.data.sources import load_items, parse_option
 from moe_routing.errors import DatasetError
 from moe_routing.io import read_table
@@ -34,18 +47,6 @@ def cache(tmp_path):
 def rows(table: pa.Table) -> list[dict]:
     assert table.schema.equals(ITEMS), table.schema
     return table.to_pylist()
-
-
-def write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8")
-    return path
-
-
-def write_parquet(path: Path, records: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(records), path)
-    return path
 
 
 # ---------------------------------------------------------------- language codes
@@ -82,15 +83,7 @@ def test_lang_table_rejects_ambiguous_alias(tmp_path):
 
 
 def eclektic_rows(n=3, drop=None):
-    out = []
-    for i in range(n):
-        r = {"q_id": f"{100 + i}", "original_lang": "de", "title": f"T{i}", "url": f"https://de.wikipedia.org/{i}",
-             "content": "Inhalt", "question": f"Frage {i}?", "answer": f"Antwort {i}"}
-        for l in LANGS12:
-            r[f"{l}_c"] = f"{l} content {i}"
-            r[f"{l}_q"] = f"{l} question {i}?"
-            r[f"{l}_a"] = f"{l} answer {i}"
-        out.append(r)
+    out = eclektic_records(n)
     if drop:
         i, col = drop
         out[i][col] = ""
@@ -98,10 +91,11 @@ def eclektic_rows(n=3, drop=None):
 
 
 def test_eclektic_wide_jsonl(tmp_path, cache):
-    f = write_jsonl(tmp_path / "eclektic_main.jsonl", eclektic_rows())
+    recs = eclektic_rows()
+    f = write_jsonl(tmp_path / "eclektic_main.jsonl", recs)
     got = rows(load_items("eclektic", str(f), "ja", cache_dir=cache))
-    assert [r["item_id"] for r in got] == ["100", "101", "102"]
-    assert got[1]["prompt"] == "ja question 1?" and got[1]["answers"] == ["ja answer 1"]
+    assert [r["item_id"] for r in got] == ["0", "1", "2"]
+    assert got[1]["prompt"] == recs[1]["ja_q"] and got[1]["answers"] == [recs[1]["ja_a"]]
     assert got[0]["lang"] == "ja" and got[0]["choices"] is None
     assert got[0]["system"] == "In just a few words, answer in the language of the question."
     assert rows(load_items("eclektic", str(f), "ja", system="", cache_dir=cache))[0]["system"] is None
@@ -109,10 +103,10 @@ def test_eclektic_wide_jsonl(tmp_path, cache):
 
 def test_eclektic_missing_translation_is_named(tmp_path, cache):
     f = write_jsonl(tmp_path / "eclektic_main.jsonl", eclektic_rows(drop=(1, "ko_q")))
-    with pytest.raises(DatasetError, match=r"eclektic \[ko\]: item '101' has no prompt"):
+    with pytest.raises(DatasetError, match=r"eclektic \[ko\]: item '1' has no prompt"):
         load_items("eclektic", str(f), "ko", cache_dir=cache)
     got = rows(load_items("eclektic", str(f), "ko", missing="skip", cache_dir=cache))
-    assert [r["item_id"] for r in got] == ["100", "102"]
+    assert [r["item_id"] for r in got] == ["0", "2"]
 
 
 def test_eclektic_schema_change_names_column(tmp_path, cache):
@@ -135,8 +129,7 @@ def test_eclektic_long_csv(tmp_path, cache):
 
 
 def multiloko_record(i, question, targets):
-    return {"text": "paragraph", "question": question, "targets": targets, "target": "long answer",
-            "id": f"{i:03d}_page_{i}.txt", "output_type": "a year"}
+    return mirror_multiloko_record(f"{i:03d}_page_{i}.txt", question, targets, "paragraph", "a year")
 
 
 def write_multiloko(root: Path) -> Path:
@@ -199,11 +192,8 @@ def test_multiloko_hub_rows_without_source_language_are_refused(tmp_path, cache)
 
 
 def gmmlu_record(i, subject, lang, answer="B"):
-    return {"sample_id": f"{subject}/test/{i}", "subject": subject, "subject_category": "Humanities",
-            "question": f"[{lang}] question {i} on {subject}", "option_a": f"[{lang}] a{i}", "option_b": f"[{lang}] b{i}",
-            "option_c": f"[{lang}] c{i}", "option_d": f"[{lang}] d{i}", "answer": answer, "required_knowledge": "[]",
-            "time_sensitive": "[]", "reference": "[]", "culture": "[]", "region": "[]", "country": "[]",
-            "cultural_sensitivity_label": "CA", "is_annotated": False}
+    return mirror_gmmlu_record(f"{subject}/test/{i}", subject, f"[{lang}] question {i} on {subject}",
+                               [f"[{lang}] {x}{i}" for x in "abcd"], answer)
 
 
 def write_global_mmlu(root: Path, langs=("en", "sw")) -> Path:
@@ -290,19 +280,13 @@ def test_global_mmlu_sample_file_and_harness_prompt(tmp_path, cache):
 # ---------------------------------------------------------------- FLORES
 
 
-def flores_plus_record(i, iso, script, sentence):
-    return {"id": i, "iso_639_3": iso, "iso_15924": script, "glottocode": "xxxx1234", "text": sentence,
-            "url": f"https://en.wikinews.org/{i}", "domain": "wikinews", "topic": "science",
-            "has_image": False, "has_hyperlink": False, "last_updated": "1.0"}
-
-
 def test_flores_plus_save_to_disk_per_config(tmp_path):
     import datasets
 
     root = tmp_path / "flores_plus"
-    for code, iso, script in [("eng_Latn", "eng", "Latn"), ("cmn_Hans", "cmn", "Hans")]:
+    for code in ("eng_Latn", "cmn_Hans"):
         dd = datasets.DatasetDict({
-            split: datasets.Dataset.from_list([flores_plus_record(i, iso, script, f"{code} {split} {i}") for i in range(1, 4)])
+            split: datasets.Dataset.from_list([flores_plus_record(i, code, f"{code} {split} {i}") for i in range(1, 4)])
             for split in ("dev", "devtest")
         })
         dd.save_to_disk(str(root / code))
@@ -336,16 +320,13 @@ def test_flores_old_layout_and_release_text(tmp_path, cache):
 
 def write_belebele(root: Path) -> Path:
     codes = ["eng_Latn", "zho_Hans"]
-    readme = ["---", "configs:"]
     for code in codes:
-        readme += [f"- config_name: {code}", "  data_files:", "  - split: test", f"    path: data/{code}.jsonl"]
         write_jsonl(root / "data" / f"{code}.jsonl", [
-            {"link": f"https://en.wikibooks.org/wiki/P{p}", "question_number": q, "flores_passage": f"{code} passage {p}",
-             "question": f"{code} question {p}.{q}", "mc_answer1": "one", "mc_answer2": "two", "mc_answer3": "three",
-             "mc_answer4": "four", "correct_answer_num": str((p + q) % 4 + 1), "dialect": code, "ds": "2023-05-03"}
+            belebele_record(f"https://en.wikibooks.org/wiki/P{p}", q, f"{code} passage {p}", f"{code} question {p}.{q}",
+                            ["one", "two", "three", "four"], (p + q) % 4 + 1, code)
             for p in (1, 2) for q in (1, 2)
         ])
-    (root / "README.md").write_text("\n".join(readme + ["---", "# belebele fixture"]) + "\n")
+    write_readme_configs(root, {code: {"test": f"data/{code}.jsonl"} for code in codes}, "belebele fixture")
     return root
 
 
@@ -367,11 +348,6 @@ def test_belebele_hub_layout(tmp_path, cache):
 
 
 # ---------------------------------------------------------------- GSM8K-Instruct, AlpaCare
-
-
-def octopus_prompt(language, question):
-    return ("Below is an instruction that describes a task. Write a response that appropriately completes the request "
-            f"in {language}. Please answer in {language}.\n\n### Instruction:\n{question}\n\n### Response:")
 
 
 def test_gsm8k_instruct_language_from_prompt(tmp_path, cache):
@@ -446,7 +422,7 @@ def test_seeded_limit_keeps_same_items_across_languages(tmp_path, cache):
     b = [r["item_id"] for r in rows(load_items("eclektic", str(f), "hi", limit=4, seed=3, cache_dir=cache))]
     c = [r["item_id"] for r in rows(load_items("eclektic", str(f), "hi", limit=4, seed=4, cache_dir=cache))]
     assert a == b and len(a) == 4 and a != c
-    assert [r["item_id"] for r in rows(load_items("eclektic", str(f), "en", limit=2, cache_dir=cache))] == ["100", "101"]
+    assert [r["item_id"] for r in rows(load_items("eclektic", str(f), "en", limit=2, cache_dir=cache))] == ["0", "1"]
 
 
 def test_unknown_options_are_rejected(tmp_path):

@@ -24,6 +24,8 @@ STAGES: dict[str, str] = {
     "prepare": "prepare",
     "demo-world": "demo_world",
     "train-demo": "train_demo",
+    "stand-in": "stand_in",
+    "mirror": "mirror",
     "generate": "generate",
     "judge": "judge",
     "outcome-table": "outcome_table",

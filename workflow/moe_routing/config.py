@@ -19,7 +19,7 @@ import yaml
 from moe_routing.errors import ConfigError, MoeRoutingError
 from moe_routing.model_layout import Layout, find_config_json, layer_ranges, read_layout
 from moe_routing.paths import items as items_path
-from moe_routing.plan import Plan
+from moe_routing.plan import Plan, is_built
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 PREFIX = "invalid config: "
@@ -208,7 +208,7 @@ def check_models(config: dict) -> None:
     layouts: dict[Path, Layout] = {}
     for name in dict.fromkeys(m for m, _ in Plan(config).base_runs()):
         m = config["models"][name]
-        if m.get("build"):
+        if is_built(m):
             continue  # built by the workflow itself: nothing to read before the run
         try:
             config_json = find_config_json(m["path"])
@@ -220,7 +220,7 @@ def check_models(config: dict) -> None:
             raise ConfigError(f"models.{name}.path: {exc}") from None
         check_layers(name, m, layouts[config_json])
     judge = config.get("judge_model", {})
-    if judge.get("path") and any(d["judge"] == "llm" for d in config["datasets"].values()):
+    if judge.get("path") and not is_built(judge) and any(d["judge"] == "llm" for d in config["datasets"].values()):
         try:
             find_config_json(judge["path"])
         except MoeRoutingError as exc:

@@ -9,6 +9,11 @@ from __future__ import annotations
 from moe_routing import paths
 
 
+def is_built(model: dict) -> bool:
+    """Whether the workflow builds this checkpoint itself (the demo model, a rehearsal stand-in)."""
+    return bool(model.get("build") or model.get("stand_in"))
+
+
 def chunks(languages: list[str], size: int) -> list[list[str]]:
     size = max(1, int(size))
     return [languages[i : i + size] for i in range(0, len(languages), size)]
@@ -136,7 +141,7 @@ class Plan:
 
     @staticmethod
     def _built(model: dict) -> list[str]:
-        return [paths.fill(paths.MODEL_CONFIG, path=model["path"])] if model.get("build") else []
+        return [paths.fill(paths.MODEL_CONFIG, path=model["path"])] if is_built(model) else []
 
     def steering_settings(self, model: str, benchmark: str) -> dict:
         """The model's steering block, overridden by the benchmark's routing.steering entry, then by the

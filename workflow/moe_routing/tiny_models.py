@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from moe_routing.errors import ConfigError
 
@@ -58,9 +58,23 @@ def canonical_family(family: str) -> str:
     return key
 
 
-def build_tokenizer(train_texts: Iterable[str] | None = None, vocab_size: int = 512):
-    """A PreTrainedTokenizerFast: byte-level, optionally with BPE merges learned on ``train_texts``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def build_tokenizer(
+    train_texts: Iterable[str] | None = None,
+    vocab_size: int = 512,
+    *,
+    special_tokens: Sequence[str] = SPECIAL_TOKENS,
+    added_tokens: Sequence[str] = (),
+    bos: str | None = BOS,
+    eos: str = EOS,
+    pad: str = PAD,
+    chat_template: str = CHAT_TEMPLATE,
+):
+    """A PreTrainedTokenizerFast: byte-level, optionally with BPE merges learned on ``train_texts``.
+
+    ``special_tokens`` are dropped by ``decode(..., skip_special_tokens=True)``; ``added_tokens``
+    are single tokens that stay in decoded text (as Qwen3 keeps ``<think>``).
+    """
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     alphabet = pre_tokenizers.ByteLevel.alphabet()
@@ -76,11 +90,13 @@ def build_tokenizer(train_texts: Iterable[str] | None = None, vocab_size: int = 
             vocab_size=vocab_size, initial_alphabet=alphabet, special_tokens=[], show_progress=False
         )
         tok.train_from_iterator(train_texts, trainer=trainer)
-    tok.add_special_tokens(SPECIAL_TOKENS)
+    tok.add_special_tokens(list(special_tokens))
+    if added_tokens:
+        tok.add_tokens([AddedToken(t, normalized=False, special=False) for t in added_tokens])
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD, padding_side="left"
+        tokenizer_object=tok, bos_token=bos, eos_token=eos, pad_token=pad, padding_side="left"
     )
-    fast.chat_template = CHAT_TEMPLATE
+    fast.chat_template = chat_template
     return fast
 
 
@@ -148,6 +164,68 @@ def _spread_routers(model, seed: int) -> None:
                 buf.copy_(torch.randn(buf.shape, generator=gen) * 0.05)
 
 
+def build_tiny_model(
+    family: str,
+    tokenizer,
+    *,
+    hidden: int = 64,
+    layers: int = 2,
+    experts: int = 8,
+    top_k: int = 2,
+    seed: int = 0,
+    config_overrides: dict | None = None,
+    head_dim: int = 32,
+    heads: int | None = None,
+    kv_heads: int = 1,
+    moe_intermediate: int | None = None,
+    dtype: str = "float32",
+    device: str = "cpu",
+):
+    """A random ``family`` model sized for ``tokenizer``, routers spread (see ``build_tiny_checkpoint``
+    for the sizes, ``dtype`` and ``device``). ``config_overrides`` replace keys of the family's tiny
+    config (e.g. a real layer layout)."""
+    import torch
+    import transformers
+
+    family = canonical_family(family)
+    if hidden % 32 or hidden <= 0:
+        raise ConfigError(f"hidden must be a positive multiple of 32, got {hidden}")
+    if not 1 <= top_k <= experts:
+        raise ConfigError(f"need 1 <= top_k <= experts, got top_k={top_k}, experts={experts}")
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise ConfigError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}")
+    ids = dict(
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id
+    )
+    config_cls_name, model_cls_name = FAMILIES[family]
+    kwargs = _config_kwargs(family, vocab=len(tokenizer), hidden=hidden, layers=layers, experts=experts, top_k=top_k,
+                            ids=ids, head_dim=head_dim, heads=heads, kv_heads=kv_heads, moe_intermediate=moe_intermediate)
+    config = getattr(transformers, config_cls_name)(**(kwargs | (config_overrides or {})))
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = getattr(transformers, model_cls_name)(config).to(torch.float32).eval()
+    _spread_routers(model, seed)
+    return model.to(getattr(torch, dtype))
+
+
+def save_checkpoint(model, tokenizer, out_dir: str | Path, *, info: dict, generation: dict | None = None) -> Path:
+    """Save like a hub checkpoint (safetensors, tokenizer, generation config) plus ``tiny_model.json`` = ``info``.
+
+    ``generation`` overrides the generation config (default: greedy, stop at the tokenizer's eos).
+    """
+    from transformers import GenerationConfig
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    gen = dict(do_sample=False, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+               bos_token_id=tokenizer.bos_token_id)
+    model.generation_config = GenerationConfig(**(gen | (generation or {})))
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    (out / "tiny_model.json").write_text(json.dumps(info) + "\n")
+    return out
+
+
 def build_tiny_checkpoint(
     family: str,
     out_dir: str | Path,
@@ -177,43 +255,13 @@ def build_tiny_checkpoint(
     moe_intermediate 768. ``dtype`` is the saved weights' dtype; ``device`` (e.g. ``cuda``) builds the
     random weights there, much faster at that size.
     """
-    import torch
-    import transformers
-    from transformers import GenerationConfig
-
     family = canonical_family(family)
-    if hidden % 32 or hidden <= 0:
-        raise ConfigError(f"hidden must be a positive multiple of 32, got {hidden}")
-    if not 1 <= top_k <= experts:
-        raise ConfigError(f"need 1 <= top_k <= experts, got top_k={top_k}, experts={experts}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-
     tokenizer = build_tokenizer(train_texts, vocab_size)
-    ids = dict(
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id
-    )
-    config_cls_name, model_cls_name = FAMILIES[family]
-    config = getattr(transformers, config_cls_name)(
-        **_config_kwargs(family, vocab=len(tokenizer), hidden=hidden, layers=layers, experts=experts, top_k=top_k,
-                         ids=ids, head_dim=head_dim, heads=heads, kv_heads=kv_heads, moe_intermediate=moe_intermediate)
-    )
-    if dtype not in ("float32", "bfloat16", "float16"):
-        raise ConfigError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}")
-    torch.manual_seed(seed)
-    with torch.device(device):
-        model = getattr(transformers, model_cls_name)(config).to(torch.float32).eval()
-    _spread_routers(model, seed)
-    model = model.to(getattr(torch, dtype))
-    model.generation_config = GenerationConfig(
-        do_sample=False, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-    )
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-    shape = dict(family=family, hidden=hidden, layers=layers, experts=experts, top_k=top_k, seed=seed)
+    model = build_tiny_model(family, tokenizer, hidden=hidden, layers=layers, experts=experts, top_k=top_k, seed=seed,
+                             head_dim=head_dim, heads=heads, kv_heads=kv_heads, moe_intermediate=moe_intermediate,
+                             dtype=dtype, device=device)
+    info = dict(family=family, hidden=hidden, layers=layers, experts=experts, top_k=top_k, seed=seed)
     sizes = dict(head_dim=head_dim, heads=heads, kv_heads=kv_heads, moe_intermediate=moe_intermediate, dtype=dtype)
     defaults = dict(head_dim=32, heads=None, kv_heads=1, moe_intermediate=None, dtype="float32")
-    shape |= {k: v for k, v in sizes.items() if v != defaults[k]}  # default sizes: the file as it always was
-    (out / "tiny_model.json").write_text(json.dumps(shape) + "\n")
-    return out
+    info |= {k: v for k, v in sizes.items() if v != defaults[k]}  # default sizes: the file as it always was
+    return save_checkpoint(model, tokenizer, out_dir, info=info)

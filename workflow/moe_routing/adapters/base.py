@@ -27,7 +27,9 @@ deactivated expert is also pushed below the row's minimum, an activated one abov
 and its group is forced into the chosen groups. Deactivation holds as long as at least k experts
 of the row stay active. Rows of sequences with no intervention are returned bit-identical.
 
-HF-specific location of routers lives in ``Adapter.locate_hf`` (see ``RouterSite``).
+HF-specific location of routers lives in ``Adapter.locate_hf`` (see ``RouterSite``). Family
+conventions of prompts and answers, which both backends share, are ``chat_template_kwargs``
+(extra chat-template variables) and ``answer_text`` (the answer in the generated tokens).
 """
 
 from __future__ import annotations
@@ -203,6 +205,15 @@ class Adapter(ABC):
         if layers is None:
             raise ModelError(f"model_type {getattr(config, 'model_type', None)!r}: config has no num_hidden_layers")
         return list(range(int(layers)))
+
+    # --- prompts and answers -------------------------------------------------------
+    def chat_template_kwargs(self) -> dict:
+        """Variables this family's chat template reads beyond ``enable_thinking`` (none by default)."""
+        return {}
+
+    def answer_text(self, tokenizer, output_ids: list[int]) -> str:
+        """The answer in the generated tokens, as the judges read it: the decoded text without special tokens."""
+        return tokenizer.decode(output_ids, skip_special_tokens=True)
 
     # --- transformers ---------------------------------------------------------------
     def locate_hf(self, model) -> list[RouterSite]:

@@ -158,15 +158,16 @@ def _messages(prompt: str, system: str | None, assistant: str | None, fold_syste
 
 
 def render_text(tokenizer, prompt: str, system: str | None, options: GenerationOptions,
-                assistant: str | None = None) -> tuple[str, bool]:
+                assistant: str | None = None, adapter=None) -> tuple[str, bool]:
     """(text, special): the rendered conversation, and whether its ids need the tokenizer's special
-    tokens (plain text without a chat template gets them, e.g. BOS; a rendered template has its own)."""
+    tokens (plain text without a chat template gets them, e.g. BOS; a rendered template has its own).
+    The family's own template variables come from ``adapter.chat_template_kwargs()`` (GPT-OSS: low reasoning)."""
     from jinja2 import TemplateError
 
     if options.use_chat_template and getattr(tokenizer, "chat_template", None):
         # a teacher-forced assistant turn ends the conversation: no generation prompt after it
         kwargs = {"tokenize": False, "add_generation_prompt": options.adds_generation_prompt() and not assistant,
-                  "enable_thinking": options.enable_thinking}
+                  "enable_thinking": options.enable_thinking, **(adapter.chat_template_kwargs() if adapter else {})}
         try:
             return tokenizer.apply_chat_template(_messages(prompt, system, assistant, False), **kwargs), False
         except TemplateError:
@@ -209,25 +210,25 @@ def _encode(tokenizer, text: str, special: bool, spans: list[tuple[int, int]] | 
 
 
 def render(tokenizer, prompt: str, system: str | None, options: GenerationOptions,
-           assistant: str | None = None) -> Rendered:
+           assistant: str | None = None, adapter=None) -> Rendered:
     """One item through the model's chat template (thinking off where supported): system, user turn,
     the assistant turn when given (teacher forcing), the generation prompt when
     ``options.adds_generation_prompt()``. Every backend renders with this, so they feed identical
     tokens. With ``token_scope`` "content" a token is content when its characters overlap the
     prompt or the assistant text (tokenizer offset mapping: special tokens cover no characters)."""
-    text, special = render_text(tokenizer, prompt, system, options, assistant)
+    text, special = render_text(tokenizer, prompt, system, options, assistant, adapter)
     spans = content_spans(text, prompt, system, assistant) if options.token_scope == "content" else None
     return _encode(tokenizer, text, special, spans)
 
 
 def render_prompt(tokenizer, prompt: str, system: str | None, options: GenerationOptions,
-                  assistant: str | None = None) -> list[int]:
+                  assistant: str | None = None, adapter=None) -> list[int]:
     """Token ids of one item (``render``)."""
-    return render(tokenizer, prompt, system, options, assistant).ids
+    return render(tokenizer, prompt, system, options, assistant, adapter).ids
 
 
 def choice_requests(tokenizer, prompt: str, system: str | None, n_choices: int,
-                    options: GenerationOptions) -> tuple[Rendered, list[list[int]]]:
+                    options: GenerationOptions, adapter=None) -> tuple[Rendered, list[list[int]]]:
     """(context, continuation ids per choice) for multiple choice the LM Evaluation Harness way: the
     continuation is the target delimiter + the letter (" A" on plain text, "A" after a chat
     template's generation prompt); trailing whitespace of the context moves to the continuations;
@@ -236,7 +237,7 @@ def choice_requests(tokenizer, prompt: str, system: str | None, n_choices: int,
     from moe_routing.data.items import MC_LETTERS
 
     opts = replace(options, generation_prompt=options.generation_prompt is not False)
-    text, special = render_text(tokenizer, prompt, system, opts)
+    text, special = render_text(tokenizer, prompt, system, opts, adapter=adapter)
     context = text.rstrip()
     tail = text[len(context):] + ("" if not special else " ")
     spans = content_spans(context, prompt, system, None) if options.token_scope == "content" else None
@@ -284,16 +285,20 @@ def backend_metadata(backend) -> dict[bytes, bytes]:
                                                           backend.generate_seconds)
 
 
-def generations_table(tokenizer, rows, prompts, outputs, summaries, metadata: dict[bytes, bytes]) -> pa.Table:
+def generations_table(tokenizer, rows, prompts, outputs, summaries, metadata: dict[bytes, bytes], adapter=None) -> pa.Table:
     """The generations contract from per-row token ids and (when captured) routing summaries; ``metadata``
     (contracts.routing_metadata | run_metadata) goes into the schema, without the routing keys when there
-    is no capture."""
+    is no capture. ``output`` is the answer the judges read (``adapter.answer_text``: GPT-OSS's final
+    channel); ``output_token_ids`` are all generated tokens, the ones the routing summaries cover."""
     from moe_routing.contracts import GENERATIONS, GENERATIONS_BASE, ROUTING_COLUMNS, ROUTING_KEYS
+
+    def answer(ids) -> str:
+        return adapter.answer_text(tokenizer, ids) if adapter is not None else tokenizer.decode(ids, skip_special_tokens=True)
 
     data = {
         "item_id": [r["item_id"] for r in rows],
         "lang": [r["lang"] for r in rows],
-        "output": [tokenizer.decode(o, skip_special_tokens=True) for o in outputs],
+        "output": [answer(o) for o in outputs],
         "prompt_token_ids": prompts,
         "output_token_ids": outputs,
     }

@@ -219,7 +219,7 @@ class HFBackend:
 
     # --- prompts -----------------------------------------------------------------------
     def render(self, prompt: str, system: str | None, options: GenerationOptions, assistant: str | None = None) -> list[int]:
-        return render(self.tokenizer, prompt, system, options, assistant).ids
+        return render(self.tokenizer, prompt, system, options, assistant, self.adapter).ids
 
     # --- generation --------------------------------------------------------------------
     def routing_metadata(self) -> dict[bytes, bytes]:
@@ -233,7 +233,7 @@ class HFBackend:
     ) -> pa.Table:
         opts, interventions = self._check(items, interventions, options)
         rows = item_rows(items)
-        rendered = [render(self.tokenizer, r["prompt"], r["system"], opts, r["assistant"]) for r in rows]
+        rendered = [render(self.tokenizer, r["prompt"], r["system"], opts, r["assistant"], self.adapter) for r in rows]
         outputs, summaries = self._run_all(rows, rendered, interventions, opts, self._run_batch)
         return self._table(rows, [r.ids for r in rendered], outputs, summaries)
 
@@ -267,7 +267,7 @@ class HFBackend:
                 raise ConfigError(f"item {r['item_id']!r} ({r['lang']}) has no choices to score")
             if r["assistant"]:
                 raise ConfigError(f"item {r['item_id']!r} has an assistant turn; choices are scored after the user turn")
-            requests.append(choice_requests(self.tokenizer, r["prompt"], r["system"], len(ch), opts))
+            requests.append(choice_requests(self.tokenizer, r["prompt"], r["system"], len(ch), opts, self.adapter))
         contexts, conts = [ctx for ctx, _ in requests], [c for _, c in requests]
         scores, summaries = self._run_all(rows, contexts, interventions, opts,
                                           lambda batch, *rest: self._score_batch(batch, conts, *rest))
@@ -410,4 +410,4 @@ class HFBackend:
                              "is a fused MoE kernel replacing the router module?")
 
     def _table(self, rows, prompts, outputs, summaries) -> pa.Table:
-        return generations_table(self.tokenizer, rows, prompts, outputs, summaries, self.routing_metadata())
+        return generations_table(self.tokenizer, rows, prompts, outputs, summaries, self.routing_metadata(), self.adapter)

@@ -252,7 +252,7 @@ class VLLMBackend:
     # --- prompts -----------------------------------------------------------------------
     def render(self, prompt: str, system: str | None, options: GenerationOptions) -> list[int]:
         """Token ids of one item, rendered exactly as the transformers backend does."""
-        return render_prompt(self.tokenizer, prompt, system, options)
+        return render_prompt(self.tokenizer, prompt, system, options, adapter=self.adapter)
 
     def routing_metadata(self) -> dict[bytes, bytes]:
         return backend_metadata(self)
@@ -292,7 +292,7 @@ class VLLMBackend:
         self.engine_selected = torch.cat(selected) if selected and all(x is not None for x in selected) else None
         self.generate_seconds = time.perf_counter() - start
         return generations_table(self.tokenizer, rows, prompts, outputs, summaries if opts.capture else None,
-                                 self.routing_metadata())
+                                 self.routing_metadata(), self.adapter)
 
     def _sampling_params(self, seq: int, opts: GenerationOptions):
         from vllm import SamplingParams

@@ -1,0 +1,32 @@
+"""Stage `mirror`: write a small synthetic copy of a dataset source in its published layout (rehearsals)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+HELP = "write a seeded synthetic local copy of a dataset source, laid out as published, for its loader"
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from moe_routing.data.mirrors import DEFAULT_ITEMS, MIRRORS
+
+    p.add_argument("--source", required=True, choices=sorted(MIRRORS), help="dataset source (as in a config's datasets.<name>.source)")
+    p.add_argument("--out", required=True, help="folder to write (replaced); the loader path is printed")
+    p.add_argument("--languages", default=None,
+                   help="comma-separated languages (default: all the source has; eclektic and gsm8k_instruct always "
+                        "hold all theirs, as published)")
+    p.add_argument("--items", type=int, default=DEFAULT_ITEMS, help=f"items per language (default {DEFAULT_ITEMS})")
+    p.add_argument("--seed", type=int, default=0, help="content seed (default 0)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from moe_routing.data.mirrors import write_mirror
+
+    languages = [x.strip() for x in args.languages.split(",") if x.strip()] if args.languages else None
+    path = write_mirror(args.source, args.out, languages=languages, items=args.items, seed=args.seed)
+    log.info("%s mirror: %d items per language in %s", args.source, args.items, path)
+    print(path)
+    return 0
