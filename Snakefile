@@ -2,6 +2,7 @@
 # Default config = the CPU demo. Paper runs: --configfile config/xici-paper.yaml (or routing-paper.yaml);
 # the reduced demo CI runs: --configfile .test/config.yaml.
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -63,6 +64,7 @@ wildcard_constraints:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
+include: "workflow/rules/rehearsal.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/judge.smk"

@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
-# Set up and run the test suite (unit tests, workflow tests on a reduced demo, dry-runs of the
-# paper DAGs), the SLURM profile on a real test cluster, then the vLLM parity test in its own
-# environment (.venv-vllm).
+# Set up and run the test suite: unit tests, the reduced demo workflow (.test/config.yaml), dry-runs of
+# the paper DAGs; then the SLURM profile on a real one-node cluster (root only), the vLLM parity tests
+# and the rehearsals of both paper configs, the last two in .venv-vllm (vLLM's CPU build).
+# SKIP_SLURM=1, SKIP_VLLM=1 and SKIP_REHEARSAL=1 leave those parts out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PYTHONHASHSEED=0
-.venv/bin/python -m pytest -q -m "not vllm and not slurm" "$@"
-# the SLURM profile on a real one-node cluster, with and without accounting (needs root; skipped elsewhere)
-if [[ "${SKIP_SLURM:-0}" != 1 && -f scripts/test_slurm.sh ]]; then
-  bash scripts/test_slurm.sh
-fi
-if [[ "${SKIP_VLLM:-0}" != 1 && -f scripts/test_vllm.sh ]]; then
+.venv/bin/python -m pytest -q -m "not vllm and not slurm and not rehearsal" "$@"
+bash scripts/test_slurm.sh
+if [[ "${SKIP_VLLM:-0}" != 1 ]]; then
   bash scripts/test_vllm.sh
 fi
+bash scripts/test_rehearsal.sh

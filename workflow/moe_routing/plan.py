@@ -143,6 +143,24 @@ class Plan:
     def _built(model: dict) -> list[str]:
         return [paths.fill(paths.MODEL_CONFIG, path=model["path"])] if is_built(model) else []
 
+    # --- rehearsal stand-ins and mirrors -------------------------------------------------------
+    def stand_ins(self) -> dict[str, dict]:
+        """Checkpoint folder -> {like: hub id, judge: bool} of every stand-in the workflow builds."""
+        out = {}
+        for m in dict.fromkeys(m for m, _, _ in self.all_runs()):
+            if self.models[m].get("stand_in"):
+                out[self.models[m]["path"]] = {"like": self.models[m]["stand_in"], "judge": False}
+        judge = self.config.get("judge_model") or {}
+        if judge.get("stand_in") and self.judged_by("llm"):
+            out[judge["path"]] = {"like": judge["stand_in"], "judge": True}
+        return out
+
+    def mirrors(self) -> dict[str, str]:
+        """Mirror folder -> dataset, for every dataset with `mirror: true` (rehearsals)."""
+        from moe_routing.data.mirrors import mirror_folder
+
+        return {str(mirror_folder(d["source"], d["path"])): name for name, d in self.datasets.items() if d.get("mirror")}
+
     def steering_settings(self, model: str, benchmark: str) -> dict:
         """The model's steering block, overridden by the benchmark's routing.steering entry, then by the
         model's own per-benchmark settings; plus the benchmark's task."""

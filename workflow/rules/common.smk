@@ -35,6 +35,11 @@ def get_chunk_items(wildcards):
     return [P.items(dataset, lang) for lang in P.chunk_languages(wildcards.chunk)]
 
 
+def get_mirror(wildcards):
+    """A rehearsal's mirror of the dataset (`mirror: true`), which prepare reads; nothing otherwise."""
+    return [folder for folder, dataset in PLAN.mirrors().items() if dataset == wildcards.dataset]
+
+
 def get_model_files(wildcards):
     return PLAN.model_inputs(P.parse_run(wildcards.run)[0])
 
@@ -182,7 +187,8 @@ def judge_flags(wildcards):
     options = {"judge": kind}
     if kind == "llm":
         j = config["judge_model"]
-        options.update(judge_model=j["path"], judge_backend=j["backend"], batch_size=j["batch_size"], dtype=j["dtype"])
+        options.update(judge_model=j["path"], judge_backend=j["backend"], batch_size=j["batch_size"], dtype=j["dtype"],
+                       device=j["device"])
     return cli_flags(options)
 
 

@@ -5,6 +5,8 @@ LOADED_DATASETS = PLAN.datasets_of_source("demo", "items", exclude=True)
 if LOADED_DATASETS:
 
     rule prepare:
+        input:
+            get_mirror,
         output:
             P.ITEMS,
         wildcard_constraints:

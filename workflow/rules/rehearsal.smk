@@ -1,0 +1,54 @@
+# Rehearsals (config/rehearsal/*.yaml): tiny stand-ins of the paper's models and small synthetic
+# mirrors of its datasets in their published layouts, built here, so every rule of a paper DAG runs
+# for real on CPU before any GPU-hour.
+
+STAND_INS = PLAN.stand_ins()
+MIRRORS = PLAN.mirrors()
+
+if STAND_INS:
+
+    rule stand_in:
+        output:
+            P.MODEL_CONFIG,
+        wildcard_constraints:
+            path="|".join(re.escape(p) for p in STAND_INS),
+        params:
+            moe=moe(),
+            flags=lambda wc: cli_flags({"like": STAND_INS[wc.path]["like"], "judge": STAND_INS[wc.path]["judge"]}),
+        resources:
+            **SMALL_JOB,
+        conda:
+            conda_env()
+        log:
+            P.log("stand_in", P.MODEL_CONFIG),
+        shell:
+            "{params.moe} stand-in {params.flags} --out {wildcards.path:q} > {log:q} 2>&1"
+
+
+if MIRRORS:
+
+    rule mirror:
+        output:
+            directory("{folder}"),
+        wildcard_constraints:
+            folder="|".join(re.escape(f) for f in MIRRORS),
+        params:
+            moe=moe(),
+            flags=lambda wc: cli_flags(
+                {
+                    "source": config["datasets"][MIRRORS[wc.folder]]["source"],
+                    "languages": ",".join(PLAN.languages(MIRRORS[wc.folder])),
+                    "seed": config["seed"],
+                }
+            ),
+        resources:
+            **SMALL_JOB,
+        conda:
+            conda_env()
+        log:
+            P.log("mirror", "{folder}.dir"),
+        shell:
+            "{params.moe} mirror {params.flags} --out {output:q} > {log:q} 2>&1"
+
+    localrules:
+        mirror,
