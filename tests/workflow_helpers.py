@@ -50,11 +50,17 @@ def load_config(name: str = "config.yaml") -> dict:
 
 
 def copy_workflow(dest: Path) -> Path:
-    """A copy of what the workflow needs to run (no results, no venvs), for runs that write files."""
+    """A copy of what the workflow needs to run (no results, no venvs, no built data or models), for runs that write files."""
+    built = {"models", "data", "demo", "mirrors"}  # what the workflow builds under resources/
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skipped = {n for n in names if n == "__pycache__"}
+        return skipped | (built & set(names) if Path(folder).name == "resources" else set())
+
     for item in ("Snakefile", "workflow", "config", ".test", "resources", "envs", "profiles"):
         src = REPO / item
         if src.is_dir():
-            shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("models", "data", "demo", "__pycache__"))
+            shutil.copytree(src, dest / item, ignore=ignore)
         elif src.exists():
             shutil.copy2(src, dest / item)
     return dest

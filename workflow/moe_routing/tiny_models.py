@@ -11,6 +11,7 @@ template is Qwen-style and honours ``enable_thinking=False`` like Qwen3's.
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -226,42 +227,29 @@ def save_checkpoint(model, tokenizer, out_dir: str | Path, *, info: dict, genera
     return out
 
 
+# recorded in tiny_model.json always / only where not the default (so default-sized files stay as they were)
+_SHAPE = ("hidden", "layers", "experts", "top_k", "seed")
+_SIZES = ("head_dim", "heads", "kv_heads", "moe_intermediate", "dtype")
+
+
 def build_tiny_checkpoint(
-    family: str,
-    out_dir: str | Path,
-    *,
-    hidden: int = 64,
-    layers: int = 2,
-    experts: int = 8,
-    top_k: int = 2,
-    seed: int = 0,
-    train_texts: Iterable[str] | None = None,
-    vocab_size: int = 512,
-    head_dim: int = 32,
-    heads: int | None = None,
-    kv_heads: int = 1,
-    moe_intermediate: int | None = None,
-    dtype: str = "float32",
-    device: str = "cpu",
+    family: str, out_dir: str | Path, *, train_texts: Iterable[str] | None = None, vocab_size: int = 512, **shape
 ) -> Path:
     """Write a random tiny checkpoint of ``family`` (a model_type, e.g. ``qwen3_moe``) to ``out_dir``.
 
-    hidden must be a multiple of 32 (head_dim is 32 where the config has one, for vLLM's CPU
-    attention). Identical arguments give identical weights. Returns ``out_dir``.
-
-    Real layer shapes (benchmarks/gpu_check.sh): ``heads`` (default hidden // head_dim), ``kv_heads``,
-    ``head_dim`` and ``moe_intermediate`` (default hidden // 2) set the attention and expert sizes,
-    e.g. Qwen3-30B-A3B: hidden 2048, 128 experts, top-8, heads 32, kv_heads 4, head_dim 128,
-    moe_intermediate 768. ``dtype`` is the saved weights' dtype; ``device`` (e.g. ``cuda``) builds the
-    random weights there, much faster at that size.
+    ``shape`` are ``build_tiny_model``'s keyword options: hidden (a multiple of 32: head_dim is 32
+    where the config has one, for vLLM's CPU attention), layers, experts, top_k, seed; for real layer
+    shapes (benchmarks/gpu_check.sh) ``heads`` (default hidden // head_dim), ``kv_heads``, ``head_dim``
+    and ``moe_intermediate`` (default hidden // 2), e.g. Qwen3-30B-A3B: hidden 2048, 128 experts, top-8,
+    heads 32, kv_heads 4, head_dim 128, moe_intermediate 768; ``dtype`` of the saved weights and the
+    ``device`` that builds them (``cuda`` is much faster at that size). Identical arguments give
+    identical weights. Returns ``out_dir``.
     """
     family = canonical_family(family)
     tokenizer = build_tokenizer(train_texts, vocab_size)
-    model = build_tiny_model(family, tokenizer, hidden=hidden, layers=layers, experts=experts, top_k=top_k, seed=seed,
-                             head_dim=head_dim, heads=heads, kv_heads=kv_heads, moe_intermediate=moe_intermediate,
-                             dtype=dtype, device=device)
-    info = dict(family=family, hidden=hidden, layers=layers, experts=experts, top_k=top_k, seed=seed)
-    sizes = dict(head_dim=head_dim, heads=heads, kv_heads=kv_heads, moe_intermediate=moe_intermediate, dtype=dtype)
-    defaults = dict(head_dim=32, heads=None, kv_heads=1, moe_intermediate=None, dtype="float32")
-    info |= {k: v for k, v in sizes.items() if v != defaults[k]}  # default sizes: the file as it always was
+    model = build_tiny_model(family, tokenizer, **shape)
+    defaults = {k: p.default for k, p in inspect.signature(build_tiny_model).parameters.items()}
+    values = {k: shape.get(k, defaults[k]) for k in (*_SHAPE, *_SIZES)}
+    info = {"family": family, **{k: values[k] for k in _SHAPE}}
+    info |= {k: values[k] for k in _SIZES if values[k] != defaults[k]}
     return save_checkpoint(model, tokenizer, out_dir, info=info)
