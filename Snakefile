@@ -3,7 +3,6 @@
 # the reduced demo CI runs: --configfile .test/config.yaml.
 import os
 import re
-import shlex
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from moe_routing import cluster
 from moe_routing import paths as P
-from moe_routing.commands import cli_flags, key_values, stage_prefix
+from moe_routing.commands import cli_flags
 from moe_routing.config import validate
 from moe_routing.errors import ConfigError
 from moe_routing.plan import Plan
@@ -48,8 +47,6 @@ onstart:
             raise WorkflowError(str(exc)) from None
 
 PLAN = Plan(config)
-XICI_DATASETS = config["xici"]["datasets"]
-STEERING = PLAN.steering()
 
 
 # names the schema allows: wildcards can never hold a path separator or a shell character

@@ -9,13 +9,13 @@ rule ablation_plan:
     output:
         P.ABLATION_PLAN,
     params:
-        moe=moe(),
-        flags=layer_flags,
+        moe=JOBS.moe(),
+        flags=JOBS.layer_flags,
         seed=config["seed"],
     resources:
         **SMALL_JOB,
     conda:
-        conda_env()
+        JOBS.conda_env()
     log:
         P.log("ablation_plan", P.ABLATION_PLAN),
     shell:
@@ -27,16 +27,16 @@ rule ablation_plan:
 rule ablation_metrics:
     input:
         plan=P.ABLATION_PLAN,
-        original=get_base("judgments"),
-        ablated=get_ablation_judgments,
+        original=JOBS.get_base("judgments"),
+        ablated=JOBS.get_ablation_judgments,
     output:
         P.ABLATION_METRICS,
     params:
-        moe=moe(),
+        moe=JOBS.moe(),
     resources:
         **SMALL_JOB,
     conda:
-        conda_env()
+        JOBS.conda_env()
     log:
         P.log("ablation_metrics", P.ABLATION_METRICS),
     shell:
@@ -46,19 +46,19 @@ rule ablation_metrics:
 
 rule ablation_table:
     input:
-        summaries=flat(get_xici(P.XICI_SUMMARY)),
-        blacklists=flat(get_xici(P.BLACKLIST)),
-        metrics=get_metrics("main"),
+        summaries=flat(JOBS.get_xici(P.XICI_SUMMARY)),
+        blacklists=flat(JOBS.get_xici(P.BLACKLIST)),
+        metrics=JOBS.get_metrics("main"),
     output:
         report(P.ABLATION_TABLE, category="XICI", caption="../report/ablation_table.rst"),
     params:
-        moe=moe(),
-        summaries=as_named(get_xici(P.XICI_SUMMARY)),
-        blacklists=as_named(get_xici(P.BLACKLIST)),
+        moe=JOBS.moe(),
+        summaries=as_named(JOBS.get_xici(P.XICI_SUMMARY)),
+        blacklists=as_named(JOBS.get_xici(P.BLACKLIST)),
     resources:
         **SMALL_JOB,
     conda:
-        conda_env()
+        JOBS.conda_env()
     log:
         P.log("ablation_table", P.ABLATION_TABLE),
     shell:
@@ -72,16 +72,16 @@ localrules:
 
 rule cap_sweep:
     input:
-        metrics=get_metrics("all"),
+        metrics=JOBS.get_metrics("all"),
     output:
         table=report(P.CAP_SWEEP, category="XICI", caption="../report/cap_sweep.rst"),
         figure=report(P.CAP_SWEEP_FIGURE, category="XICI", caption="../report/cap_sweep.rst"),
     params:
-        moe=moe(),
+        moe=JOBS.moe(),
     resources:
         **SMALL_JOB,
     conda:
-        conda_env()
+        JOBS.conda_env()
     log:
         P.log("cap_sweep", P.CAP_SWEEP),
     shell:

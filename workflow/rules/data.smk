@@ -6,25 +6,22 @@ if LOADED_DATASETS:
 
     rule prepare:
         input:
-            get_mirror,
+            JOBS.get_mirror,
         output:
             P.ITEMS,
         wildcard_constraints:
             dataset="|".join(LOADED_DATASETS),
         params:
-            moe=moe(),
-            source=lambda wc: config["datasets"][wc.dataset]["source"],
-            path=lambda wc: config["datasets"][wc.dataset]["path"],
-            flags=prepare_flags,
+            moe=JOBS.moe(),
+            flags=JOBS.prepare_flags,
         resources:
             **SMALL_JOB,
         conda:
-            conda_env()
+            JOBS.conda_env()
         log:
             P.log("prepare", P.ITEMS),
         shell:
-            "{params.moe} prepare --source {params.source:q} --path {params.path:q} --lang {wildcards.lang:q} "
-            "--out {output:q} {params.flags} > {log:q} 2>&1"
+            "{params.moe} prepare {params.flags} --lang {wildcards.lang:q} --out {output:q} > {log:q} 2>&1"
 
 
     localrules:

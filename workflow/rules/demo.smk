@@ -5,7 +5,7 @@ DEMO_LANGUAGES = list(dict.fromkeys(l for d in DEMO_DATASETS for l in PLAN.langu
 # demo-world --datasets: each configured demo dataset with its languages
 DEMO_DATASET_LANGUAGES = [f"{d}={','.join(PLAN.languages(d))}" for d in DEMO_DATASETS]
 # the demo model keeps the training checkpoint with the most mixed facts on this dataset
-DEMO_CHECK_DATASET = next((d for d in XICI_DATASETS if d in DEMO_DATASETS), None)
+DEMO_CHECK_DATASET = next((d for d in config["xici"]["datasets"] if d in DEMO_DATASETS), None)
 DEMO_CHECK = [P.fill(P.DEMO_CHECK, lang=l) for l in PLAN.languages(DEMO_CHECK_DATASET)] if DEMO_CHECK_DATASET else []
 
 if DEMO_DATASETS:
@@ -17,7 +17,7 @@ if DEMO_DATASETS:
             world=P.DEMO_WORLD,
             check=DEMO_CHECK,
         params:
-            moe=moe(),
+            moe=JOBS.moe(),
             flags=cli_flags(
                 {"seed": config["seed"], "languages": ",".join(DEMO_LANGUAGES), "datasets": DEMO_DATASET_LANGUAGES, **config["demo"]["world"]}
             ),
@@ -27,7 +27,7 @@ if DEMO_DATASETS:
         resources:
             **SMALL_JOB,
         conda:
-            conda_env()
+            JOBS.conda_env()
         log:
             P.log("demo_world"),
         shell:
@@ -44,7 +44,7 @@ if config["demo"].get("model"):
         output:
             P.fill(P.MODEL_CONFIG, path=config["models"][config["demo"]["model"]]["path"]),
         params:
-            moe=moe(),
+            moe=JOBS.moe(),
             out=lambda wc, output: os.path.dirname(output[0]),
             flags=cli_flags({"seed": config["seed"], **config["demo"]["train"]}),
         # one thread: bitwise-identical weights on rerun (and faster than two on a loaded machine)
@@ -52,7 +52,7 @@ if config["demo"].get("model"):
         resources:
             **SMALL_JOB,
         conda:
-            conda_env()
+            JOBS.conda_env()
         log:
             P.log("train_demo"),
         shell:

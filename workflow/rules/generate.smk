@@ -6,22 +6,22 @@
 
 rule generate:
     input:
-        item_files=get_chunk_items,
-        model=get_model_files,
-        interventions=get_run_interventions,
+        item_files=JOBS.get_chunk_items,
+        model=JOBS.get_model_files,
+        interventions=JOBS.get_run_interventions,
     output:
         P.GENERATIONS,
     wildcard_constraints:
         run=P.run_regex(),
     params:
-        moe=lambda wc: moe(run_model(wc)["backend"]),
-        flags=generation_flags,
-    threads: cluster.rule_threads(config, run_resources)
+        moe=lambda wc: JOBS.moe(JOBS.run_model(wc)["backend"]),
+        flags=JOBS.generation_flags,
+    threads: cluster.rule_threads(config, JOBS.run_resources)
     resources:
-        **cluster.rule_resources(config, run_resources),
-        batch_size=batch_size,
+        **cluster.rule_resources(config, JOBS.run_resources),
+        batch_size=JOBS.batch_size,
     conda:
-        lambda wc: conda_env(run_model(wc)["backend"])
+        lambda wc: JOBS.conda_env(JOBS.run_model(wc)["backend"])
     log:
         P.log("generate", P.GENERATIONS),
     benchmark:

@@ -8,19 +8,19 @@ JUDGE_MODEL = config.get("judge_model") or {}
 
 rule judge:
     input:
-        item_files=get_chunk_items,
+        item_files=JOBS.get_chunk_items,
         generations=P.GENERATIONS,
     output:
         P.JUDGMENTS,
     wildcard_constraints:
         run=P.run_regex(),
     params:
-        moe=moe(),
-        flags=judge_flags,
+        moe=JOBS.moe(),
+        flags=JOBS.judge_flags,
     resources:
         **SMALL_JOB,
     conda:
-        conda_env()
+        JOBS.conda_env()
     log:
         P.log("judge", P.JUDGMENTS),
     shell:
@@ -36,18 +36,18 @@ if LLM_JUDGED:
 
     use rule judge as judge_llm with:
         input:
-            item_files=get_chunk_items,
+            item_files=JOBS.get_chunk_items,
             generations=P.GENERATIONS,
             model=PLAN.judge_model_inputs(),
         wildcard_constraints:
             run=P.run_regex(LLM_JUDGED),
         params:
-            moe=moe(JUDGE_MODEL["backend"]),
+            moe=JOBS.moe(JUDGE_MODEL["backend"]),
         threads: cluster.rule_threads(config, JUDGE_MODEL["resources"])
         resources:
             **cluster.rule_resources(config, JUDGE_MODEL["resources"]),
         conda:
-            conda_env(JUDGE_MODEL["backend"])
+            JOBS.conda_env(JUDGE_MODEL["backend"])
         log:
             P.log("judge_llm", P.JUDGMENTS),
 

@@ -13,12 +13,12 @@ if STAND_INS:
         wildcard_constraints:
             path="|".join(re.escape(p) for p in STAND_INS),
         params:
-            moe=moe(),
-            flags=lambda wc: cli_flags({"like": STAND_INS[wc.path]["like"], "judge": STAND_INS[wc.path]["judge"]}),
+            moe=JOBS.moe(),
+            flags=JOBS.stand_in_flags,
         resources:
             **SMALL_JOB,
         conda:
-            conda_env()
+            JOBS.conda_env()
         log:
             P.log("stand_in", P.MODEL_CONFIG),
         shell:
@@ -33,18 +33,12 @@ if MIRRORS:
         wildcard_constraints:
             folder="|".join(re.escape(f) for f in MIRRORS),
         params:
-            moe=moe(),
-            flags=lambda wc: cli_flags(
-                {
-                    "source": config["datasets"][MIRRORS[wc.folder]]["source"],
-                    "languages": ",".join(PLAN.languages(MIRRORS[wc.folder])),
-                    "seed": config["seed"],
-                }
-            ),
+            moe=JOBS.moe(),
+            flags=JOBS.mirror_flags,
         resources:
             **SMALL_JOB,
         conda:
-            conda_env()
+            JOBS.conda_env()
         log:
             P.log("mirror", "{folder}.dir"),
         shell:

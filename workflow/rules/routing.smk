@@ -7,15 +7,15 @@ if ROUTING.get("accuracy"):
 
     rule accuracy:
         input:
-            judgments=get_base("judgments"),
+            judgments=JOBS.get_base("judgments"),
         output:
             P.ACCURACY,
         params:
-            moe=moe(),
+            moe=JOBS.moe(),
         resources:
             **SMALL_JOB,
         conda:
-            conda_env()
+            JOBS.conda_env()
         log:
             P.log("accuracy", P.ACCURACY),
         shell:
@@ -31,20 +31,20 @@ if ROUTING.get("parallel"):
 
     rule analyze:
         input:
-            generations=get_base("generations", ROUTING["parallel"]),
-            accuracy=get_accuracy,
-            tasks=flat(get_task_generations),
+            generations=JOBS.get_base("generations", ROUTING["parallel"]),
+            accuracy=JOBS.get_accuracy,
+            tasks=flat(JOBS.get_task_generations),
         output:
             **{name: report(path, category="Routing") for name, path in PLAN.routing_outputs().items()},
         params:
-            moe=moe(),
-            flags=analyze_flags,
+            moe=JOBS.moe(),
+            flags=JOBS.analyze_flags,
             tables=lambda wc: P.fill(P.ROUTING_DIR, model=wc.model),
             figures=lambda wc: P.fill(P.ROUTING_FIGURES_DIR, model=wc.model),
         resources:
             **SMALL_JOB,
         conda:
-            conda_env()
+            JOBS.conda_env()
         log:
             P.log("analyze", P.ROUTING_DIR),
         shell:

@@ -1,7 +1,7 @@
 # Router steering toward English task experts in the middle layers (rule generate on the steered
 # run), evaluated per language.
 
-if STEERING:
+if PLAN.steering():
 
     rule steer_plan:
         input:
@@ -9,12 +9,12 @@ if STEERING:
         output:
             P.STEERING_PLAN,
         params:
-            moe=moe(),
-            flags=steering_flags,
+            moe=JOBS.moe(),
+            flags=JOBS.steering_flags,
         resources:
             **SMALL_JOB,
         conda:
-            conda_env()
+            JOBS.conda_env()
         log:
             P.log("steer_plan", P.STEERING_PLAN),
         shell:
@@ -22,19 +22,19 @@ if STEERING:
 
     rule steering_table:
         input:
-            base=flat(get_steering_judgments("")),
-            steered=flat(get_steering_judgments("steered")),
+            base=flat(JOBS.get_steering_judgments("")),
+            steered=flat(JOBS.get_steering_judgments("steered")),
         output:
             report(P.STEERING_TABLE, category="Routing"),
         params:
-            moe=moe(),
-            base=as_named(get_steering_judgments("")),
-            steered=as_named(get_steering_judgments("steered")),
-            flags=cli_flags({"english": ENGLISH, "low_resource": config["routing"]["low_resource"]}),
+            moe=JOBS.moe(),
+            base=as_named(JOBS.get_steering_judgments("")),
+            steered=as_named(JOBS.get_steering_judgments("steered")),
+            flags=JOBS.steering_table_flags(),
         resources:
             **SMALL_JOB,
         conda:
-            conda_env()
+            JOBS.conda_env()
         log:
             P.log("steering_table", P.STEERING_TABLE),
         shell:

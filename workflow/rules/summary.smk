@@ -4,16 +4,16 @@
 
 rule summary:
     input:
-        unpack(get_summary_inputs),
+        unpack(JOBS.get_summary_inputs),
     output:
         report(P.SUMMARY, category="Summary"),
     params:
-        moe=moe(),
-        flags=summary_flags,
+        moe=JOBS.moe(),
+        flags=JOBS.summary_flags,
     resources:
         **SMALL_JOB,
     conda:
-        conda_env()
+        JOBS.conda_env()
     log:
         P.log("summary", P.SUMMARY),
     shell:

@@ -3,17 +3,17 @@
 
 rule outcome_table:
     input:
-        flat(get_xici("judgments")),
+        flat(JOBS.get_xici("judgments")),
     output:
         report(P.OUTCOME_TABLE, category="XICI", caption="../report/outcome_table.rst"),
     params:
-        moe=moe(),
-        judgments=as_named(get_xici("judgments")),
-        english=ENGLISH,
+        moe=JOBS.moe(),
+        judgments=as_named(JOBS.get_xici("judgments")),
+        english=config["english"],
     resources:
         **SMALL_JOB,
     conda:
-        conda_env()
+        JOBS.conda_env()
     log:
         P.log("outcome_table", P.OUTCOME_TABLE),
     shell:
@@ -27,21 +27,21 @@ localrules:
 
 rule xici:
     input:
-        generations=get_base("generations"),
-        judgments=get_base("judgments"),
+        generations=JOBS.get_base("generations"),
+        judgments=JOBS.get_base("judgments"),
     output:
         experts=P.EXPERTS,
         summary=P.XICI_SUMMARY,
         blacklist=P.BLACKLIST,
         sweep=report(P.XICI_SWEEP, category="XICI", caption="../report/xici_sweep.rst"),
     params:
-        moe=moe(),
-        flags=xici_flags,
+        moe=JOBS.moe(),
+        flags=JOBS.xici_flags,
     threads: cluster.rule_threads(config, XICI_RESOURCES)
     resources:
         **cluster.rule_resources(config, XICI_RESOURCES),
     conda:
-        conda_env()
+        JOBS.conda_env()
     log:
         P.log("xici", P.EXPERTS),
     shell:
@@ -52,19 +52,19 @@ rule xici:
 
 rule xici_figures:
     input:
-        experts=flat(get_xici(P.EXPERTS)),
+        experts=flat(JOBS.get_xici(P.EXPERTS)),
         outcomes=P.OUTCOME_TABLE,
     output:
         layers=report(P.EXPERTS_FIGURE, category="XICI", caption="../report/experts_per_layer.rst"),
         outcomes=report(P.OUTCOMES_FIGURE, category="XICI", caption="../report/outcomes.rst"),
     params:
-        moe=moe(),
-        experts=as_named(get_xici(P.EXPERTS)),
+        moe=JOBS.moe(),
+        experts=as_named(JOBS.get_xici(P.EXPERTS)),
         cap=lambda wc: PLAN.main_cap(wc.model),
     resources:
         **SMALL_JOB,
     conda:
-        conda_env()
+        JOBS.conda_env()
     log:
         P.log("xici_figures", P.EXPERTS_FIGURE),
     shell:
