@@ -7,6 +7,24 @@ import pytest
 ALL_FAMILIES = ("qwen3_moe", "olmoe", "mixtral", "gpt_oss", "glm4_moe", "deepseek_v3", "phimoe")
 
 
+def mc_items():
+    """Multiple-choice items (items contract, with choices) for scoring by log-likelihood on both backends."""
+    import polars as pl
+
+    return pl.DataFrame(
+        {
+            "item_id": ["q1", "q2", "q3"],
+            "lang": ["en"] * 3,
+            "prompt": ["Which river runs through Quellmark?\nA. Quell\nB. Rhine\nC. Oder\nD. Po\nAnswer:",
+                       "2 + 2 =\nA. 3\nB. 4\nAnswer:",
+                       "Pick one.\nA. x\nB. y\nC. z\nAnswer:"],
+            "system": [None, None, "Be brief."],
+            "answers": [["A"], ["B"], ["C"]],
+            "choices": [["Quell", "Rhine", "Oder", "Po"], ["3", "4"], ["x", "y", "z"]],
+        }
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
     """tiny_checkpoint(family, **kwargs) -> Path: a saved tiny random checkpoint, built once per argument set."""

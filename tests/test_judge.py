@@ -261,6 +261,29 @@ def test_llm_judge_needs_backend_and_answers():
         J.judge_frame(items_frame(ITEMS_ROWS), gens_frame(GEN_ROWS + GEN_ROWS[:1]), "contains")
 
 
+def test_judge_stage_closes_its_judge_model(tmp_path, monkeypatch):
+    """The stage stops an LLM judge's engine when done, and when judging fails (a vLLM judge would
+    otherwise keep the job waiting for the engine's own shutdown at exit)."""
+    import moe_routing.backends
+
+    closed = []
+
+    class Closing(FakeBackend):
+        def close(self):
+            closed.append(True)
+
+    monkeypatch.setattr(moe_routing.backends, "load_backend", lambda *a, **k: Closing())
+    ip, gp = tmp_path / "fr.parquet", tmp_path / "gen.parquet"
+    write_parquet(pa.Table.from_pylist(ITEMS_ROWS, schema=ITEMS), ip)
+    write_parquet(gens_frame(GEN_ROWS), gp)
+    args = ["judge", "--items", str(ip), "--judge", "llm", "--judge-model", "m", "--out", str(tmp_path / "j.parquet")]
+    assert main([*args, "--generations", str(gp)]) == 0
+    assert read_frame(tmp_path / "j.parquet", "judgments")["correct"].to_list() == [True, False, False]
+    write_parquet(gens_frame([{"item_id": "zzz", "lang": "fr", "output": "B"}]), tmp_path / "bad.parquet")
+    assert main([*args, "--generations", str(tmp_path / "bad.parquet")]) == 2
+    assert closed == [True, True]
+
+
 def test_judge_prompt_template_checks(tmp_path):
     bad = tmp_path / "p.txt"
     bad.write_text("[user]\nQuestion: {question}\nResponse: {response}\n")

@@ -7,24 +7,14 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from conftest import mc_items
 from moe_routing.backends import GenerationOptions
 from moe_routing.cli import main
 from moe_routing.io import read_frame, write_parquet
 from moe_routing.judge import judge_frame
 
 LETTERS = "ABCD"
-ITEMS = pl.DataFrame(
-    {
-        "item_id": ["q1", "q2", "q3"],
-        "lang": ["en"] * 3,
-        "prompt": ["Which river runs through Quellmark?\nA. Quell\nB. Rhine\nC. Oder\nD. Po\nAnswer:",
-                   "2 + 2 =\nA. 3\nB. 4\nAnswer:",
-                   "Pick one.\nA. x\nB. y\nC. z\nAnswer:"],
-        "system": [None, None, "Be brief."],
-        "answers": [["A"], ["B"], ["C"]],
-        "choices": [["Quell", "Rhine", "Oder", "Po"], ["3", "4"], ["x", "y", "z"]],
-    }
-)
+ITEMS = mc_items()
 # BPE merges for " A" ... " D" make every plain-text continuation one token (the one-pass path)
 MERGED = ("Answer: A B C D",)
 

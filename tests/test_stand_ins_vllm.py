@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import gc
-import os
 
 import pytest
 
 pytestmark = pytest.mark.vllm
-os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 vllm = pytest.importorskip("vllm", reason="vllm is not installed (create .venv-vllm with scripts/setup_vllm.sh)")
 
 from moe_routing.adapters import get_adapter  # noqa: E402
@@ -28,7 +26,10 @@ SERVED = [
 
 
 @pytest.mark.parametrize("hub_id, judge", SERVED, ids=[f"{h}{'-judge' if j else ''}" for h, j in SERVED])
-def test_stand_in_generates_in_vllm(tmp_path, hub_id, judge):
+def test_stand_in_generates_in_vllm(tmp_path, monkeypatch, hub_id, judge):
+    # in-process engines (half the start time); set per test, not at import: collecting this module
+    # must not switch test_vllm_parity.py's multiprocessing engines to in-process
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     from transformers import AutoConfig, AutoTokenizer
 
     path = build_stand_in(hub_id, tmp_path / "model", judge=judge)
@@ -37,7 +38,7 @@ def test_stand_in_generates_in_vllm(tmp_path, hub_id, judge):
     if judge:
         prompts = [judge_prompt_ids(tok, seed=i) for i in range(6)]
     else:
-        prompts = [render_prompt(tok, f"Wer baute Haus {i}?", SYSTEM, GenerationOptions(), adapter) for i in range(3)]
+        prompts = [render_prompt(tok, f"Wer baute Haus {i}?", SYSTEM, GenerationOptions(), adapter=adapter) for i in range(3)]
     llm = vllm.LLM(model=str(path), dtype="float32", max_model_len=1024, kv_cache_memory_bytes=64 * 2**20,
                    enforce_eager=True, seed=0)
     try:

@@ -12,12 +12,15 @@ from moe_routing import interventions as iv
 from moe_routing.adapters import ADAPTERS, activation_eps, get_adapter
 from moe_routing.backends.vllm import cpu_thread_binding
 from moe_routing.backends.vllm_worker import (
+    counted_rows,
     dense_plan,
     digest,
     pack_array,
+    pack_mask,
     rows_to_sequences,
     sparse_plan,
     unpack_array,
+    unpack_mask,
 )
 from moe_routing.errors import ConfigError, ModelError
 
@@ -59,6 +62,33 @@ def test_rows_to_sequences_maps_packed_rows_and_padding():
     assert valid.tolist() == [True] * 6 + [False] * 2
     with pytest.raises(ModelError, match="does not fit"):
         rows_to_sequences(torch.tensor([0, 5, 9]), [0, 1], num_rows=8)
+
+
+def test_masks_cross_as_runs():
+    mask = [False, False, True, True, True, False, True, False, False]
+    packed = pack_mask(mask)
+    assert packed == {"len": 9, "runs": [2, 5, 6, 7]}
+    assert unpack_mask(packed).tolist() == mask
+    for m in ([True] * 4, [False] * 3, [], [True, False] * 5):
+        assert unpack_mask(pack_mask(m)).tolist() == m
+    assert pack_mask(None) is None
+
+
+def test_counted_rows_follow_positions_across_prefill_chunks():
+    """Request 0 (a mask over 6 prompt positions) has 4 computed tokens: its rows are positions 4, 5 (the
+    mask says) and 6, 7 (past the mask: generated tokens); request 1 has no mask; request 2 decodes past
+    its mask; the two padding rows stay out."""
+    mask0 = np.array([False, True, True, True, False, True])
+    mask2 = np.array([True, False])
+    qsl = torch.tensor([0, 4, 6, 7])
+    valid = torch.tensor([True] * 7 + [False] * 2)
+    counted = counted_rows(qsl, [4, 0, 9], [mask0, None, mask2], valid)
+    assert counted.tolist() == [False, True, True, True, True, True, True, False, False]
+    # the same prompt in two chunks gives the mask itself
+    first = counted_rows(torch.tensor([0, 3]), [0], [mask0], torch.ones(3, dtype=torch.bool))
+    second = counted_rows(torch.tensor([0, 3]), [3], [mask0], torch.ones(3, dtype=torch.bool))
+    assert torch.cat([first, second]).tolist() == mask0.tolist()
+    assert valid.tolist() == [True] * 7 + [False] * 2  # not modified in place
 
 
 def test_cpu_binding_gives_each_rank_its_own_cores():

@@ -247,6 +247,61 @@ def choice_requests(tokenizer, prompt: str, system: str | None, n_choices: int,
     return ctx, conts
 
 
+def scoring_requests(tokenizer, items: pl.DataFrame, rows: list[dict], options: GenerationOptions,
+                     adapter=None) -> tuple[list[Rendered], list[list[list[int]]]]:
+    """``choice_requests`` of every item (``item_rows(items)``): the contexts, and per item the
+    continuation ids of each choice. Every backend's ``score_choices`` scores these."""
+    choices = items["choices"].to_list() if "choices" in items.columns else [None] * len(rows)
+    contexts, conts = [], []
+    for r, ch in zip(rows, choices):
+        if not ch:
+            raise ConfigError(f"item {r['item_id']!r} ({r['lang']}) has no choices to score")
+        if r["assistant"]:
+            raise ConfigError(f"item {r['item_id']!r} has an assistant turn; choices are scored after the user turn")
+        ctx, cont = choice_requests(tokenizer, r["prompt"], r["system"], len(ch), options, adapter)
+        contexts.append(ctx)
+        conts.append(cont)
+    return contexts, conts
+
+
+class RoutingBackend:
+    """What both backends share: the request checks (both handle token scope "content" and assistant
+    turns), the schema metadata, and multiple choice by log-likelihood built on the backend's own
+    ``_score(items, interventions, options) -> (rows, contexts, scores, summaries)``."""
+
+    FEATURES = frozenset({CONTENT_SCOPE, ASSISTANT_TURN})
+
+    def render(self, prompt: str, system: str | None, options: GenerationOptions, assistant: str | None = None) -> list[int]:
+        """Token ids of one item (``render``, with the family's template variables): what both backends feed."""
+        return render(self.tokenizer, prompt, system, options, assistant, self.adapter).ids
+
+    def routing_metadata(self) -> dict[bytes, bytes]:
+        return backend_metadata(self)
+
+    def _check(self, items, interventions, options):
+        return check_request(items, interventions, options, self.moe_layers, self.num_experts, features=self.FEATURES)
+
+    def score_choices(
+        self,
+        items: pl.DataFrame,
+        interventions: pl.DataFrame | None = None,
+        options: GenerationOptions | None = None,
+    ) -> pa.Table:
+        """Multiple choice by log-likelihood (``choice_requests``); ``output`` is the letter of the most
+        likely choice (the first on ties), routing is captured on the context alone."""
+        rows, contexts, scores, summaries = self._score(items, interventions, options)
+        return choices_table(self.tokenizer, rows, contexts, scores, summaries, self.routing_metadata())
+
+    def choice_logprobs(
+        self,
+        items: pl.DataFrame,
+        interventions: pl.DataFrame | None = None,
+        options: GenerationOptions | None = None,
+    ) -> list[list[float]]:
+        """Per item, the summed log-probability of each choice's continuation (``score_choices``)."""
+        return self._score(items, interventions, options)[2]
+
+
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; anything else unchanged."""
     if device != "auto":

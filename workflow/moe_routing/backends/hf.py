@@ -35,20 +35,15 @@ from moe_routing import interventions as iv
 from moe_routing.adapters import activation_eps, get_adapter
 from moe_routing.adapters.base import CompiledPlan
 from moe_routing.backends import (
-    ASSISTANT_TURN,
-    CONTENT_SCOPE,
     GenerationOptions,
     LoadOptions,
     Rendered,
-    backend_metadata,
-    check_request,
-    choice_requests,
-    choices_table,
+    RoutingBackend,
     generations_table,
     item_rows,
     render,
-    render_prompt,
     resolve_dtype,
+    scoring_requests,
 )
 from moe_routing.errors import ConfigError, ModelError
 from moe_routing.routing import RoutingAccumulator
@@ -89,7 +84,7 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-class HFBackend:
+class HFBackend(RoutingBackend):
     name = "hf"
 
     def __init__(self, model_path: str, options: LoadOptions):
@@ -217,14 +212,7 @@ class HFBackend:
 
         return hook
 
-    # --- prompts -----------------------------------------------------------------------
-    def render(self, prompt: str, system: str | None, options: GenerationOptions, assistant: str | None = None) -> list[int]:
-        return render(self.tokenizer, prompt, system, options, assistant, self.adapter).ids
-
     # --- generation --------------------------------------------------------------------
-    def routing_metadata(self) -> dict[bytes, bytes]:
-        return backend_metadata(self)
-
     def generate(
         self,
         items: pl.DataFrame,
@@ -237,45 +225,13 @@ class HFBackend:
         outputs, summaries = self._run_all(rows, rendered, interventions, opts, self._run_batch)
         return self._table(rows, [r.ids for r in rendered], outputs, summaries)
 
-    def score_choices(
-        self,
-        items: pl.DataFrame,
-        interventions: pl.DataFrame | None = None,
-        options: GenerationOptions | None = None,
-    ) -> pa.Table:
-        """Multiple choice by log-likelihood; ``output`` is the letter of the most likely choice
-        (the first on ties), routing is captured on the context alone."""
-        rows, contexts, scores, summaries = self._score(items, interventions, options)
-        return choices_table(self.tokenizer, rows, contexts, scores, summaries, self.routing_metadata())
-
-    def choice_logprobs(
-        self,
-        items: pl.DataFrame,
-        interventions: pl.DataFrame | None = None,
-        options: GenerationOptions | None = None,
-    ) -> list[list[float]]:
-        """Per item, the summed log-probability of each choice's continuation (``score_choices``)."""
-        return self._score(items, interventions, options)[2]
-
     def _score(self, items, interventions, options):
         opts, interventions = self._check(items, interventions, options)
         rows = item_rows(items)
-        choices = items["choices"].to_list() if "choices" in items.columns else [None] * len(rows)
-        requests = []
-        for r, ch in zip(rows, choices):
-            if not ch:
-                raise ConfigError(f"item {r['item_id']!r} ({r['lang']}) has no choices to score")
-            if r["assistant"]:
-                raise ConfigError(f"item {r['item_id']!r} has an assistant turn; choices are scored after the user turn")
-            requests.append(choice_requests(self.tokenizer, r["prompt"], r["system"], len(ch), opts, self.adapter))
-        contexts, conts = [ctx for ctx, _ in requests], [c for _, c in requests]
+        contexts, conts = scoring_requests(self.tokenizer, items, rows, opts, self.adapter)
         scores, summaries = self._run_all(rows, contexts, interventions, opts,
                                           lambda batch, *rest: self._score_batch(batch, conts, *rest))
         return rows, contexts, scores, summaries
-
-    def _check(self, items, interventions, options):
-        return check_request(items, interventions, options, self.moe_layers, self.num_experts,
-                             features=frozenset({CONTENT_SCOPE, ASSISTANT_TURN}))
 
     def _run_all(self, rows: list[dict], rendered: list[Rendered], interventions, opts: GenerationOptions, run_batch):
         """Length-sorted batches through ``run_batch(batch, rendered, plan, acc, opts)``; returns its

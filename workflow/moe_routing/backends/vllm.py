@@ -11,13 +11,23 @@ replicated, so every rank routes every token, and applies the same plan).
 
 Engine settings capture relies on, forced here: ``enforce_eager=True`` (no CUDA graphs, no
 torch.compile: hooks must run every step), prefix caching off (a cached prefix would skip its
-tokens' routing), async scheduling off (no speculative step feeds a token after a stop). Prompts are
-rendered by ``render_prompt`` exactly as on the transformers backend and passed as token ids, so
-both backends feed the same tokens; vLLM's own tokenizer is not loaded (``skip_tokenizer_init``).
+tokens' routing), async scheduling off (no speculative step feeds a token after a stop). Items are
+rendered by ``backends.render`` exactly as on the transformers backend (a teacher-forced assistant
+turn included, with the adapter's template variables) and passed as token ids, so both backends feed
+the same tokens; vLLM's own tokenizer is not loaded (``skip_tokenizer_init``).
 
 Which tokens count: every token the engine feeds through the model, i.e. the prompt and every
-generated token except the last (vLLM never feeds a finished request's last token). A request whose
-count of routed tokens differs from prompt + output - 1 (a preemption recomputed it) is an error.
+generated token except the last (vLLM never feeds a finished request's last token); with token scope
+"content" only the prompt's content positions (``Rendered.content``, shipped with each request as
+a compact mask, vllm_worker.COUNT_KEY) and every generated token. An item whose count of routed
+tokens differs from prompt + output - 1 (a preemption recomputed it) is an error.
+
+Multiple choice (``score_choices``, the transformers backend's semantics): one request per choice,
+context + continuation (``backends.choice_requests``), with ``prompt_logprobs`` and one sampled token
+that is never fed; a choice's score is the sum of its continuation tokens' log-probabilities. All
+requests of an item share its sequence, so its interventions apply to every pass; the routing
+summary counts the context positions of its first choice's request only, which route exactly as a
+prefill of the context alone (causal attention).
 
 dtype ``auto`` is the checkpoint's own dtype (backends.resolve_dtype), as on the transformers
 backend; vLLM's own ``auto`` would run a float32 checkpoint in bfloat16.
@@ -41,6 +51,7 @@ import contextlib
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -50,16 +61,23 @@ import torch
 from moe_routing import interventions as iv
 from moe_routing.adapters import activation_eps, get_adapter
 from moe_routing.backends import (
-    ITEM_COLUMNS,
     GenerationOptions,
     LoadOptions,
-    backend_metadata,
-    check_request,
+    RoutingBackend,
     generations_table,
-    render_prompt,
+    item_rows,
+    render,
     resolve_dtype,
+    scoring_requests,
 )
-from moe_routing.backends.vllm_worker import SEQ_KEY, WORKER_EXTENSION, sparse_plan, unpack_array
+from moe_routing.backends.vllm_worker import (
+    COUNT_KEY,
+    SEQ_KEY,
+    WORKER_EXTENSION,
+    pack_mask,
+    sparse_plan,
+    unpack_array,
+)
 from moe_routing.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
@@ -113,6 +131,29 @@ def _bind_cpu_ranks(world_size: int) -> None:
     os.environ[BIND_ENV] = _bind_set_here
 
 
+@dataclass
+class _Request:
+    """One engine request: its prompt ids, the item it belongs to (``seq``: its row of the batch's plan
+    and summaries), which prompt positions count in the summaries (None: all), and for scoring where the
+    continuation starts (nothing is generated then)."""
+
+    ids: list[int]
+    seq: int
+    counted: list[bool] | None = None
+    score_from: int | None = None
+
+
+def _continuation_logprob(req: _Request, prompt_logprobs) -> float:
+    """The summed log-probabilities of the prompt tokens from ``req.score_from`` on (vLLM's prompt
+    logprobs: entry p holds token p's log-probability given the tokens before it)."""
+    if req.score_from < 1:
+        raise ConfigError("multiple-choice scoring needs a non-empty context")
+    total = 0.0
+    for p in range(req.score_from, len(req.ids)):
+        total += prompt_logprobs[p][req.ids[p]].logprob
+    return total
+
+
 class _NoTokenizerNotes(logging.Filter):
     """Drops vLLM's notes that its own tokenizer is absent: the backend passes token ids and skips it on purpose."""
 
@@ -136,7 +177,7 @@ def _import_vllm(allow_unverified: bool):
     return vllm
 
 
-class VLLMBackend:
+class VLLMBackend(RoutingBackend):
     name = "vllm"
 
     def __init__(self, model_path: str, options: LoadOptions):
@@ -249,54 +290,79 @@ class VLLMBackend:
             for path in Path("/dev/shm").glob(f"{prefix}-*"):
                 path.unlink(missing_ok=True)
 
-    # --- prompts -----------------------------------------------------------------------
-    def render(self, prompt: str, system: str | None, options: GenerationOptions) -> list[int]:
-        """Token ids of one item, rendered exactly as the transformers backend does."""
-        return render_prompt(self.tokenizer, prompt, system, options, adapter=self.adapter)
-
-    def routing_metadata(self) -> dict[bytes, bytes]:
-        return backend_metadata(self)
-
-    # --- generation --------------------------------------------------------------------
+    # --- generation and scoring ---------------------------------------------------------
     def generate(
         self,
         items: pl.DataFrame,
         interventions: pl.DataFrame | None = None,
         options: GenerationOptions | None = None,
     ) -> pa.Table:
+        opts, interventions = self._check(items, interventions, options)
+        rows = item_rows(items)
+        rendered = [render(self.tokenizer, r["prompt"], r["system"], opts, r["assistant"], self.adapter) for r in rows]
+        content = opts.token_scope == "content"
+        results, summaries = self._run_all(
+            rows, lambda i, j: [_Request(rendered[i].ids, j, rendered[i].content if content else None)],
+            interventions, opts)
+        return generations_table(self.tokenizer, rows, [r.ids for r in rendered], [res[0] for res in results],
+                                 summaries, self.routing_metadata(), self.adapter)
+
+    def _score(self, items, interventions, options):
+        """One request per choice, context + continuation, scored by its prompt log-probabilities; the
+        first choice's request also carries the item's routing: its context positions count (the
+        content ones with token scope "content"), its continuation's do not, nor any of the others'."""
+        opts, interventions = self._check(items, interventions, options)
+        rows = item_rows(items)
+        contexts, conts = scoring_requests(self.tokenizer, items, rows, opts, self.adapter)
+        content = opts.token_scope == "content"
+
+        def requests(i: int, j: int) -> list[_Request]:
+            ctx = contexts[i]
+            counted = ctx.content if content and ctx.content is not None else [True] * len(ctx.ids)
+            return [_Request(ctx.ids + cont, j, (counted if c == 0 else [False] * len(ctx.ids)) + [False] * len(cont),
+                             score_from=len(ctx.ids))
+                    for c, cont in enumerate(conts[i])]
+
+        scores, summaries = self._run_all(rows, requests, interventions, opts)
+        return rows, contexts, scores, summaries
+
+    def _run_all(self, rows: list[dict], requests, interventions, opts: GenerationOptions):
+        """Batches of ``batch_size`` items in input order; ``requests(i, j)`` gives item i's requests as
+        sequence j of its batch. Returns per item the results of its requests (generated tokens or
+        choice scores) and the routing summaries (None without capture)."""
         from tqdm.auto import tqdm
 
-        opts, interventions = check_request(items, interventions, options, self.moe_layers, self.num_experts)
         eps = activation_eps(len(self.moe_layers), self.num_experts, opts.seed)
         start = time.perf_counter()
-
-        rows = items.select(ITEM_COLUMNS).to_dicts()
-        prompts = [self.render(r["prompt"], r["system"], opts) for r in rows]
         # the batch is what vLLM may hold at once: a smaller one (OOM retry) bounds its memory
         chunks = [list(range(i, min(i + opts.batch_size, len(rows)))) for i in range(0, len(rows), opts.batch_size)]
-        outputs: list[list[int]] = [[] for _ in rows]
+        results: list[list] = [[] for _ in rows]
         summaries: dict[str, list] = {}
         selected = []
         self.steps = []
         for chunk in tqdm(chunks, desc="generate (vllm)", unit="batch", disable=len(chunks) < 2):
             ids = [rows[i]["item_id"] for i in chunk]
             plan = iv.compile_batch(interventions, ids, self.moe_layers, self.num_experts, eps)
-            gen, result, sel = self._run_chunk([prompts[i] for i in chunk], plan, opts)
+            reqs = [req for j, i in enumerate(chunk) for req in requests(i, j)]
+            out, result, sel = self._run_chunk(reqs, ids, plan, opts)
             selected.append(sel)
-            for j, i in enumerate(chunk):
-                outputs[i] = gen[j]
+            for req, res in zip(reqs, out):
+                results[chunk[req.seq]].append(res)
             for key, arr in (result or {}).items():
                 col = summaries.setdefault(key, [None] * len(rows))
                 for j, i in enumerate(chunk):
                     col[i] = arr[j]
         self.engine_selected = torch.cat(selected) if selected and all(x is not None for x in selected) else None
         self.generate_seconds = time.perf_counter() - start
-        return generations_table(self.tokenizer, rows, prompts, outputs, summaries if opts.capture else None,
-                                 self.routing_metadata(), self.adapter)
+        return results, (summaries if opts.capture else None)
 
-    def _sampling_params(self, seq: int, opts: GenerationOptions):
+    def _sampling_params(self, req: _Request, opts: GenerationOptions):
         from vllm import SamplingParams
 
+        extra = {SEQ_KEY: req.seq, COUNT_KEY: pack_mask(req.counted)}
+        if req.score_from is not None:
+            # the prompt's own log-probabilities (raw logits, float32); the one sampled token is never fed back
+            return SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0, detokenize=False, extra_args=extra)
         # max_new_tokens == 0 (prefill only): sample one token that is never fed back, then drop it
         return SamplingParams(
             temperature=0.0,
@@ -305,20 +371,22 @@ class VLLMBackend:
             stop_token_ids=self.stop_ids,
             seed=opts.seed,
             detokenize=False,
-            extra_args={SEQ_KEY: seq},
+            extra_args=extra,
         )
 
-    def _run_chunk(self, prompts: list[list[int]], plan, opts: GenerationOptions):
+    def _run_chunk(self, reqs: list[_Request], item_ids: list[str], plan, opts: GenerationOptions):
+        """One batch through the engine: per request its generated tokens (cut after the first stop token,
+        as in hf.py) or its continuation's summed log-probability; the summaries; vLLM's selections."""
         from vllm.inputs import TokensPrompt
 
-        n = len(prompts)
+        n = len(item_ids)
         run = {"num_seqs": n, "capture": opts.capture, "seed": opts.seed, "plan": sparse_plan(plan),
                "record_selection": self.record_selection, "record_steps": self.record_steps}
         end = ("moe_routing_end", None, (opts.seed, opts.consistency_pairs))
         self.llm.collective_rpc("moe_routing_begin", args=(run,))
         try:
-            results = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts],
-                                        [self._sampling_params(j, opts) for j in range(n)], use_tqdm=False)
+            results = self.llm.generate([TokensPrompt(prompt_token_ids=list(r.ids)) for r in reqs],
+                                        [self._sampling_params(r, opts) for r in reqs], use_tqdm=False)
         except BaseException:
             with contextlib.suppress(Exception):  # the workers drop the batch; the generate error is the one to see
                 self.llm.collective_rpc(*end)
@@ -327,21 +395,26 @@ class VLLMBackend:
         if lead["steps"] is not None:
             self.steps.extend(lead["steps"])
         outs = []
+        expected = [0] * n
         stops = set(self.stop_ids)
-        for j, res in enumerate(results):
+        for req, res in zip(reqs, results):
+            if req.score_from is not None:
+                outs.append(_continuation_logprob(req, res.prompt_logprobs))
+                expected[req.seq] += len(req.ids)
+                continue
             toks = list(res.outputs[0].token_ids)
             # same cut as hf.py: up to and including the first stop token
             cut = next((k + 1 for k, t in enumerate(toks) if t in stops), len(toks))
-            toks = toks[:cut]
-            expected = len(prompts[j]) + len(toks) - 1 if toks else len(prompts[j])
-            if opts.max_new_tokens == 0:
-                toks, expected = [], len(prompts[j])
-            if lead["tokens"][j] != expected:
-                raise ModelError(
-                    f"vLLM routed {lead['tokens'][j]} tokens for sequence {j}, expected {expected} "
-                    "(prompt + output - 1); was the request preempted and recomputed? Lower batch_size."
-                )
+            toks = toks[:cut] if opts.max_new_tokens > 0 else []
+            # every token fed: the prompt and the outputs but the last, which is never fed back
+            expected[req.seq] += len(req.ids) + max(len(toks) - 1, 0)
             outs.append(toks)
+        for j, want in enumerate(expected):
+            if lead["tokens"][j] != want:
+                raise ModelError(
+                    f"vLLM routed {lead['tokens'][j]} tokens for item {item_ids[j]!r} (sequence {j}), expected "
+                    f"{want} (prompts + outputs - 1); was a request preempted and recomputed? Lower batch_size."
+                )
         summaries = {k: unpack_array(v) for k, v in lead["summaries"].items()} if lead.get("summaries") else None
         # None when the kernel never reported its selection (monolithic fused-MoE kernels)
         selected = torch.from_numpy(unpack_array(lead["selected"])) if lead.get("selected") else None

@@ -18,12 +18,22 @@ vLLM packs the scheduled tokens of all running requests into rows; the forward c
 ``query_start_loc`` gives each request's row range and the model runner's ``input_batch.req_ids`` gives
 the request of each range. Each request carries its sequence number in ``SamplingParams.extra_args``
 (SEQ_KEY; engine request ids get random suffixes), so rows map to sequences without relying on id
-formats. Rows past ``query_start_loc[-1]`` are padding. Summaries are accumulated by
-``routing.RoutingAccumulator`` on the adapter's gating of those logits, exactly as in hf.py. When a
-sequence has interventions at a layer, the hook returns the adapter's intervened logits, which vLLM's own
-router turns into its selection; for adapters with ``vllm_selection_override`` (sigmoid + bias) the
-router's (weights, ids) are replaced on intervened rows. A capture callback on vLLM's router records the
-experts it really selected per sequence.
+formats. Rows past ``query_start_loc[-1]`` are padding.
+
+Which rows count: every row the engine feeds is routed (and counted in ``tokens``, which the caller
+checks against what it expects), but the summaries take only the counted ones. A request may carry a
+mask over its prompt positions (COUNT_KEY in ``extra_args``, ``pack_mask``: its length and the runs
+of counted positions): token scope "content", and in multiple-choice scoring the context of one
+request per item. A row's position in its request is the tokens the runner had already computed for
+it (``input_batch.num_computed_tokens_cpu``, before this step) plus its offset in the request's
+``query_start_loc`` range, so a prompt split over several steps by chunked prefill is masked
+position by position; positions past the mask (generated tokens) always count.
+
+Summaries are accumulated by ``routing.RoutingAccumulator`` on the adapter's gating of those logits,
+exactly as in hf.py. When a sequence has interventions at a layer, the hook returns the adapter's
+intervened logits, which vLLM's own router turns into its selection; for adapters with
+``vllm_selection_override`` (sigmoid + bias) the router's (weights, ids) are replaced on intervened
+rows. A capture callback on vLLM's router records the experts it really selected per sequence.
 
 Tensor parallel: the gate is replicated and its input is the full hidden state, so every rank sees the
 same logits and holds the whole routing of every token. Each rank applies the same plan, so the ranks
@@ -51,6 +61,7 @@ from moe_routing.routing import RoutingAccumulator
 
 WORKER_EXTENSION = "moe_routing.backends.vllm_worker.RoutingWorkerExtension"
 SEQ_KEY = "moe_routing_seq"
+COUNT_KEY = "moe_routing_count"
 PLAN_MODES = ("deactivate", "activate", "soft")
 
 
@@ -100,6 +111,43 @@ def digest(*arrays: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def pack_mask(mask: list[bool] | None) -> dict | None:
+    """A boolean mask over a request's prompt positions as plain data: its length and the flattened
+    [start, end) runs of True (a content mask is a few runs, whatever the prompt's length)."""
+    if mask is None:
+        return None
+    m = np.asarray(mask, dtype=bool)
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], m, [False])).astype(np.int8)))
+    return {"len": int(m.size), "runs": edges.tolist()}
+
+
+def unpack_mask(packed: dict) -> np.ndarray:
+    mask = np.zeros(int(packed["len"]), dtype=bool)
+    runs = packed["runs"]
+    for start, end in zip(runs[0::2], runs[1::2]):
+        mask[start:end] = True
+    return mask
+
+
+def counted_rows(
+    query_start_loc: torch.Tensor, starts, masks: list[np.ndarray | None], row_valid: torch.Tensor
+) -> torch.Tensor:
+    """``row_valid`` narrowed to the rows that count. Request r's rows qsl[r]:qsl[r+1] hold its positions
+    starts[r], starts[r] + 1, ...; ``masks[r]`` (None: every position counts) says which of its first
+    positions (the prompt) count; positions past the mask (generated tokens) all count."""
+    qsl = query_start_loc.detach().to("cpu", torch.int64).tolist()
+    counted = row_valid.clone()
+    for r, mask in enumerate(masks):
+        start, lo, hi = int(starts[r]), qsl[r], qsl[r + 1]
+        if mask is None or start >= mask.size or hi == lo:
+            continue
+        part = np.ones(hi - lo, dtype=bool)
+        inside = mask[start : start + hi - lo]
+        part[: inside.size] = inside
+        counted[lo:hi] &= torch.from_numpy(part)
+    return counted
+
+
 def rows_to_sequences(
     query_start_loc: torch.Tensor, seq_of_request: list[int], num_rows: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,9 +189,11 @@ class _Batch:
     steps: list | None  # per forward step, the sequence of each valid row (first MoE layer), when asked
     ctx: object | None = None
     row_seq: torch.Tensor | None = None
-    row_valid: torch.Tensor | None = None
+    row_valid: torch.Tensor | None = None  # rows fed (not padding)
+    row_counted: torch.Tensor | None = None  # rows whose routing the summaries take (COUNT_KEY masks)
     row_seq_dev: torch.Tensor | None = None  # row_seq and row_valid on the model's device
     row_valid_dev: torch.Tensor | None = None
+    masks: dict = field(default_factory=dict)  # request id -> its unpacked COUNT_KEY mask (None: none)
     pending_rows: dict = field(default_factory=dict)  # MoE layer position -> rows its gate saw
     # MoE layer position -> (adapter RouteResult, touched rows) for selection-override adapters
     pending_route: dict = field(default_factory=dict)
@@ -234,50 +284,60 @@ class _Routing:
 
         return call
 
-    def _rows(self, b: _Batch, num_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _rows(self, b: _Batch, num_rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(row_seq, row_valid, row_counted) of this forward step: each row's sequence, the rows fed, the rows counted."""
         from vllm.forward_context import get_forward_context, is_forward_context_available
 
         if not is_forward_context_available():
             raise ModelError("a router ran outside vLLM's forward context")
         ctx = get_forward_context()
         if ctx is b.ctx and b.row_seq is not None and b.row_seq.shape[0] == num_rows:
-            return b.row_seq, b.row_valid
+            return b.row_seq, b.row_valid, b.row_counted
         meta = ctx.attn_metadata
         if isinstance(meta, list):
             raise ModelError("micro-batched forward (DBO) is not supported by the vLLM backend")
         if not meta:
             # a dummy run with no requests: nothing counts
             row_seq, row_valid = torch.zeros(num_rows, dtype=torch.int64), torch.zeros(num_rows, dtype=torch.bool)
+            row_counted = row_valid
         else:
             first = next(iter(meta.values()))
             qsl = getattr(first, "query_start_loc", None)
             if qsl is None:
                 raise ModelError(f"{type(first).__name__} has no query_start_loc")
             req_ids = list(self.runner.input_batch.req_ids)[: qsl.numel() - 1]
-            seqs = []
+            seqs, masks = [], []
             for rid in req_ids:
                 extra = getattr(self.runner.requests[rid].sampling_params, "extra_args", None) or {}
                 if SEQ_KEY not in extra:
                     raise ModelError(f"vLLM request {rid} was not submitted by the moe_routing backend (no {SEQ_KEY})")
                 seqs.append(int(extra[SEQ_KEY]))
+                if rid not in b.masks:
+                    b.masks[rid] = unpack_mask(extra[COUNT_KEY]) if extra.get(COUNT_KEY) is not None else None
+                masks.append(b.masks[rid])
             row_seq, row_valid = rows_to_sequences(qsl, seqs, num_rows)
-        b.ctx, b.row_seq, b.row_valid = ctx, row_seq, row_valid
+            row_counted = row_valid
+            if any(m is not None for m in masks):
+                # tokens computed before this step: the position of each request's first row
+                starts = self.runner.input_batch.num_computed_tokens_cpu[: len(req_ids)]
+                row_counted = counted_rows(qsl, starts, masks, row_valid)
+        b.ctx, b.row_seq, b.row_valid, b.row_counted = ctx, row_seq, row_valid, row_counted
         b.row_seq_dev, b.row_valid_dev = row_seq.to(self.device), row_valid.to(self.device)
-        return row_seq, row_valid
+        return row_seq, row_valid, row_counted
 
     def _gate_hook(self, pos: int, site: _Site):
         adapter, spec = self.adapter, self.spec
 
         def hook(b: _Batch, module, args, output):
             logits = output[0] if isinstance(output, tuple) else output
-            row_seq, row_valid = self._rows(b, logits.shape[0])
+            row_seq, row_valid, row_counted = self._rows(b, logits.shape[0])
             rows = b.plan.rows(pos, b.row_seq_dev) if b.plan is not None else None
             if b.acc is not None or rows is not None:
                 res = adapter.route(logits, spec, site.bias, rows)
                 if b.acc is not None:
                     # vLLM may reuse the gate's output buffer; intervened logits, indices, weights are fresh
                     z = res.logits.clone() if res.logits is logits else res.logits
-                    b.acc.add(pos, z, res.indices, res.weights, row_seq, row_valid)
+                    b.acc.add(pos, z, res.indices, res.weights, row_seq, row_counted)
             if pos == 0:
                 b.tokens.index_add_(0, row_seq[row_valid], torch.ones(int(row_valid.sum()), dtype=torch.int64))
                 if b.steps is not None:

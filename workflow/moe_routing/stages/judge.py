@@ -41,10 +41,15 @@ def run(args: argparse.Namespace) -> int:
 
         prompt = load_judge_prompt(args.judge_prompt)
         backend = load_backend(args.judge_backend, args.judge_model, LoadOptions(dtype=args.dtype, device=args.device))
-    items = pl.concat([read_frame(path, "items") for path in args.items], how="vertical_relaxed")
-    gens = read_frame(args.generations, "generations")
-    judgments = judge_frame(items, gens, args.judge, backend=backend, prompt=prompt, batch_size=args.batch_size,
-                         max_new_tokens=args.max_new_tokens, items_name=" ".join(args.items), generations_name=args.generations)
+    try:
+        items = pl.concat([read_frame(path, "items") for path in args.items], how="vertical_relaxed")
+        gens = read_frame(args.generations, "generations")
+        judgments = judge_frame(items, gens, args.judge, backend=backend, prompt=prompt, batch_size=args.batch_size,
+                                max_new_tokens=args.max_new_tokens, items_name=" ".join(args.items),
+                                generations_name=args.generations)
+    finally:
+        # a vLLM judge engine stops at once instead of at interpreter exit (seconds per job)
+        getattr(backend, "close", lambda: None)()
     write_parquet(judgments, args.out)
     acc = judgments["correct"].mean() if judgments.height else float("nan")
     log.info("%s: %d judged, accuracy %.3f -> %s", args.generations, judgments.height, acc, args.out)
