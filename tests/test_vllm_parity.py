@@ -223,6 +223,19 @@ def test_default_dtype_is_the_checkpoints_on_both_backends(qwen):
     assert meta["load_seconds"] > 0 and meta["generate_seconds"] > 0
 
 
+def test_batches_fit_the_kv_cache(qwen, monkeypatch):
+    """A batch never needs more KV cache than the engine holds (vLLM would preempt and recompute a
+    request, counting its routing twice): with a cache of 12 blocks the 10 items go in several batches."""
+    hf, vl = qwen
+    batches = []
+    run_chunk = vl._run_chunk
+    monkeypatch.setattr(vl, "kv_cache_blocks", lambda: (12, 16))
+    monkeypatch.setattr(vl, "_run_chunk", lambda reqs, ids, *a: batches.append(ids) or run_chunk(reqs, ids, *a))
+    opts = GenerationOptions(batch_size=64, max_new_tokens=8)
+    _assert_same(hf.generate(ITEMS, options=opts), vl.generate(ITEMS, options=opts))
+    assert len(batches) > 1 and sum(len(b) for b in batches) == ITEMS.height
+
+
 def test_prefill_only_matches(qwen):
     hf, vl = qwen
     a = hf.generate(ITEMS, options=GenerationOptions(batch_size=5, max_new_tokens=0))

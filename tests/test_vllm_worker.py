@@ -10,7 +10,7 @@ import torch
 
 from moe_routing import interventions as iv
 from moe_routing.adapters import ADAPTERS, activation_eps, get_adapter
-from moe_routing.backends.vllm import cpu_thread_binding
+from moe_routing.backends.vllm import cpu_thread_binding, fit_batches
 from moe_routing.backends.vllm_worker import (
     counted_rows,
     dense_plan,
@@ -117,3 +117,12 @@ def test_adapters_say_which_families_vllm_serves():
         model_type = "phimoe"
 
     assert get_adapter(Cfg()).vllm_gate_names == {}
+
+
+def test_batches_fit_the_batch_size_and_the_kv_cache():
+    ids = [f"q{i}" for i in range(6)]
+    assert fit_batches([3] * 6, 4, None, ids) == [[0, 1, 2, 3], [4, 5]]
+    # 10 blocks, one spare: 9 per batch
+    assert fit_batches([3, 3, 3, 3, 5, 1], 64, 10, ids) == [[0, 1, 2], [3, 4, 5]]
+    with pytest.raises(ConfigError, match="q2"):
+        fit_batches([1, 1, 12], 64, 10, ids[:3])

@@ -87,6 +87,8 @@ VERIFIED_VLLM_VERSION = "0.32.0"
 REQUIRED_ENGINE_ARGS = {"enforce_eager": True, "enable_prefix_caching": False, "async_scheduling": False}
 # enough for tiny and demo models (the tiny test model: 87k tokens); allocating it is part of every start
 CPU_KV_CACHE_BYTES = 64 * 2**20
+# KV cache blocks a batch leaves free (the scheduler's own bookkeeping)
+KV_CACHE_SPARE_BLOCKS = 1
 BIND_ENV = "VLLM_CPU_OMP_THREADS_BIND"
 # the binding this module last set (so a later engine of another size replaces it, but never a user's)
 _bind_set_here: str | None = None
@@ -141,6 +143,27 @@ class _Request:
     seq: int
     counted: list[bool] | None = None
     score_from: int | None = None
+
+
+def fit_batches(sizes: list[int], batch_size: int, capacity: int | None, item_ids: list[str]) -> list[list[int]]:
+    """Consecutive batches of items: at most ``batch_size`` items and, when the KV cache's ``capacity`` (in
+    blocks) is known, at most that many blocks (``sizes``: the blocks of prompt + new tokens of every
+    request of an item), so that vLLM never preempts a request. An item larger than the cache is an error."""
+    budget = None if capacity is None else max(1, capacity - KV_CACHE_SPARE_BLOCKS)
+    batches: list[list[int]] = []
+    used = 0
+    for i, size in enumerate(sizes):
+        if budget is not None and size > budget:
+            raise ConfigError(f"item {item_ids[i]!r} needs {size} blocks of KV cache, more than the {budget} the "
+                              "engine holds; give vLLM more memory (gpu_memory_utilization, kv_cache_memory_bytes) "
+                              "or fewer new tokens")
+        if batches and len(batches[-1]) < batch_size and (budget is None or used + size <= budget):
+            batches[-1].append(i)
+            used += size
+        else:
+            batches.append([i])
+            used = size
+    return batches
 
 
 def _continuation_logprob(req: _Request, prompt_logprobs) -> float:
@@ -334,8 +357,13 @@ class VLLMBackend(RoutingBackend):
 
         eps = activation_eps(len(self.moe_layers), self.num_experts, opts.seed)
         start = time.perf_counter()
-        # the batch is what vLLM may hold at once: a smaller one (OOM retry) bounds its memory
-        chunks = [list(range(i, min(i + opts.batch_size, len(rows)))) for i in range(0, len(rows), opts.batch_size)]
+        # the batch is what vLLM may hold at once: a smaller one (OOM retry) bounds its memory, and so does
+        # its KV cache (a request it preempts is recomputed, and its routing would count twice)
+        new = 1 if opts.max_new_tokens == 0 else opts.max_new_tokens
+        blocks, block = self.kv_cache_blocks()
+        sizes = [sum(-(-(len(r.ids) + (1 if r.score_from is not None else new)) // block) for r in requests(i, 0))
+                 for i in range(len(rows))]
+        chunks = fit_batches(sizes, opts.batch_size, blocks, [r["item_id"] for r in rows])
         results: list[list] = [[] for _ in rows]
         summaries: dict[str, list] = {}
         selected = []
@@ -355,6 +383,12 @@ class VLLMBackend(RoutingBackend):
         self.engine_selected = torch.cat(selected) if selected and all(x is not None for x in selected) else None
         self.generate_seconds = time.perf_counter() - start
         return results, (summaries if opts.capture else None)
+
+    def kv_cache_blocks(self) -> tuple[int | None, int]:
+        """(blocks, tokens per block) of the engine's KV cache, from its config after start-up (blocks None: unknown)."""
+        cache = self.llm.llm_engine.vllm_config.cache_config
+        blocks, size = getattr(cache, "num_gpu_blocks", None), getattr(cache, "block_size", None) or 16
+        return (int(blocks) if blocks else None), int(size)
 
     def _sampling_params(self, req: _Request, opts: GenerationOptions):
         from vllm import SamplingParams
