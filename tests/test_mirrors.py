@@ -6,6 +6,7 @@ import pytest
 
 from moe_routing.cli import main as cli_main
 from moe_routing.contracts import ITEMS
+from moe_routing.data.global_mmlu import MEDICAL_SUBJECTS
 from moe_routing.data.mirrors import MIRRORS, write_mirror
 from moe_routing.data.sources import load_items
 from moe_routing.data.synthetic_text import script_of
@@ -68,8 +69,7 @@ def test_mirror_loads_through_its_loader(mirror, source, tmp_path, monkeypatch):
 def test_answers_and_choices_follow_each_source(mirror, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf"))
     mc = load_items("global_mmlu", str(mirror("global_mmlu")), "hi", split="test", format="mc").to_pylist()
-    assert {r["item_id"].split("/")[0] for r in mc} <= {"anatomy", "clinical_knowledge", "college_medicine", "medical_genetics",
-                                                        "professional_medicine", "nutrition", "virology"}
+    assert {r["item_id"].split("/")[0] for r in mc} <= set(MEDICAL_SUBJECTS)
     assert all(r["answers"][0] in "ABCD" and len(r["choices"]) == 4 for r in mc)
     bele = load_items("belebele", str(mirror("belebele")), "zh").to_pylist()
     assert all(r["answers"][0] in "ABCD" and r["prompt"].endswith("Answer with the letter of the correct option.") for r in bele)
@@ -112,3 +112,12 @@ def test_mirror_stage_feeds_the_prepare_stage(tmp_path, monkeypatch, capsys):
     # rewriting replaces the folder
     assert cli_main(["mirror", "--source", "belebele", "--out", str(out), "--languages", "en", "--items", "2"]) == 0
     assert sorted(p.name for p in (out / "data").iterdir()) == ["eng_Latn.jsonl"]
+
+
+def test_a_mirror_holds_what_the_loader_options_ask_for(tmp_path, monkeypatch):
+    """The routing paper samples 60 questions of each medical subject: its mirror has that many (the
+    rehearsal found a 24-item mirror could not)."""
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf"))
+    path = write_mirror("global_mmlu", tmp_path / "gm", languages=["en"], options={"per_subject": 60})
+    items = load_items("global_mmlu", str(path), "en", split="test", format="mc", per_subject=60, seed=0)
+    assert items.num_rows == 60 * len(MEDICAL_SUBJECTS)

@@ -230,9 +230,9 @@ class Jobs:
 
     def mirror_flags(self, wildcards) -> str:
         dataset = self.plan.mirrors()[wildcards.folder]
-        languages = ",".join(self.plan.languages(dataset))
-        return cli_flags({"source": self.config["datasets"][dataset]["source"], "languages": languages,
-                          "seed": self.config["seed"]})
+        d = self.config["datasets"][dataset]
+        return cli_flags({"source": d["source"], "languages": ",".join(self.plan.languages(dataset)),
+                          "seed": self.config["seed"], "option": key_values(d["options"])}, repeated=("option",))
 
 
 def _files(files: str | list[str]) -> list[str]:

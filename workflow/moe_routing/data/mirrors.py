@@ -39,12 +39,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from moe_routing.data import lang_codes
+from moe_routing.data.global_mmlu import MEDICAL_SUBJECTS
 from moe_routing.data.synthetic_text import concepts, render, word
 from moe_routing.errors import DatasetError
 
 DEFAULT_ITEMS = 24
-MEDICAL_SUBJECTS = ("anatomy", "clinical_knowledge", "college_medicine", "medical_genetics", "professional_medicine",
-                    "nutrition", "virology")
 PARAPHRASE_IDS = tuple(f"p{i}" for i in range(10))
 LETTERS = "ABCD"
 # sources whose loader path is a file inside the mirror folder, not the folder
@@ -374,13 +373,24 @@ def mirror_folder(source: str, path: str | Path) -> Path:
     return path.parent if file else path
 
 
+def mirror_items(source: str, items: int, options: dict | None = None) -> int:
+    """Items per language a mirror needs so that the loader options of a config can be met: a Global-MMLU
+    sample of ``per_subject`` questions of each medical subject needs that many of each."""
+    per_subject = int((options or {}).get("per_subject") or 0)
+    if source == "global_mmlu" and per_subject:
+        return max(items, per_subject * len(MEDICAL_SUBJECTS))
+    return items
+
+
 def write_mirror(source: str, out: str | Path, *, languages: list[str] | None = None, items: int = DEFAULT_ITEMS,
-                 seed: int = 0) -> Path:
-    """Write the mirror of ``source`` to ``out`` (replacing it; nothing is left half-written) and return its loader path."""
+                 seed: int = 0, options: dict | None = None) -> Path:
+    """Write the mirror of ``source`` to ``out`` (replacing it; nothing is left half-written) and return its
+    loader path; ``options`` are the dataset's loader options, which may need more items (``mirror_items``)."""
     if source not in MIRRORS:
         raise DatasetError(f"no mirror for source {source!r}; mirrors exist for {sorted(MIRRORS)}")
     if items < 2:
         raise DatasetError(f"{source} mirror: items must be >= 2, got {items}")
+    items = mirror_items(source, items, options)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

@@ -20,13 +20,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "hold all theirs, as published)")
     p.add_argument("--items", type=int, default=DEFAULT_ITEMS, help=f"items per language (default {DEFAULT_ITEMS})")
     p.add_argument("--seed", type=int, default=0, help="content seed (default 0)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="the dataset's loader options (as prepare gets them): a mirror holds enough items to meet them")
 
 
 def run(args: argparse.Namespace) -> int:
     from moe_routing.data.mirrors import write_mirror
 
+    from moe_routing.data.sources import parse_option
+
     languages = [x.strip() for x in args.languages.split(",") if x.strip()] if args.languages else None
-    path = write_mirror(args.source, args.out, languages=languages, items=args.items, seed=args.seed)
+    options = {}
+    for pair in args.option:
+        key, _, value = pair.partition("=")
+        options[key] = parse_option(args.source, key, value)
+    path = write_mirror(args.source, args.out, languages=languages, items=args.items, seed=args.seed, options=options)
     log.info("%s mirror: %d items per language in %s", args.source, args.items, path)
     print(path)
     return 0
