@@ -145,6 +145,10 @@ class _Request:
     score_from: int | None = None
 
 
+class Preempted(ModelError):
+    """vLLM routed a request's tokens more than once: it preempted and recomputed it (its KV cache was full)."""
+
+
 def fit_batches(sizes: list[int], batch_size: int, capacity: int | None, item_ids: list[str]) -> list[list[int]]:
     """Consecutive batches of items: at most ``batch_size`` items and, when the KV cache's ``capacity`` (in
     blocks) is known, at most that many blocks (``sizes``: the blocks of prompt + new tokens of every
@@ -368,11 +372,24 @@ class VLLMBackend(RoutingBackend):
         summaries: dict[str, list] = {}
         selected = []
         self.steps = []
-        for chunk in tqdm(chunks, desc="generate (vllm)", unit="batch", disable=len(chunks) < 2):
+        pending = list(reversed(chunks))
+        bar = tqdm(total=len(rows), desc="generate (vllm)", unit="item", disable=len(chunks) < 2)
+        while pending:
+            chunk = pending.pop()
             ids = [rows[i]["item_id"] for i in chunk]
             plan = iv.compile_batch(interventions, ids, self.moe_layers, self.num_experts, eps)
             reqs = [req for j, i in enumerate(chunk) for req in requests(i, j)]
-            out, result, sel = self._run_chunk(reqs, ids, plan, opts)
+            try:
+                out, result, sel = self._run_chunk(reqs, ids, plan, opts)
+            except Preempted:
+                if len(chunk) == 1:
+                    raise
+                # the KV cache held less than estimated (e.g. sliding-window layers keep their own blocks):
+                # the batch's routing is discarded and its halves run again
+                log.warning("vLLM preempted a request of a batch of %d items; running it in halves", len(chunk))
+                half = len(chunk) // 2
+                pending += [chunk[half:], chunk[:half]]
+                continue
             selected.append(sel)
             for req, res in zip(reqs, out):
                 results[chunk[req.seq]].append(res)
@@ -380,6 +397,8 @@ class VLLMBackend(RoutingBackend):
                 col = summaries.setdefault(key, [None] * len(rows))
                 for j, i in enumerate(chunk):
                     col[i] = arr[j]
+            bar.update(len(chunk))
+        bar.close()
         self.engine_selected = torch.cat(selected) if selected and all(x is not None for x in selected) else None
         self.generate_seconds = time.perf_counter() - start
         return results, (summaries if opts.capture else None)
@@ -445,7 +464,7 @@ class VLLMBackend(RoutingBackend):
             outs.append(toks)
         for j, want in enumerate(expected):
             if lead["tokens"][j] != want:
-                raise ModelError(
+                raise Preempted(
                     f"vLLM routed {lead['tokens'][j]} tokens for item {item_ids[j]!r} (sequence {j}), expected "
                     f"{want} (prompts + outputs - 1); was a request preempted and recomputed? Lower batch_size."
                 )
