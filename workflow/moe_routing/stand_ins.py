@@ -30,7 +30,8 @@ expert reads it). So a language in another script has language experts (Delta > 
 English), and the mirrors' domain sets, written dense in digits (math) and upper-case
 abbreviations (medicine), have task experts for the steering rules. Their LM head writes only
 ``A``-``D``, digits and spaces, so multiple-choice and number judges score answers by chance and
-per-language accuracies differ (a random head's letters and bytes were never a valid answer).
+per-language accuracies differ (a random head's letters and bytes were never a valid answer), and
+after one such token it ends the turn, so generation is short whatever ``max_new_tokens`` says.
 
 The XICI judge (``judge=True``; the paper's autorater is Qwen3-30B-A3B) must give mixed verdicts
 for the XICI statistics to have anything to test. Its weights make greedy decoding answer ``YES``
@@ -73,8 +74,9 @@ JUDGE_TOKENS = ("YES", "NO")
 _FLAG, _VERDICT, _CONST, _COIN, _PREFIX, _MARKER = 0, 1, 2, 3, 4, 5
 _CONST_VALUE, _FLAG_VALUE, _MARKER_VALUE, _GAIN, _QK_SCALE, _STOP_WEIGHT, _TIE_BREAK = 0.05, 1.0, 1.0, 0.1, 10.0, 20.0, 1e-3
 BPE_VOCAB = 4096
-# studied stand-ins: residual dimension of the constant, first one-hot dimension of the character classes
-_ANSWER_CONST, _FIRST_CLASS = 7, 8
+# studied stand-ins: residual dimension of "the fed token is an answer token", of the constant, and the
+# first one-hot dimension of the character classes
+_ANSWERED, _ANSWER_CONST, _FIRST_CLASS = 6, 7, 8
 _CLASS_VALUE, _CLASS_GAIN, _ANSWER_PENALTY = 1.0, 16.0, 100.0
 ANSWER_TOKENS = tuple("ABCD0123456789 ")
 MATH_SIGNS = set("0123456789+-*/=×÷")
@@ -216,8 +218,8 @@ def build_stand_in(hub_id: str, out_dir: str | Path, *, judge: bool = False, see
         install_judge_head(model, tokenizer, stop_ids[0], seed=seed)
     else:
         classes = install_class_routing(model, tokenizer, seed=seed)
-        install_answer_head(model, tokenizer)
-        _check_reserved(model, [_ANSWER_CONST, *classes.values()])
+        install_answer_head(model, tokenizer, stop_ids)
+        _check_reserved(model, [_ANSWERED, _ANSWER_CONST, *classes.values()])
     generation = dict(spec.generation, eos_token_id=stop_ids if len(stop_ids) > 1 else stop_ids[0])
     info = dict(stand_in=hub_id, judge=judge, family=spec.family, hidden=hidden, layers=spec.layers,
                 moe_layers=len(spec.moe_layers), experts=spec.experts, real_experts=spec.real_experts,
@@ -275,17 +277,25 @@ def install_class_routing(model, tokenizer, *, seed: int = 0) -> dict[str, int]:
     return dims
 
 
-def install_answer_head(model, tokenizer) -> None:
-    """Let the LM head write only ``ANSWER_TOKENS``: every other row reads minus a constant of every embedding."""
+def install_answer_head(model, tokenizer, stop_ids: list[int]) -> None:
+    """Let the LM head write only ``ANSWER_TOKENS`` and then stop: every other row reads minus a constant
+    of every embedding, and the stop tokens' rows read a dimension that only the answer tokens'
+    embeddings set, so greedy decoding answers one token and ends (as a model asked for a short answer
+    does; a rehearsal then generates a few tokens, not the paper's 512 of MGSM)."""
     import torch
 
-    allowed = [i for i in range(len(tokenizer)) if tokenizer.decode([i]) in ANSWER_TOKENS]
-    _zero_writers(model, [_ANSWER_CONST])
+    answers = [i for i in range(len(tokenizer)) if tokenizer.decode([i]) in ANSWER_TOKENS]
+    _zero_writers(model, [_ANSWER_CONST, _ANSWERED])
     with torch.no_grad():
-        model.get_input_embeddings().weight[:, _ANSWER_CONST] = _CONST_VALUE
+        embeddings = model.get_input_embeddings().weight
+        embeddings[:, _ANSWER_CONST] = _CONST_VALUE
+        embeddings[:, _ANSWERED] = 0.0
+        embeddings[answers, _ANSWERED] = _CLASS_VALUE
         head = model.get_output_embeddings().weight
         head[:, _ANSWER_CONST] = -_ANSWER_PENALTY
-        head[allowed, _ANSWER_CONST] = 0.0
+        head[answers + stop_ids, _ANSWER_CONST] = 0.0
+        head[:, _ANSWERED] = 0.0
+        head[stop_ids, _ANSWERED] = _ANSWER_PENALTY
 
 
 # ---------------------------------------------------------------- the judge head
