@@ -21,7 +21,6 @@ from moe_routing.config import validate
 from moe_routing.errors import ConfigError
 from moe_routing.plan import Plan
 
-
 # the demo config is the default; a --configfile replaces it instead of being merged into it
 if not workflow.overwrite_configfiles:
 
@@ -45,6 +44,7 @@ onstart:
             cluster.check_site(config, getattr(workflow.executor_settings, "status_command", None))
         except ConfigError as exc:
             raise WorkflowError(str(exc)) from None
+
 
 PLAN = Plan(config)
 
@@ -70,7 +70,6 @@ include: "workflow/rules/ablate.smk"
 include: "workflow/rules/routing.smk"
 include: "workflow/rules/steer.smk"
 include: "workflow/rules/summary.smk"
-
 
 
 rule all:

@@ -42,16 +42,23 @@ def items(n: int):
     import polars as pl
 
     prompts = [f"Question {i}: what is the {WORDS[i % 10]} of {' '.join(WORDS[: 2 + i % 7])}?" for i in range(n)]
-    return pl.DataFrame({"item_id": [f"q{i}" for i in range(n)], "lang": ["en"] * n, "prompt": prompts,
-                         "system": ["In just a few words, answer in the language of the question."] * n})
+    return pl.DataFrame(
+        {
+            "item_id": [f"q{i}" for i in range(n)],
+            "lang": ["en"] * n,
+            "prompt": prompts,
+            "system": ["In just a few words, answer in the language of the question."] * n,
+        }
+    )
 
 
 def options(setting: str, args):
     from moe_routing.backends import GenerationOptions
 
     batch = 1 if setting.startswith("batch1") else args.batch
-    return GenerationOptions(batch_size=batch, max_new_tokens=args.new_tokens, capture=setting.endswith("capture"),
-                             ignore_eos=True)
+    return GenerationOptions(
+        batch_size=batch, max_new_tokens=args.new_tokens, capture=setting.endswith("capture"), ignore_eos=True
+    )
 
 
 def bench_backend(name: str, model: str, args, engine: dict) -> tuple[dict, object]:
@@ -62,8 +69,7 @@ def bench_backend(name: str, model: str, args, engine: dict) -> tuple[dict, obje
 
     df = items(args.prompts)
     sizes = {s: args.loop_prompts if s.startswith("batch1") else args.prompts for s in SETTINGS}
-    backend = load_backend(name, model, LoadOptions(device=args.device, dtype=args.dtype,
-                                                    extra=engine if name == "vllm" else {}))
+    backend = load_backend(name, model, LoadOptions(device=args.device, dtype=args.dtype, extra=engine if name == "vllm" else {}))
     try:
         backend.generate(df[:2], None, options("batch_capture", args))  # warm-up
         best = {s: float("inf") for s in SETTINGS}
@@ -75,9 +81,12 @@ def bench_backend(name: str, model: str, args, engine: dict) -> tuple[dict, obje
                 best[setting] = min(best[setting], time.perf_counter() - start)
                 tokens[setting] = sum(len(x) for x in table.column("output_token_ids").to_pylist())
         prefill = backend.generate(df, None, GenerationOptions(batch_size=args.batch, max_new_tokens=0))
-        figures = {"load_seconds": backend.load_seconds, "dtype": backend.dtype, "device": str(backend.device),
-                   "runs": {s: {"seconds": best[s], "tokens": tokens[s], "tokens_per_s": tokens[s] / best[s]}
-                            for s in SETTINGS}}
+        figures = {
+            "load_seconds": backend.load_seconds,
+            "dtype": backend.dtype,
+            "device": str(backend.device),
+            "runs": {s: {"seconds": best[s], "tokens": tokens[s], "tokens_per_s": tokens[s] / best[s]} for s in SETTINGS},
+        }
     finally:
         getattr(backend, "close", lambda: None)()
         del backend
@@ -143,8 +152,7 @@ def main() -> int:
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--backends", default="hf,vllm")
     ap.add_argument("--engine-arg", action="append", default=[], metavar="KEY=VALUE", help="vLLM engine option; repeat")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch threads of this process (default: torch's; 1 on CPU)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads of this process (default: torch's; 1 on CPU)")
     ap.add_argument("--parity-tol", type=float, default=None, help="fail when a routing summary differs by more")
     ap.add_argument("--out", help="write the figures to this JSON file")
     args = ap.parse_args()
@@ -163,14 +171,23 @@ def main() -> int:
         torch.set_num_threads(args.threads or 1)
     engine = parse_engine_args(args.engine_arg)
     with tempfile.TemporaryDirectory() as tmp:
-        model = args.model or str(build_tiny_checkpoint(args.family, tmp, hidden=args.hidden, layers=args.layers,
-                                                        experts=args.experts, top_k=args.top_k, seed=0))
-        result = {"model": args.model or dict(family=args.family, hidden=args.hidden, layers=args.layers,
-                                              experts=args.experts, top_k=args.top_k),
-                  "prompts": args.prompts, "loop_prompts": args.loop_prompts, "new_tokens": args.new_tokens,
-                  "batch": args.batch,
-                  "repeats": args.repeats, "engine_args": engine, "machine": describe_machine(device),
-                  "backends": {}}
+        model = args.model or str(
+            build_tiny_checkpoint(
+                args.family, tmp, hidden=args.hidden, layers=args.layers, experts=args.experts, top_k=args.top_k, seed=0
+            )
+        )
+        result = {
+            "model": args.model
+            or dict(family=args.family, hidden=args.hidden, layers=args.layers, experts=args.experts, top_k=args.top_k),
+            "prompts": args.prompts,
+            "loop_prompts": args.loop_prompts,
+            "new_tokens": args.new_tokens,
+            "batch": args.batch,
+            "repeats": args.repeats,
+            "engine_args": engine,
+            "machine": describe_machine(device),
+            "backends": {},
+        }
         prefill = {}
         for name in args.backends.split(","):
             result["backends"][name], prefill[name] = bench_backend(name, model, args, engine)
@@ -190,9 +207,11 @@ def main() -> int:
 
 
 def report(result: dict) -> None:
-    print(f"model {result['model']}; {result['prompts']} prompts ({result['loop_prompts']} at batch 1) x "
-          f"{result['new_tokens']} new tokens; batch {result['batch']}; best of {result['repeats']}; "
-          f"machine {result['machine']}")
+    print(
+        f"model {result['model']}; {result['prompts']} prompts ({result['loop_prompts']} at batch 1) x "
+        f"{result['new_tokens']} new tokens; batch {result['batch']}; best of {result['repeats']}; "
+        f"machine {result['machine']}"
+    )
     for name, f in result["backends"].items():
         runs = "  ".join(f"{s} {r['tokens_per_s']:8.1f} tok/s" for s, r in f["runs"].items())
         print(f"{name:5s} load {f['load_seconds']:6.1f}s  {f['dtype']} on {f['device']}  {runs}")
@@ -205,8 +224,9 @@ def report(result: dict) -> None:
             target = "  (target >= 20x on a GPU)" if key == "vllm_batch_capture_vs_hf_batch1_capture" else ""
             print(f"{key:42s} {r[key]:6.2f}x{target}")
     if "parity_max_abs" in result:
-        print("parity (prefill routing, max |hf - vllm|): "
-              + ", ".join(f"{k} {v:.2e}" for k, v in result["parity_max_abs"].items()))
+        print(
+            "parity (prefill routing, max |hf - vllm|): " + ", ".join(f"{k} {v:.2e}" for k, v in result["parity_max_abs"].items())
+        )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,14 @@ NEW_TOKENS = 32
 def items() -> pl.DataFrame:
     words = "river mountain castle harbour forest village bridge tower meadow valley".split()
     prompts = [f"Question {i}: what is the {words[i % 10]} of {' '.join(words[: 2 + i % 7])}?" for i in range(PROMPTS)]
-    return pl.DataFrame({"item_id": [f"q{i}" for i in range(PROMPTS)], "lang": ["en"] * PROMPTS, "prompt": prompts,
-                         "system": ["In just a few words, answer in the language of the question."] * PROMPTS})
+    return pl.DataFrame(
+        {
+            "item_id": [f"q{i}" for i in range(PROMPTS)],
+            "lang": ["en"] * PROMPTS,
+            "prompt": prompts,
+            "system": ["In just a few words, answer in the language of the question."] * PROMPTS,
+        }
+    )
 
 
 def timed(fns: dict, repeats: int) -> tuple[dict[str, float], dict[str, float], dict]:
@@ -68,22 +74,37 @@ def main() -> None:
         batch1 = GenerationOptions(batch_size=1, max_new_tokens=NEW_TOKENS, capture=True, ignore_eos=True)
 
         backend.generate(df[:2], None, capture)  # warm-up
-        wall, cpu, res = timed({"capture": lambda: backend.generate(df, None, capture),
-                                "plain": lambda: backend.generate(df, None, plain),
-                                "loop": lambda: backend.generate(df, None, batch1)}, args.repeats)
+        wall, cpu, res = timed(
+            {
+                "capture": lambda: backend.generate(df, None, capture),
+                "plain": lambda: backend.generate(df, None, plain),
+                "loop": lambda: backend.generate(df, None, batch1),
+            },
+            args.repeats,
+        )
         out, loop_out = res["capture"], res["loop"]
 
     tokens = generated(out)
     assert tokens == generated(loop_out) == PROMPTS * NEW_TOKENS, tokens
-    print(f"model: {args.family}, hidden 128, 4 layers, 16 experts, top-2; {PROMPTS} prompts x {NEW_TOKENS} new tokens; "
-          f"torch threads {args.threads}")
-    for name, label in (("capture", f"batched capture (batch {PROMPTS})"), ("plain", f"plain generation (batch {PROMPTS})"),
-                        ("loop", "batch-1 loop with capture")):
+    print(
+        f"model: {args.family}, hidden 128, 4 layers, 16 experts, top-2; {PROMPTS} prompts x {NEW_TOKENS} new tokens; "
+        f"torch threads {args.threads}"
+    )
+    for name, label in (
+        ("capture", f"batched capture (batch {PROMPTS})"),
+        ("plain", f"plain generation (batch {PROMPTS})"),
+        ("loop", "batch-1 loop with capture"),
+    ):
         print(f"{label:34s} wall {wall[name]:.3f}s ({tokens / wall[name]:.0f} tok/s)  cpu {cpu[name]:.3f}s")
-    print(f"speed-up batched vs batch-1 loop: {cpu['loop'] / cpu['capture']:.1f}x cpu, "
-          f"{wall['loop'] / wall['capture']:.1f}x wall (target >= 8x)")
-    print(f"capture overhead vs plain: {100 * (cpu['capture'] / cpu['plain'] - 1):+.1f}% cpu, "
-          f"{100 * (wall['capture'] / wall['plain'] - 1):+.1f}% wall (target <= 10%)")
+    print(
+        f"speed-up batched vs batch-1 loop: {cpu['loop'] / cpu['capture']:.1f}x cpu, "
+        f"{wall['loop'] / wall['capture']:.1f}x wall (target >= 8x)"
+    )
+    print(
+        f"capture overhead vs plain: {100 * (cpu['capture'] / cpu['plain'] - 1):+.1f}% cpu, "
+        f"{100 * (wall['capture'] / wall['plain'] - 1):+.1f}% wall (target <= 10%)"
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -125,8 +125,10 @@ def main() -> int:
     settings = XiciSettings(exclude_first=args.exclude, exclude_last=args.exclude, alpha=0.05, tau=0.005, cap=25)
     t = time.perf_counter()
     data = synth(args.questions, args.langs, args.layers, args.experts, args.seed, args.exclude, boost=0.015)
-    print(f"synthetic routing: {data.weights.shape[0]} sequences x {data.weights.shape[1]} experts "
-          f"({data.weights.nbytes / 2**20:.0f} MiB float32), built in {time.perf_counter() - t:.1f} s")
+    print(
+        f"synthetic routing: {data.weights.shape[0]} sequences x {data.weights.shape[1]} experts "
+        f"({data.weights.nbytes / 2**20:.0f} MiB float32), built in {time.perf_counter() - t:.1f} s"
+    )
 
     if args.io:
         from moe_routing.contracts import routing_metadata
@@ -142,11 +144,25 @@ def main() -> int:
                 items = data.item_ids[data.q_index[rows]].tolist()
                 flat = pa.array(data.weights[rows].ravel())
                 offs = pa.array(np.arange(0, (len(rows) + 1) * data.weights.shape[1], data.weights.shape[1], dtype=np.int32))
-                write_parquet(pa.table({"item_id": items, "lang": [str(lang)] * len(rows),
-                                        "weights": pa.ListArray.from_arrays(offs, flat)}),
-                              Path(d) / f"g_{lang}.parquet", metadata=meta)
-                write_parquet(pl.DataFrame({"item_id": items, "lang": [str(lang)] * len(rows), "correct": data.correct[rows],
-                                            "judge": "x", "detail": ""}), Path(d) / f"j_{lang}.parquet")
+                write_parquet(
+                    pa.table(
+                        {"item_id": items, "lang": [str(lang)] * len(rows), "weights": pa.ListArray.from_arrays(offs, flat)}
+                    ),
+                    Path(d) / f"g_{lang}.parquet",
+                    metadata=meta,
+                )
+                write_parquet(
+                    pl.DataFrame(
+                        {
+                            "item_id": items,
+                            "lang": [str(lang)] * len(rows),
+                            "correct": data.correct[rows],
+                            "judge": "x",
+                            "detail": "",
+                        }
+                    ),
+                    Path(d) / f"j_{lang}.parquet",
+                )
                 gens.append(Path(d) / f"g_{lang}.parquet")
                 juds.append(Path(d) / f"j_{lang}.parquet")
             del flat, offs
@@ -157,10 +173,14 @@ def main() -> int:
             loaded = load_routing(gens, juds)
             t_load = time.perf_counter() - t
             load_peak = peak_rss_mib() - base_rss
-            assert np.array_equal(loaded.weights[np.lexsort((loaded.lang_index, loaded.q_index))],
-                                  data.weights[np.lexsort((data.lang_index, data.q_index))])
-            print(f"load_routing from {len(gens)} generations + {len(juds)} judgments files: {t_load:.1f} s, "
-                  f"peak RSS +{load_peak:.0f} MiB over the {base_rss:.0f} MiB before it (writing peaked at {rss0:.0f} MiB)")
+            assert np.array_equal(
+                loaded.weights[np.lexsort((loaded.lang_index, loaded.q_index))],
+                data.weights[np.lexsort((data.lang_index, data.q_index))],
+            )
+            print(
+                f"load_routing from {len(gens)} generations + {len(juds)} judgments files: {t_load:.1f} s, "
+                f"peak RSS +{load_peak:.0f} MiB over the {base_rss:.0f} MiB before it (writing peaked at {rss0:.0f} MiB)"
+            )
             del loaded
 
     import scipy.stats  # noqa: F401  imports (seconds on a busy machine) are not part of the timing
@@ -176,20 +196,28 @@ def main() -> int:
     tracemalloc.stop()
     n_mixed = len(res.tests.item_ids)
     n_tested = res.tests.columns.size
-    print(f"identification: {t_full:.1f} s wall, {c_full:.1f} s CPU (all threads) for {n_mixed} mixed questions x {n_tested} tested experts "
-          f"(blacklist {res.blacklist.height}); {res.experts.height} experts kept, "
-          f"{int((res.summary['kept'] > 0).sum())} questions with experts")
-    print(f"peak memory: identify() allocates {peak / 2**20:.0f} MiB (tracemalloc) beyond its input; "
-          f"peak RSS during identify {peak_rss_mib():.0f} MiB (input data included; +{peak_rss_mib() - base_rss:.0f} MiB)")
+    print(
+        f"identification: {t_full:.1f} s wall, {c_full:.1f} s CPU (all threads) for {n_mixed} mixed questions x {n_tested} tested experts "
+        f"(blacklist {res.blacklist.height}); {res.experts.height} experts kept, "
+        f"{int((res.summary['kept'] > 0).sum())} questions with experts"
+    )
+    print(
+        f"peak memory: identify() allocates {peak / 2**20:.0f} MiB (tracemalloc) beyond its input; "
+        f"peak RSS during identify {peak_rss_mib():.0f} MiB (input data included; +{peak_rss_mib() - base_rss:.0f} MiB)"
+    )
 
     t_loop, c_loop, done = loop_reference_seconds(data, settings, args.loop_questions)
     est, est_c = t_loop / max(done, 1) * n_mixed, c_loop / max(done, 1) * n_mixed
-    print(f"per-expert loop reference: {t_loop:.1f} s wall, {c_loop:.1f} s CPU for {done} question(s) x {n_tested} "
-          f"experts -> extrapolated to {n_mixed} questions: {est:.0f} s wall, {est_c:.0f} s CPU")
+    print(
+        f"per-expert loop reference: {t_loop:.1f} s wall, {c_loop:.1f} s CPU for {done} question(s) x {n_tested} "
+        f"experts -> extrapolated to {n_mixed} questions: {est:.0f} s wall, {est_c:.0f} s CPU"
+    )
     print(f"ratio loop (extrapolated) / vectorised whole identification: {est / t_full:.0f}x wall, {est_c / c_full:.0f}x CPU")
     load = os.getloadavg()[0]
-    print(f"target < 20 s wall: {'met' if t_full < 20 else 'NOT met'} "
-          f"(1-min load average {load:.1f} on {os.cpu_count()} cores, shared with other jobs)")
+    print(
+        f"target < 20 s wall: {'met' if t_full < 20 else 'NOT met'} "
+        f"(1-min load average {load:.1f} on {os.cpu_count()} cores, shared with other jobs)"
+    )
     return 0
 
 

@@ -78,10 +78,17 @@ def run_times(run: Path, model: str) -> Times | None:
     if not loads:
         return None
     per_dataset = {d: statistics.median(s) for d, s in gen.items()}
-    times = Times(statistics.median(loads), statistics.median(per_dataset.values()), per_dataset,
-                  f"run {run}: {len(loads)} generations files")
-    walls = [benchmark_wall_seconds(p) for p in sorted((run / "benchmarks").glob(f"*/{model}/**/*.tsv"))
-             if "generate" in p.relative_to(run / "benchmarks").parts[0]]
+    times = Times(
+        statistics.median(loads),
+        statistics.median(per_dataset.values()),
+        per_dataset,
+        f"run {run}: {len(loads)} generations files",
+    )
+    walls = [
+        benchmark_wall_seconds(p)
+        for p in sorted((run / "benchmarks").glob(f"*/{model}/**/*.tsv"))
+        if "generate" in p.relative_to(run / "benchmarks").parts[0]
+    ]
     if walls:
         generated = sum(meta_seconds for meta_seconds in _generate_seconds(run, model))
         times.load_s = max(0.0, (sum(walls) - generated) / len(walls))
@@ -109,9 +116,12 @@ def bench_times(path: Path, backend: str, plan: Plan, model: str | None, items_p
     if model is not None:
         per_dataset = {d: items_per_lang * plan.max_new_tokens(model, d) * per_token for d in plan.datasets}
     lang_s = items_per_lang * bench["new_tokens"] * per_token
-    return Times(figures["load_seconds"], lang_s, per_dataset,
-                 f"bench {path} ({backend}): {1000 * per_token:.2f} ms/token at batch {bench['batch']}, "
-                 f"{items_per_lang} items/language")
+    return Times(
+        figures["load_seconds"],
+        lang_s,
+        per_dataset,
+        f"bench {path} ({backend}): {1000 * per_token:.2f} ms/token at batch {bench['batch']}, {items_per_lang} items/language",
+    )
 
 
 def estimate(plan: Plan, per_job: int | None, times: dict[str, Times], judge: Times) -> dict:
@@ -128,8 +138,12 @@ def estimate(plan: Plan, per_job: int | None, times: dict[str, Times], judge: Ti
             if config["datasets"][dataset]["judge"] == "llm":
                 judge_jobs += 1
                 judge_hours += (judge.load_s + judge.language(dataset) * len(chunk)) / 3600
-    return {"generation_jobs": int(jobs), "generation_gpu_hours": gpu_hours,
-            "judge_jobs": int(judge_jobs), "judge_gpu_hours": judge_hours}
+    return {
+        "generation_jobs": int(jobs),
+        "generation_gpu_hours": gpu_hours,
+        "judge_jobs": int(judge_jobs),
+        "judge_gpu_hours": judge_hours,
+    }
 
 
 def model_times(args, plan: Plan) -> tuple[dict[str, Times], Times]:
@@ -157,8 +171,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("config")
     ap.add_argument("--run", help="results folder of a real run (generations metadata, benchmarks/ TSVs)")
-    ap.add_argument("--bench", action="append", default=[], metavar="[MODEL=]FILE",
-                    help="bench_backends.py --out file, for every model or one (MODEL 'judge': the LLM judge)")
+    ap.add_argument(
+        "--bench",
+        action="append",
+        default=[],
+        metavar="[MODEL=]FILE",
+        help="bench_backends.py --out file, for every model or one (MODEL 'judge': the LLM judge)",
+    )
     ap.add_argument("--items-per-lang", type=int, default=300, help="items per language with --bench (default 300)")
     ap.add_argument("--load-min", type=float, default=3.0, help="assumed minutes to load the model in one job")
     ap.add_argument("--per-lang-min", type=float, default=0.67, help="assumed minutes to generate one language")
@@ -173,12 +192,16 @@ def main() -> None:
     configured = estimate(plan, None, times, judge)
     grouped = estimate(plan, args.group or 10_000, times, judge)
     for name, e in (("one language per job", single), ("as configured", configured), ("all languages per job", grouped)):
-        print(f"  {name:22s} generation jobs {e['generation_jobs']:6d}  GPU-h {e['generation_gpu_hours']:8.1f}"
-              f"   judge jobs {e['judge_jobs']:6d}  GPU-h {e['judge_gpu_hours']:8.1f}")
+        print(
+            f"  {name:22s} generation jobs {e['generation_jobs']:6d}  GPU-h {e['generation_gpu_hours']:8.1f}"
+            f"   judge jobs {e['judge_jobs']:6d}  GPU-h {e['judge_gpu_hours']:8.1f}"
+        )
     total_single = single["generation_gpu_hours"] + single["judge_gpu_hours"]
     total_configured = configured["generation_gpu_hours"] + configured["judge_gpu_hours"]
-    print(f"  the configured grouping saves {total_single - total_configured:.0f} GPU-h "
-          f"({total_single / total_configured:.1f}x less than one language per job)")
+    print(
+        f"  the configured grouping saves {total_single - total_configured:.0f} GPU-h "
+        f"({total_single / total_configured:.1f}x less than one language per job)"
+    )
 
 
 if __name__ == "__main__":

@@ -88,8 +88,18 @@ def old_profile(dest: Path) -> Path:
 
 def run(workdir: Path, config: dict, *args: str) -> tuple[float, int]:
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    cmd = [sys.executable, "-m", "snakemake", *args, "--snakefile", str(workdir / "Snakefile"),
-           "--directory", str(workdir), "--configfile", str(workdir / "config.yaml")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        *args,
+        "--snakefile",
+        str(workdir / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+    ]
     t0 = time.monotonic()
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
     wall = time.monotonic() - t0

@@ -15,9 +15,11 @@ def mc_items():
         {
             "item_id": ["q1", "q2", "q3"],
             "lang": ["en"] * 3,
-            "prompt": ["Which river runs through Quellmark?\nA. Quell\nB. Rhine\nC. Oder\nD. Po\nAnswer:",
-                       "2 + 2 =\nA. 3\nB. 4\nAnswer:",
-                       "Pick one.\nA. x\nB. y\nC. z\nAnswer:"],
+            "prompt": [
+                "Which river runs through Quellmark?\nA. Quell\nB. Rhine\nC. Oder\nD. Po\nAnswer:",
+                "2 + 2 =\nA. 3\nB. 4\nAnswer:",
+                "Pick one.\nA. x\nB. y\nC. z\nAnswer:",
+            ],
             "system": [None, None, "Be brief."],
             "answers": [["A"], ["B"], ["C"]],
             "choices": [["Quell", "Rhine", "Oder", "Po"], ["3", "4"], ["x", "y", "z"]],

@@ -15,8 +15,17 @@ E, TOP_K = 8, 2
 
 
 def items_table(lang: str, n: int = 12) -> pa.Table:
-    rows = [{"item_id": f"q{i}", "lang": lang, "prompt": f"Question {i} in {lang}?", "system": None,
-             "answers": [f"a{i}"], "choices": None} for i in range(n)]
+    rows = [
+        {
+            "item_id": f"q{i}",
+            "lang": lang,
+            "prompt": f"Question {i} in {lang}?",
+            "system": None,
+            "answers": [f"a{i}"],
+            "choices": None,
+        }
+        for i in range(n)
+    ]
     return pa.Table.from_pylist(rows, schema=ITEMS)
 
 
@@ -55,16 +64,26 @@ def generations_table(lang: str, n: int = 12, seed: int = 0, arrays: dict | None
 
 def judgments_table(lang: str, n: int = 12, seed: int = 0) -> pa.Table:
     correct = [bool((i + seed) % 3) for i in range(n)]
-    return pa.table({"item_id": [f"q{i}" for i in range(n)], "lang": [lang] * n, "correct": correct,
-                     "judge": ["exact"] * n, "detail": [""] * n})
+    return pa.table(
+        {
+            "item_id": [f"q{i}" for i in range(n)],
+            "lang": [lang] * n,
+            "correct": correct,
+            "judge": ["exact"] * n,
+            "detail": [""] * n,
+        }
+    )
 
 
 def write_study(root: Path, langs=("en", "de", "sw"), n: int = 12) -> dict[str, dict[str, Path]]:
     """items/{lang}, generations/{lang}, judged/{lang} for a few languages; returns kind -> lang -> path."""
     paths: dict[str, dict[str, Path]] = {"items": {}, "generations": {}, "judged": {}}
     for seed, lang in enumerate(langs):
-        for kind, table in (("items", items_table(lang, n)), ("generations", generations_table(lang, n, seed)),
-                            ("judged", judgments_table(lang, n, seed))):
+        for kind, table in (
+            ("items", items_table(lang, n)),
+            ("generations", generations_table(lang, n, seed)),
+            ("judged", judgments_table(lang, n, seed)),
+        ):
             paths[kind][lang] = root / kind / f"{lang}.parquet"
             write_parquet(table, paths[kind][lang])
     return paths

@@ -27,8 +27,15 @@ def experts_table(sizes: dict[str, int], seed: int = 0) -> pl.DataFrame:
             rows.append((item, KEPT[f // E], int(f % E), 0.01, 0.02, 0.1 / r, r))
     return pl.DataFrame(
         rows,
-        schema={"item_id": pl.String, "layer": pl.Int64, "expert": pl.Int64, "p_value": pl.Float64,
-                "p_adjusted": pl.Float64, "median_diff": pl.Float64, "rank": pl.Int64},
+        schema={
+            "item_id": pl.String,
+            "layer": pl.Int64,
+            "expert": pl.Int64,
+            "p_value": pl.Float64,
+            "p_adjusted": pl.Float64,
+            "median_diff": pl.Float64,
+            "rank": pl.Int64,
+        },
         orient="row",
     )
 
@@ -103,10 +110,19 @@ def _judg(rows):
 
 def test_metrics_on_hand_made_example():
     # q1: en ok->wrong, fr ok->ok, de wrong->wrong ; q2: en ok->wrong, fr wrong->ok ; q3 not in the plan
-    original = _judg([("q1", "en", True), ("q1", "fr", True), ("q1", "de", False),
-                      ("q2", "en", True), ("q2", "fr", False), ("q3", "en", True)])
-    ablated = _judg([("q1", "en", False), ("q1", "fr", True), ("q1", "de", False),
-                     ("q2", "en", False), ("q2", "fr", True), ("q3", "en", False)])
+    original = _judg(
+        [("q1", "en", True), ("q1", "fr", True), ("q1", "de", False), ("q2", "en", True), ("q2", "fr", False), ("q3", "en", True)]
+    )
+    ablated = _judg(
+        [
+            ("q1", "en", False),
+            ("q1", "fr", True),
+            ("q1", "de", False),
+            ("q2", "en", False),
+            ("q2", "fr", True),
+            ("q3", "en", False),
+        ]
+    )
     plan = make_plan(experts_table({"q1": 2, "q2": 3}), "xici", 25, 0, KEPT, E)
     m = ablation_metrics(original, ablated, plan)
     assert m["questions"] == 2 and m["experts_total"] == 5 and m["mean_experts_per_question"] == 2.5
@@ -128,14 +144,33 @@ def test_stages_plan_and_metrics(tmp_path):
     from moe_routing.io import write_parquet
 
     gen = tmp_path / "gen.parquet"
-    write_parquet(pl.DataFrame({"item_id": ["q1"], "lang": ["en"]}), gen,
-                  metadata=routing_metadata("m", [1, 2, 3, 4, 5, 6, 7], E, 2))
+    write_parquet(
+        pl.DataFrame({"item_id": ["q1"], "lang": ["en"]}), gen, metadata=routing_metadata("m", [1, 2, 3, 4, 5, 6, 7], E, 2)
+    )
     ex = experts_table({"q1": 3, "q2": 2, "q3": 4})
     write_parquet(ex, tmp_path / "experts.parquet")
     for cond in ("xici", "shuffled", "random"):
-        rc = main(["ablation-plan", "--experts", str(tmp_path / "experts.parquet"), "--generations", str(gen),
-                   "--condition", cond, "--cap", "3", "--seed", "1", "--exclude-first", "2", "--exclude-last", "2",
-                   "--out", str(tmp_path / f"{cond}.parquet")])
+        rc = main(
+            [
+                "ablation-plan",
+                "--experts",
+                str(tmp_path / "experts.parquet"),
+                "--generations",
+                str(gen),
+                "--condition",
+                cond,
+                "--cap",
+                "3",
+                "--seed",
+                "1",
+                "--exclude-first",
+                "2",
+                "--exclude-last",
+                "2",
+                "--out",
+                str(tmp_path / f"{cond}.parquet"),
+            ]
+        )
         assert rc == 0
         plan = pl.read_parquet(tmp_path / f"{cond}.parquet")
         assert plan["item_id"].n_unique() == 3 and set(plan["layer"]) <= set(KEPT)
@@ -143,9 +178,25 @@ def test_stages_plan_and_metrics(tmp_path):
     abl = orig.with_columns(correct=pl.lit(False))
     for name, f in (("orig", orig), ("abl", abl)):
         write_parquet(f.with_columns(judge=pl.lit("exact"), detail=pl.lit("")), tmp_path / f"{name}.parquet")
-    rc = main(["ablation-metrics", "--original", str(tmp_path / "orig.parquet"), "--ablated", str(tmp_path / "abl.parquet"),
-               "--plan", str(tmp_path / "xici.parquet"), "--dataset", "d", "--condition", "xici", "--cap", "3",
-               "--out", str(tmp_path / "m.tsv")])
+    rc = main(
+        [
+            "ablation-metrics",
+            "--original",
+            str(tmp_path / "orig.parquet"),
+            "--ablated",
+            str(tmp_path / "abl.parquet"),
+            "--plan",
+            str(tmp_path / "xici.parquet"),
+            "--dataset",
+            "d",
+            "--condition",
+            "xici",
+            "--cap",
+            "3",
+            "--out",
+            str(tmp_path / "m.tsv"),
+        ]
+    )
     assert rc == 0
     row = pl.read_csv(tmp_path / "m.tsv", separator="\t").row(0, named=True)
     assert (row["orig_correct"], row["broken"], row["asr"], row["now_wrong_everywhere"], row["cap"]) == (3, 3, 1.0, 3, 3)

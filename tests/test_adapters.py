@@ -28,7 +28,8 @@ ITEMS = pl.DataFrame(
 
 def interventions(rows):
     return pl.DataFrame(
-        rows, schema={"item_id": pl.Utf8, "layer": pl.Int64, "expert": pl.Int64, "mode": pl.Utf8, "strength": pl.Float64},
+        rows,
+        schema={"item_id": pl.Utf8, "layer": pl.Int64, "expert": pl.Int64, "mode": pl.Utf8, "strength": pl.Float64},
         orient="row",
     )
 
@@ -201,8 +202,12 @@ def test_sigmoid_bias_deactivation_and_group_forcing():
 def test_activation_eps_is_seeded_and_batch_independent():
     a, b = activation_eps(3, 8, seed=1), activation_eps(3, 8, seed=1)
     assert torch.equal(a, b) and (a >= 0).all() and not torch.equal(a, activation_eps(3, 8, seed=2))
-    plan = CompiledPlan(torch.zeros(2, 3, 8, dtype=torch.bool), torch.zeros(2, 3, 8, dtype=torch.bool),
-                        torch.zeros(2, 3, 8, dtype=torch.float64), a)
+    plan = CompiledPlan(
+        torch.zeros(2, 3, 8, dtype=torch.bool),
+        torch.zeros(2, 3, 8, dtype=torch.bool),
+        torch.zeros(2, 3, 8, dtype=torch.float64),
+        a,
+    )
     assert plan.rows(0, torch.tensor([0, 0, 1])) is None
 
 

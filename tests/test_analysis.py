@@ -141,7 +141,10 @@ def write_generations(path, lang, arrays, item_ids=None, model="synthetic"):
             "output": [""] * n,
             "prompt_token_ids": pa.array([[1] * (5 + i) for i in range(n)], type=pa.list_(pa.int32())),
             "output_token_ids": pa.array([[] for _ in range(n)], type=pa.list_(pa.int32())),
-            **{k: pa.array([list(map(float, v[i].reshape(-1))) for i in range(n)], type=pa.list_(pa.float32())) for k, v in arrays.items()},
+            **{
+                k: pa.array([list(map(float, v[i].reshape(-1))) for i in range(n)], type=pa.list_(pa.float32()))
+                for k, v in arrays.items()
+            },
         }
     )
     write_parquet(table, path, routing_metadata(model, MOE_LAYERS, E, TOP_K))
@@ -191,8 +194,30 @@ def test_analyze_stage_end_to_end(tmp_path):
     acc = tmp_path / "acc.tsv"
     pl.DataFrame({"lang": ["de", "sw", "fr"], "accuracy": [0.8, 0.4, 0.7]}).write_csv(acc, separator="\t")
     out, figs = tmp_path / "routing", tmp_path / "figs"
-    rc = main(["analyze", "--generations", *map(str, gens), "--english", "en", "--out-dir", str(out), "--accuracy", str(acc),
-               "--task", f"math={task_path}", "--tau", "0.3", "0.2", "--figures-dir", str(figs), "--target-layers", "3-5", "--delta-layer", "2"])
+    rc = main(
+        [
+            "analyze",
+            "--generations",
+            *map(str, gens),
+            "--english",
+            "en",
+            "--out-dir",
+            str(out),
+            "--accuracy",
+            str(acc),
+            "--task",
+            f"math={task_path}",
+            "--tau",
+            "0.3",
+            "0.2",
+            "--figures-dir",
+            str(figs),
+            "--target-layers",
+            "3-5",
+            "--delta-layer",
+            "2",
+        ]
+    )
     assert rc == 0
     div = pl.read_csv(out / "divergence.tsv", separator="\t")
     assert div.columns == ["layer", "lang", "value"]
@@ -261,8 +286,11 @@ def test_files_holding_several_languages_and_the_variants(tmp_path):
         write_generations(single[-1], lang, arrays)
     frames = [pl.read_parquet(p) for p in single]
     grouped = tmp_path / "grouped" / "en+de+sw.parquet"
-    write_parquet(pl.concat(frames).sample(fraction=1.0, shuffle=True, seed=1).to_arrow(), grouped,
-                  routing_metadata("synthetic", MOE_LAYERS, E, TOP_K))
+    write_parquet(
+        pl.concat(frames).sample(fraction=1.0, shuffle=True, seed=1).to_arrow(),
+        grouped,
+        routing_metadata("synthetic", MOE_LAYERS, E, TOP_K),
+    )
     for flags in ([], ["--importance", "topk", "--entropy", "sequence"]):
         tag = "-".join(flags) or "paper"
         assert main(["analyze", "--generations", *map(str, single), "--out-dir", str(tmp_path / tag / "a"), *flags]) == 0
@@ -277,8 +305,10 @@ def test_files_holding_several_languages_and_the_variants(tmp_path):
                 np.testing.assert_allclose(a[c].to_numpy(), b[c].to_numpy(), rtol=1e-12, err_msg=f"{tag} {name} {c}")
     topk = pl.read_csv(tmp_path / "--importance-topk---entropy-sequence" / "a" / "divergence.tsv", separator="\t")
     de = topk.filter(pl.col("lang") == "de").sort("layer")["value"].to_numpy()
-    want = [np.mean([ref_hjs(corpus["en"]["topk_mean"][i, li], corpus["de"]["topk_mean"][i, li]) for i in range(12)])
-            for li in range(len(MOE_LAYERS))]
+    want = [
+        np.mean([ref_hjs(corpus["en"]["topk_mean"][i, li], corpus["de"]["topk_mean"][i, li]) for i in range(12)])
+        for li in range(len(MOE_LAYERS))
+    ]
     np.testing.assert_allclose(de, want, rtol=1e-5)
     ent = pl.read_csv(tmp_path / "--importance-topk---entropy-sequence" / "a" / "entropy.tsv", separator="\t")
     sw = ent.filter(pl.col("lang") == "sw").sort("layer")["value"].to_numpy()

@@ -42,6 +42,7 @@ def test_generations_record_dtype_backend_device_and_times(hf_backend):
     assert (meta["dtype"], meta["backend"], meta["device"]) == ("float32", "hf", "cpu")
     assert meta["load_seconds"] > 0 and meta["generate_seconds"] > 0 and meta["moe_layers"] == backend.moe_layers
     # without capture: how the file was made, but no routing keys
-    plain = parse_routing_metadata(backend.generate(ITEMS, None, GenerationOptions(max_new_tokens=2, capture=False))
-                                   .schema.metadata)
+    plain = parse_routing_metadata(
+        backend.generate(ITEMS, None, GenerationOptions(max_new_tokens=2, capture=False)).schema.metadata
+    )
     assert plain["backend"] == "hf" and plain["dtype"] == "float32" and "moe_layers" not in plain

@@ -74,8 +74,15 @@ def test_sbatch_resources_of_gpu_and_cpu_jobs():
     c = cluster(account="moe", node={"cpus": 2})
     gpu = cl.sbatch_resources(cl.base_request(c, GPU_MODEL), c)
     assert gpu == {
-        "slurm_account": "moe", "slurm_partition": None, "gpu": 1, "gpu_model": "fake", "cpus_per_gpu": 2,
-        "cpus_per_task": None, "mem_mb": 1000, "runtime": 10, "slurm_extra": None,
+        "slurm_account": "moe",
+        "slurm_partition": None,
+        "gpu": 1,
+        "gpu_model": "fake",
+        "cpus_per_gpu": 2,
+        "cpus_per_task": None,
+        "mem_mb": 1000,
+        "runtime": 10,
+        "slurm_extra": None,
     }
     cpu = cl.sbatch_resources(cl.base_request(cluster(), {"cpus": 3, "slurm_extra": "--qos=low"}), cluster())
     assert (cpu["gpu"], cpu["cpus_per_task"], cpu["cpus_per_gpu"], cpu["slurm_account"]) == (0, 3, None, None)
@@ -192,7 +199,10 @@ def site(**answers):
 
 
 def test_check_site_accepts_a_config_this_cluster_can_run():
-    config = {"cluster": {"account": "moe", "gpu_partition": "gpu", "node": {"cpus": 2}}, "models": {"m": {"resources": GPU_MODEL}}}
+    config = {
+        "cluster": {"account": "moe", "gpu_partition": "gpu", "node": {"cpus": 2}},
+        "models": {"m": {"resources": GPU_MODEL}},
+    }
     cl.check_site(config, "squeue", site())
     cl.check_site(config, "sacct", site())
 
@@ -219,7 +229,11 @@ def test_check_site_one_error_for_partition_cpus_and_account():
 
 def test_check_site_without_accounting_database():
     no_db = {
-        "sacctmgr --noheader --parsable2 list cluster": (1, "", "sacctmgr: error: Problem talking to the database: Connection refused"),
+        "sacctmgr --noheader --parsable2 list cluster": (
+            1,
+            "",
+            "sacctmgr: error: Problem talking to the database: Connection refused",
+        ),
         "sacct": (1, "", "Slurm accounting storage is disabled"),
     }
     cl.check_site({"models": {}}, "squeue", site(**no_db))

@@ -39,8 +39,20 @@ def empty_hub_cache(tmp_path, monkeypatch):
 
 # the published config.json values that decide the layer layout of the paper models
 PAPER_MODELS = {
-    "Qwen/Qwen3-30B-A3B-Instruct-2507": {"model_type": "qwen3_moe", "num_hidden_layers": 48, "num_experts": 128, "decoder_sparse_step": 1, "mlp_only_layers": []},
-    "Qwen/Qwen3-30B-A3B": {"model_type": "qwen3_moe", "num_hidden_layers": 48, "num_experts": 128, "decoder_sparse_step": 1, "mlp_only_layers": []},
+    "Qwen/Qwen3-30B-A3B-Instruct-2507": {
+        "model_type": "qwen3_moe",
+        "num_hidden_layers": 48,
+        "num_experts": 128,
+        "decoder_sparse_step": 1,
+        "mlp_only_layers": [],
+    },
+    "Qwen/Qwen3-30B-A3B": {
+        "model_type": "qwen3_moe",
+        "num_hidden_layers": 48,
+        "num_experts": 128,
+        "decoder_sparse_step": 1,
+        "mlp_only_layers": [],
+    },
     "zai-org/GLM-4.5-Air": {"model_type": "glm4_moe", "num_hidden_layers": 46, "first_k_dense_replace": 1},
     "microsoft/Phi-3.5-MoE-instruct": {"model_type": "phimoe", "num_hidden_layers": 32},
     "openai/gpt-oss-20b": {"model_type": "gpt_oss", "num_hidden_layers": 24},
@@ -65,9 +77,17 @@ INJECTION = "x; touch pwned"
 @pytest.mark.parametrize(
     "mutate, key, needle",
     [
-        (lambda c: c["models"]["demo"]["xici"].update(exclude_first=-1), "models.demo.xici.exclude_first", "-1 is less than the minimum of 0"),
+        (
+            lambda c: c["models"]["demo"]["xici"].update(exclude_first=-1),
+            "models.demo.xici.exclude_first",
+            "-1 is less than the minimum of 0",
+        ),
         (lambda c: c["models"]["demo"].update(batchsize=3), "models.demo", "'batchsize' was unexpected"),
-        (lambda c: c["datasets"]["demo_facts"].update(languages=["en", INJECTION]), "datasets.demo_facts.languages[1]", NAME_HINT),
+        (
+            lambda c: c["datasets"]["demo_facts"].update(languages=["en", INJECTION]),
+            "datasets.demo_facts.languages[1]",
+            NAME_HINT,
+        ),
         (lambda c: c["datasets"]["demo_facts"].update(languages=["en", "-rf"]), "datasets.demo_facts.languages[1]", NAME_HINT),
         (lambda c: c["models"].update({INJECTION: c["models"]["demo"]}), "models", f"key {INJECTION!r}"),
         (lambda c: c["datasets"].update({"a/b": c["datasets"]["demo_facts"]}), "datasets", "key 'a/b'"),
@@ -111,16 +131,33 @@ def test_safe_paths_and_names_pass():
 
 # --- what the studies need --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "mutate, key, needle",
     [
         (lambda c: c["datasets"]["demo_facts"].update(judge="none"), "datasets.demo_facts.judge", "xici.datasets"),
-        (lambda c: c["datasets"]["demo_task_bench"].update(judge="none"), "datasets.demo_task_bench.judge", "routing.steering[0].benchmark"),
+        (
+            lambda c: c["datasets"]["demo_task_bench"].update(judge="none"),
+            "datasets.demo_task_bench.judge",
+            "routing.steering[0].benchmark",
+        ),
         (lambda c: c["xici"].update(conditions=[]), "xici.conditions", "at least one"),
-        (lambda c: c["datasets"]["demo_parallel"].update(languages=["de", "fr"]), "datasets.demo_parallel.languages", "routing.parallel"),
+        (
+            lambda c: c["datasets"]["demo_parallel"].update(languages=["de", "fr"]),
+            "datasets.demo_parallel.languages",
+            "routing.parallel",
+        ),
         (lambda c: c["datasets"]["demo_task"].update(languages=["de"]), "datasets.demo_task.languages", "routing.tasks.math"),
-        (lambda c: c.update(english="sv") or c["datasets"]["demo_task"].update(languages=["en"]), "datasets.demo_task.languages", "'sv'"),
-        (lambda c: c["models"]["demo"]["steering"].update(benchmarks={"mgsm": {"tau": 0.3}}), "models.demo.steering.benchmarks.mgsm", "routing.steering"),
+        (
+            lambda c: c.update(english="sv") or c["datasets"]["demo_task"].update(languages=["en"]),
+            "datasets.demo_task.languages",
+            "'sv'",
+        ),
+        (
+            lambda c: c["models"]["demo"]["steering"].update(benchmarks={"mgsm": {"tau": 0.3}}),
+            "models.demo.steering.benchmarks.mgsm",
+            "routing.steering",
+        ),
     ],
 )
 def test_what_a_study_needs_is_checked(mutate, key, needle):
@@ -171,6 +208,7 @@ def test_unused_items_dataset_is_not_checked(tmp_path, monkeypatch):
 
 # --- models: local paths, router families, layer settings --------------------------------------------
 
+
 def tiny_config(path, **model) -> dict:
     """The demo config on a local checkpoint (nothing built by the workflow)."""
     config = load_config()
@@ -189,7 +227,9 @@ def test_local_tiny_checkpoints_of_every_family_validate(tiny_checkpoint):
     from conftest import ALL_FAMILIES
 
     for family in ALL_FAMILIES:
-        cfg.validate(tiny_config(tiny_checkpoint(family, layers=4), steering={"layers": [3]}, xici={"exclude_first": 1, "exclude_last": 1}))
+        cfg.validate(
+            tiny_config(tiny_checkpoint(family, layers=4), steering={"layers": [3]}, xici={"exclude_first": 1, "exclude_last": 1})
+        )
 
 
 def test_missing_local_model_path(tmp_path):
@@ -217,7 +257,11 @@ def test_checkpoint_without_moe_router(tiny_checkpoint, tmp_path):
 def test_xici_exclusion_leaving_no_layer(tiny_checkpoint):
     glm = tiny_checkpoint("glm4_moe", layers=4)  # layer 0 dense, 3 MoE layers
     cfg.validate(tiny_config(glm, xici={"exclude_first": 1, "exclude_last": 1}))
-    fails(tiny_config(glm, xici={"exclude_first": 2, "exclude_last": 1}), "models.demo.xici", "2 + 1 leaves none of the 3 MoE layers")
+    fails(
+        tiny_config(glm, xici={"exclude_first": 2, "exclude_last": 1}),
+        "models.demo.xici",
+        "2 + 1 leaves none of the 3 MoE layers",
+    )
 
 
 def test_steering_layers_out_of_range_or_dense(tiny_checkpoint):
@@ -237,7 +281,9 @@ def test_missing_local_judge_model(tmp_path):
 def test_hub_ids_are_checked_from_the_local_cache_only(tiny_checkpoint, empty_hub_cache):
     config = tiny_config("someorg/tiny-moe", steering={"layers": [0]})
     cfg.validate(config)  # not in the cache: no network, checks skipped
-    cache_config_json(empty_hub_cache, "someorg/tiny-moe", json.loads((tiny_checkpoint("glm4_moe", layers=4) / "config.json").read_text()))
+    cache_config_json(
+        empty_hub_cache, "someorg/tiny-moe", json.loads((tiny_checkpoint("glm4_moe", layers=4) / "config.json").read_text())
+    )
     fails(config, "models.demo.steering.layers", "[0] not MoE layers of someorg/tiny-moe")
 
 

@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from moe_routing.cli import main as cli_main
@@ -59,8 +58,17 @@ def test_lang_table_counts_and_aliases():
     assert len(t.languages("global_mmlu")) == 42
     assert len(t.languages("mgsm")) == 11
     assert sorted(t.languages("eclektic")) == sorted(LANGS12)
-    for alias, code in [("eng_Latn", "en"), ("cmn_Hans", "zh"), ("zho_Hans", "zh"), ("english", "en"),
-                        ("simplified_mandarin", "zh"), ("Farsi", "fa"), ("pes_Arab", "fa"), ("swh_Latn", "sw"), ("zh", "zh")]:
+    for alias, code in [
+        ("eng_Latn", "en"),
+        ("cmn_Hans", "zh"),
+        ("zho_Hans", "zh"),
+        ("english", "en"),
+        ("simplified_mandarin", "zh"),
+        ("Farsi", "fa"),
+        ("pes_Arab", "fa"),
+        ("swh_Latn", "sw"),
+        ("zh", "zh"),
+    ]:
         assert t.normalise(alias) == code
     assert t.source_code("zh", "flores_plus") == "cmn_Hans"
     assert t.source_code("zh", "belebele") == "zho_Hans"
@@ -134,14 +142,20 @@ def multiloko_record(i, question, targets):
 
 def write_multiloko(root: Path) -> Path:
     bench = root / "benchmark_data"
-    write_jsonl(bench / "english" / "dev.jsonl", [
-        multiloko_record(1, "When did X happen?", ["1946", "nineteen forty-six"]),
-        multiloko_record(2, "Who built Y?", "['Jawhar', 'Jawhar al-Siqilli']"),  # stringified list, as seen in the data
-    ])
-    write_jsonl(bench / "english" / "dev_translated_human_german.jsonl", [
-        multiloko_record(1, "Wann geschah X?", ["1946"]),
-        multiloko_record(2, "Wer baute Y?", '["Jawhar"]'),
-    ])
+    write_jsonl(
+        bench / "english" / "dev.jsonl",
+        [
+            multiloko_record(1, "When did X happen?", ["1946", "nineteen forty-six"]),
+            multiloko_record(2, "Who built Y?", "['Jawhar', 'Jawhar al-Siqilli']"),  # stringified list, as seen in the data
+        ],
+    )
+    write_jsonl(
+        bench / "english" / "dev_translated_human_german.jsonl",
+        [
+            multiloko_record(1, "Wann geschah X?", ["1946"]),
+            multiloko_record(2, "Wer baute Y?", '["Jawhar"]'),
+        ],
+    )
     write_jsonl(bench / "german" / "dev.jsonl", [multiloko_record(9, "Lokale Frage?", ["Berlin"])])
     return bench
 
@@ -161,12 +175,33 @@ def test_multiloko_broken_config_falls_back_to_default(tmp_path, cache):
     # a hub-style copy whose per-language config is unreadable: the default config is filtered instead
     repo = tmp_path / "multiloko_hub"
     recs = [
-        {"id": "a", "question": "When?", "targets": "['1990']", "answer": "1990", "output_type": "year",
-         "question_language": "english", "source_language": "english"},
-        {"id": "a", "question": "Wann?", "targets": "['1990']", "answer": "1990", "output_type": "Jahr",
-         "question_language": "german", "source_language": "english"},
-        {"id": "z", "question": "Lokal?", "targets": ["Bonn"], "answer": "Bonn", "output_type": "Ort",
-         "question_language": "german", "source_language": "german"},
+        {
+            "id": "a",
+            "question": "When?",
+            "targets": "['1990']",
+            "answer": "1990",
+            "output_type": "year",
+            "question_language": "english",
+            "source_language": "english",
+        },
+        {
+            "id": "a",
+            "question": "Wann?",
+            "targets": "['1990']",
+            "answer": "1990",
+            "output_type": "Jahr",
+            "question_language": "german",
+            "source_language": "english",
+        },
+        {
+            "id": "z",
+            "question": "Lokal?",
+            "targets": ["Bonn"],
+            "answer": "Bonn",
+            "output_type": "Ort",
+            "question_language": "german",
+            "source_language": "german",
+        },
     ]
     write_jsonl(repo / "data" / "all.jsonl", recs)
     (repo / "broken").mkdir()
@@ -192,8 +227,9 @@ def test_multiloko_hub_rows_without_source_language_are_refused(tmp_path, cache)
 
 
 def gmmlu_record(i, subject, lang, answer="B"):
-    return mirror_gmmlu_record(f"{subject}/test/{i}", subject, f"[{lang}] question {i} on {subject}",
-                               [f"[{lang}] {x}{i}" for x in "abcd"], answer)
+    return mirror_gmmlu_record(
+        f"{subject}/test/{i}", subject, f"[{lang}] question {i} on {subject}", [f"[{lang}] {x}{i}" for x in "abcd"], answer
+    )
 
 
 def write_global_mmlu(root: Path, langs=("en", "sw")) -> Path:
@@ -257,8 +293,13 @@ def test_global_mmlu_seeded_per_subject_sample_is_the_same_in_every_language(tmp
         picks[lang] = [r["item_id"] for r in got]
     assert picks["en"] == picks["sw"]
     assert sorted(i.split("/")[0] for i in picks["en"]) == ["human_aging"] * 2 + ["virology"] * 2
-    other = [r["item_id"] for r in rows(load_items("global_mmlu", str(repo), "en", format="mc", per_subject=2, seed=4, cache_dir=cache))]
-    vir = [r["item_id"] for r in rows(load_items("global_mmlu", str(repo), "en", format="mc", subjects="virology", cache_dir=cache))]
+    other = [
+        r["item_id"]
+        for r in rows(load_items("global_mmlu", str(repo), "en", format="mc", per_subject=2, seed=4, cache_dir=cache))
+    ]
+    vir = [
+        r["item_id"] for r in rows(load_items("global_mmlu", str(repo), "en", format="mc", subjects="virology", cache_dir=cache))
+    ]
     # the draw depends on the seed only through the per-item hash: another seed, another pair (here)
     assert len(vir) == 5 and set(other) != set(picks["en"])
     with pytest.raises(DatasetError, match="fewer than per_subject=3"):
@@ -285,10 +326,12 @@ def test_flores_plus_save_to_disk_per_config(tmp_path):
 
     root = tmp_path / "flores_plus"
     for code in ("eng_Latn", "cmn_Hans"):
-        dd = datasets.DatasetDict({
-            split: datasets.Dataset.from_list([flores_plus_record(i, code, f"{code} {split} {i}") for i in range(1, 4)])
-            for split in ("dev", "devtest")
-        })
+        dd = datasets.DatasetDict(
+            {
+                split: datasets.Dataset.from_list([flores_plus_record(i, code, f"{code} {split} {i}") for i in range(1, 4)])
+                for split in ("dev", "devtest")
+            }
+        )
         dd.save_to_disk(str(root / code))
     got = rows(load_items("flores", str(root), "zh"))
     assert [r["item_id"] for r in got] == ["1", "2", "3"] and got[0]["prompt"] == "cmn_Hans devtest 1"
@@ -299,8 +342,19 @@ def test_flores_plus_save_to_disk_per_config(tmp_path):
 
 def test_flores_old_layout_and_release_text(tmp_path, cache):
     # facebook/flores 'all'-style rows: one sentence_{code} column per language (FLORES-200 codes)
-    recs = [{"id": i, "URL": "u", "domain": "wikinews", "topic": "t", "has_image": 0, "has_hyperlink": 0,
-             "sentence_eng_Latn": f"Hello {i}", "sentence_zho_Hans": f"你好 {i}"} for i in (1, 2)]
+    recs = [
+        {
+            "id": i,
+            "URL": "u",
+            "domain": "wikinews",
+            "topic": "t",
+            "has_image": 0,
+            "has_hyperlink": 0,
+            "sentence_eng_Latn": f"Hello {i}",
+            "sentence_zho_Hans": f"你好 {i}",
+        }
+        for i in (1, 2)
+    ]
     f = write_jsonl(tmp_path / "flores200_devtest.jsonl", recs)
     got = rows(load_items("flores", str(f), "zh", naming="flores", cache_dir=cache))
     assert [(r["item_id"], r["prompt"]) for r in got] == [("1", "你好 1"), ("2", "你好 2")]
@@ -321,11 +375,22 @@ def test_flores_old_layout_and_release_text(tmp_path, cache):
 def write_belebele(root: Path) -> Path:
     codes = ["eng_Latn", "zho_Hans"]
     for code in codes:
-        write_jsonl(root / "data" / f"{code}.jsonl", [
-            belebele_record(f"https://en.wikibooks.org/wiki/P{p}", q, f"{code} passage {p}", f"{code} question {p}.{q}",
-                            ["one", "two", "three", "four"], (p + q) % 4 + 1, code)
-            for p in (1, 2) for q in (1, 2)
-        ])
+        write_jsonl(
+            root / "data" / f"{code}.jsonl",
+            [
+                belebele_record(
+                    f"https://en.wikibooks.org/wiki/P{p}",
+                    q,
+                    f"{code} passage {p}",
+                    f"{code} question {p}.{q}",
+                    ["one", "two", "three", "four"],
+                    (p + q) % 4 + 1,
+                    code,
+                )
+                for p in (1, 2)
+                for q in (1, 2)
+            ],
+        )
     write_readme_configs(root, {code: {"test": f"data/{code}.jsonl"} for code in codes}, "belebele fixture")
     return root
 
@@ -342,8 +407,7 @@ def test_belebele_hub_layout(tmp_path, cache):
     with pytest.raises(DatasetError, match=r"belebele \[fr\].*no config 'fra_Latn'"):
         load_items("belebele", str(repo), "fr", cache_dir=cache)
     harness = rows(load_items("belebele", str(repo), "en", style="harness", cache_dir=cache))
-    assert harness[0]["prompt"] == ("P: eng_Latn passage 1\nQ: eng_Latn question 1.1\n"
-                                    "A: one\nB: two\nC: three\nD: four\nAnswer:")
+    assert harness[0]["prompt"] == ("P: eng_Latn passage 1\nQ: eng_Latn question 1.1\nA: one\nB: two\nC: three\nD: four\nAnswer:")
     assert all(r["assistant"] is None for r in harness)
 
 
@@ -351,14 +415,19 @@ def test_belebele_hub_layout(tmp_path, cache):
 
 
 def test_gsm8k_instruct_language_from_prompt(tmp_path, cache):
-    recs = [{"prompt": octopus_prompt("English", "Tom has 3 apples. How many?"), "chosen": " Let's think. The answer is 3."},
-            {"prompt": octopus_prompt("Chinese", "汤姆有3个苹果。"), "chosen": " 答案是3。"},
-            {"prompt": octopus_prompt("English", "Ann has 2 pens."), "chosen": " The answer is 2."},
-            {"prompt": "no template here", "chosen": "x"}]
+    recs = [
+        {"prompt": octopus_prompt("English", "Tom has 3 apples. How many?"), "chosen": " Let's think. The answer is 3."},
+        {"prompt": octopus_prompt("Chinese", "汤姆有3个苹果。"), "chosen": " 答案是3。"},
+        {"prompt": octopus_prompt("English", "Ann has 2 pens."), "chosen": " The answer is 2."},
+        {"prompt": "no template here", "chosen": "x"},
+    ]
     f = tmp_path / "MGSM8KInstruct_Parallel.json"
     f.write_text(json.dumps(recs, ensure_ascii=False), encoding="utf-8")
     en = rows(load_items("gsm8k_instruct", str(f), "en", cache_dir=cache))
-    assert [(r["item_id"], r["prompt"]) for r in en] == [("gsm8k-0", "Tom has 3 apples. How many?"), ("gsm8k-1", "Ann has 2 pens.")]
+    assert [(r["item_id"], r["prompt"]) for r in en] == [
+        ("gsm8k-0", "Tom has 3 apples. How many?"),
+        ("gsm8k-1", "Ann has 2 pens."),
+    ]
     zh = rows(load_items("gsm8k_instruct", str(f), "zh", strip_template=False, cache_dir=cache))
     assert zh[0]["prompt"].startswith("Below is an instruction") and "汤姆" in zh[0]["prompt"]
     with pytest.raises(DatasetError, match=r"gsm8k_instruct \[de\]: no row"):
@@ -366,12 +435,16 @@ def test_gsm8k_instruct_language_from_prompt(tmp_path, cache):
     assert [r["assistant"] for r in en] == [None, None]
     answered = rows(load_items("gsm8k_instruct", str(f), "en", with_answer=True, cache_dir=cache))
     assert [(r["prompt"], r["assistant"]) for r in answered] == [
-        ("Tom has 3 apples. How many?", "Let's think. The answer is 3."), ("Ann has 2 pens.", "The answer is 2.")]
+        ("Tom has 3 apples. How many?", "Let's think. The answer is 3."),
+        ("Ann has 2 pens.", "The answer is 2."),
+    ]
 
 
 def test_alpacare(tmp_path, cache):
-    recs = [{"instruction": "List symptoms of flu.", "input": "<noinput>", "output": "Fever..."},
-            {"instruction": "Summarise the note.", "input": "Patient, 54, chest pain.", "output": "..."}]
+    recs = [
+        {"instruction": "List symptoms of flu.", "input": "<noinput>", "output": "Fever..."},
+        {"instruction": "Summarise the note.", "input": "Patient, 54, chest pain.", "output": "..."},
+    ]
     f = write_parquet(tmp_path / "alpacare" / "train-00000-of-00001.parquet", recs)
     got = rows(load_items("alpacare", str(f.parent), "en", cache_dir=cache))
     assert [r["prompt"] for r in got] == ["List symptoms of flu.", "Summarise the note.\n\nPatient, 54, chest pain."]
@@ -388,10 +461,19 @@ def test_alpacare(tmp_path, cache):
 def write_mgsm(root: Path) -> Path:
     # the layout of the hub's Parquet export: <config>/<split>/0000.parquet
     for lang, ql, al in [("en", "Question:", "Step-by-Step Answer:"), ("bn", "প্রশ্ন:", "ধাপে ধাপে উত্তর:")]:
-        train = [{"question": f"{ql} exemplar {i} ({lang})", "answer": f"{al} worked {i}. The answer is {i}.",
-                  "answer_number": i, "equation_solution": f"{i} = {i}"} for i in range(8)]
-        test = [{"question": f"test problem {i} ({lang})", "answer": None, "answer_number": 10 * i + 1,
-                 "equation_solution": None} for i in range(3)]
+        train = [
+            {
+                "question": f"{ql} exemplar {i} ({lang})",
+                "answer": f"{al} worked {i}. The answer is {i}.",
+                "answer_number": i,
+                "equation_solution": f"{i} = {i}",
+            }
+            for i in range(8)
+        ]
+        test = [
+            {"question": f"test problem {i} ({lang})", "answer": None, "answer_number": 10 * i + 1, "equation_solution": None}
+            for i in range(3)
+        ]
         write_parquet(root / lang / "train" / "0000.parquet", train)
         write_parquet(root / lang / "test" / "0000.parquet", test)
     return root
@@ -443,13 +525,19 @@ def test_gated_dataset_error_says_how_to_authenticate(monkeypatch):
     from huggingface_hub.errors import GatedRepoError
 
     # the exception datasets raises for a gated repo without a token (network is unavailable here)
-    simulated = DatasetNotFoundError("Dataset 'facebook/multiloko' is a gated dataset on the Hub. You must be authenticated to access it.")
+    simulated = DatasetNotFoundError(
+        "Dataset 'facebook/multiloko' is a gated dataset on the Hub. You must be authenticated to access it."
+    )
     assert is_auth_error(simulated)
-    msg = str(describe_load_error(simulated, dataset="multiloko", lang="de", path="facebook/multiloko", config="german", split="dev"))
+    msg = str(
+        describe_load_error(simulated, dataset="multiloko", lang="de", path="facebook/multiloko", config="german", split="dev")
+    )
     assert "multiloko [de]" in msg and "huggingface-cli login" in msg and "HF_TOKEN" in msg
     assert "https://huggingface.co/datasets/facebook/multiloko" in msg
 
-    response = httpx2.Response(401, request=httpx2.Request("GET", "https://huggingface.co/api/datasets/openlanguagedata/flores_plus"))
+    response = httpx2.Response(
+        401, request=httpx2.Request("GET", "https://huggingface.co/api/datasets/openlanguagedata/flores_plus")
+    )
     inner = GatedRepoError("401 Client Error. Cannot access gated repo.", response=response)
     assert is_auth_error(RuntimeError("wrapped")) is False
 
@@ -465,8 +553,23 @@ def test_prepare_stage_writes_items_contract(tmp_path, cache, monkeypatch):
     f = write_jsonl(tmp_path / "eclektic_main.jsonl", eclektic_rows())
     out = tmp_path / "items" / "eclektic" / "fr.parquet"
     monkeypatch.setenv("HF_DATASETS_CACHE", cache)
-    rc = cli_main(["prepare", "--source", "eclektic", "--path", str(f), "--lang", "fra_Latn", "--out", str(out), "--limit", "2",
-                   "--system", "Answer briefly."])
+    rc = cli_main(
+        [
+            "prepare",
+            "--source",
+            "eclektic",
+            "--path",
+            str(f),
+            "--lang",
+            "fra_Latn",
+            "--out",
+            str(out),
+            "--limit",
+            "2",
+            "--system",
+            "Answer briefly.",
+        ]
+    )
     assert rc == 0
     table = read_table(out, contract="items")
     assert table.column("lang").to_pylist() == ["fr", "fr"]
@@ -475,4 +578,9 @@ def test_prepare_stage_writes_items_contract(tmp_path, cache, monkeypatch):
     bad = tmp_path / "items" / "eclektic" / "th.parquet"
     assert cli_main(["prepare", "--source", "eclektic", "--path", str(f), "--lang", "th", "--out", str(bad)]) == 2
     assert not bad.exists()
-    assert cli_main(["prepare", "--source", "global_mmlu", "--path", str(f), "--lang", "en", "--out", str(bad), "--option", "format"]) == 2
+    assert (
+        cli_main(
+            ["prepare", "--source", "global_mmlu", "--path", str(f), "--lang", "en", "--out", str(bad), "--option", "format"]
+        )
+        == 2
+    )

@@ -25,8 +25,22 @@ from moe_routing.errors import DatasetError
 from moe_routing.io import write_parquet
 
 LANGS = ("en", "de", "sv")
-TINY = dict(hidden_size=64, heads=2, kv_heads=2, layers=2, experts=4, top_k=2, moe_intermediate_size=32,
-            batch_size=16, lr=1e-2, warmup=10, eval_every=20, check_start=0.0, check_facts=8, threads=1)
+TINY = dict(
+    hidden_size=64,
+    heads=2,
+    kv_heads=2,
+    layers=2,
+    experts=4,
+    top_k=2,
+    moe_intermediate_size=32,
+    batch_size=16,
+    lr=1e-2,
+    warmup=10,
+    eval_every=20,
+    check_start=0.0,
+    check_facts=8,
+    threads=1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +111,7 @@ def test_teacher_forced_check_equals_greedy_generation(trained):
         prompt = torch.tensor([ids[: len(ids) - len(answer)]])
         with torch.no_grad():
             out = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=8)
-        gen = out[0, prompt.shape[1]:].tolist()
+        gen = out[0, prompt.shape[1] :].tolist()
         assert verdict[(item_id, lang)] == (gen == answer), (item_id, lang, gen, answer)
         if tok.eos_token_id in gen:
             assert gen.index(tok.eos_token_id) == len(gen) - 1  # generation stops at <|end|>
@@ -114,16 +128,21 @@ def test_batched_generation_with_left_padding_stops(trained):
     model = AutoModelForCausalLM.from_pretrained(root / "model").eval()
     tok = AutoTokenizer.from_pretrained(root / "model")
     rows = check.head(4).to_dicts()
-    texts = [tok.apply_chat_template([{"role": "system", "content": r["system"]},
-                                      {"role": "user", "content": r["prompt"]}],
-                                     add_generation_prompt=True, tokenize=False) for r in rows]
+    texts = [
+        tok.apply_chat_template(
+            [{"role": "system", "content": r["system"]}, {"role": "user", "content": r["prompt"]}],
+            add_generation_prompt=True,
+            tokenize=False,
+        )
+        for r in rows
+    ]
     enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.no_grad():
         out = model.generate(**enc, max_new_tokens=6)
-    new = out[:, enc["input_ids"].shape[1]:]
+    new = out[:, enc["input_ids"].shape[1] :]
     for row in new.tolist():
         if tok.eos_token_id in row:
-            after = row[row.index(tok.eos_token_id) + 1:]
+            after = row[row.index(tok.eos_token_id) + 1 :]
             assert all(t == tok.pad_token_id for t in after)
 
 
@@ -149,8 +168,16 @@ def test_selection_prefers_eligible_then_mixed():
 
 
 def test_summarise_check_counts_outcomes():
-    outcome = {("a", "en"): True, ("a", "de"): True, ("b", "en"): True, ("b", "de"): False,
-               ("c", "en"): False, ("c", "de"): False, ("d", "en"): True, ("d", "de"): False}
+    outcome = {
+        ("a", "en"): True,
+        ("a", "de"): True,
+        ("b", "en"): True,
+        ("b", "de"): False,
+        ("c", "en"): False,
+        ("c", "de"): False,
+        ("d", "en"): True,
+        ("d", "de"): False,
+    }
     res = summarise_check(7, outcome)
     assert res.accuracy == {"en": 0.75, "de": 0.25}
     assert (res.all_correct, res.all_wrong, res.mixed) == (0.25, 0.25, 0.5)

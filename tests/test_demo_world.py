@@ -138,14 +138,33 @@ def test_bad_requests_fail_clearly(tmp_path):
 
 
 def test_cli_writes_everything(tmp_path, capsys):
-    rc = cli_main([
-        "demo-world", "--out-dir", str(tmp_path / "data"), "--corpus", str(tmp_path / "c.jsonl"),
-        "--languages", "en,de,pl", "--n-entities", "24", "--coverage", "en=0.9,de=0.5,pl=0.2",
-        "--n-parallel", "8", "--n-task", "6", "--n-bench", "6", "--seed", "1",
-    ])
+    rc = cli_main(
+        [
+            "demo-world",
+            "--out-dir",
+            str(tmp_path / "data"),
+            "--corpus",
+            str(tmp_path / "c.jsonl"),
+            "--languages",
+            "en,de,pl",
+            "--n-entities",
+            "24",
+            "--coverage",
+            "en=0.9,de=0.5,pl=0.2",
+            "--n-parallel",
+            "8",
+            "--n-task",
+            "6",
+            "--n-bench",
+            "6",
+            "--seed",
+            "1",
+        ]
+    )
     assert rc == 0
     assert len(read_corpus(tmp_path / "c.jsonl")) > 24
     assert read_table(tmp_path / "data/demo_facts/pl.parquet").num_rows == 24
-    assert cli_main(["demo-world", "--out-dir", str(tmp_path), "--corpus", str(tmp_path / "c.jsonl"),
-                     "--languages", "en,ja"]) == 2
+    assert (
+        cli_main(["demo-world", "--out-dir", str(tmp_path), "--corpus", str(tmp_path / "c.jsonl"), "--languages", "en,ja"]) == 2
+    )
     assert "ja" in capsys.readouterr().err

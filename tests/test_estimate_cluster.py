@@ -38,10 +38,12 @@ def _benchmark(path: Path, *walls: float) -> None:
 
 def test_times_from_a_run_with_and_without_benchmark_files(est, tmp_path):
     run = tmp_path / "results"
-    for rel, load, secs in (("qwen3/eclektic/generations/en.parquet", 90, 10),
-                            ("qwen3/eclektic/generations/de.parquet", 90, 30),
-                            ("qwen3/eclektic/ablation/xici-cap25/generations/en.parquet", 110, 20),
-                            ("qwen3/mloko/generations/en.parquet", 100, 50)):
+    for rel, load, secs in (
+        ("qwen3/eclektic/generations/en.parquet", 90, 10),
+        ("qwen3/eclektic/generations/de.parquet", 90, 30),
+        ("qwen3/eclektic/ablation/xici-cap25/generations/en.parquet", 110, 20),
+        ("qwen3/mloko/generations/en.parquet", 100, 50),
+    ):
         (run / rel).parent.mkdir(parents=True, exist_ok=True)
         _generations(run / rel, load, secs)
     t = est.run_times(run, "qwen3")
@@ -58,8 +60,11 @@ def test_times_from_a_run_with_and_without_benchmark_files(est, tmp_path):
 
 
 def test_times_from_a_bench_file(est, tmp_path):
-    bench = {"new_tokens": 32, "batch": 16, "backends": {
-        "vllm": {"load_seconds": 80.0, "runs": {"batch_capture": {"tokens_per_s": 1000.0}}}}}
+    bench = {
+        "new_tokens": 32,
+        "batch": 16,
+        "backends": {"vllm": {"load_seconds": 80.0, "runs": {"batch_capture": {"tokens_per_s": 1000.0}}}},
+    }
     path = tmp_path / "bench.json"
     path.write_text(json.dumps(bench))
     plan = est.Plan({"models": {"q": {"max_new_tokens": 10}}, "datasets": {"d1": {}, "d2": {}}})

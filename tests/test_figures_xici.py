@@ -10,21 +10,32 @@ from moe_routing.io import write_parquet
 
 
 def _metrics(dataset, condition, cap, broken, orig_correct, gained, orig_wrong, questions=2, experts=5):
-    return pl.DataFrame({
-        "dataset": [dataset], "condition": [condition], "cap": [cap], "questions": [questions],
-        "experts_total": [experts], "orig_correct": [orig_correct], "orig_wrong": [orig_wrong],
-        "broken": [broken], "gained": [gained], "now_wrong_everywhere": [0],
-    })
+    return pl.DataFrame(
+        {
+            "dataset": [dataset],
+            "condition": [condition],
+            "cap": [cap],
+            "questions": [questions],
+            "experts_total": [experts],
+            "orig_correct": [orig_correct],
+            "orig_wrong": [orig_wrong],
+            "broken": [broken],
+            "gained": [gained],
+            "now_wrong_everywhere": [0],
+        }
+    )
 
 
 def test_cap_sweep_pools_counts_over_datasets(tmp_path):
     files = []
-    for i, frame in enumerate([
-        _metrics("a", "xici", 5, broken=3, orig_correct=10, gained=1, orig_wrong=4),
-        _metrics("b", "xici", 5, broken=1, orig_correct=6, gained=0, orig_wrong=0),
-        _metrics("a", "random", 5, broken=0, orig_correct=10, gained=0, orig_wrong=4),
-        _metrics("b", "random", 5, broken=0, orig_correct=0, gained=0, orig_wrong=0, questions=0, experts=0),
-    ]):
+    for i, frame in enumerate(
+        [
+            _metrics("a", "xici", 5, broken=3, orig_correct=10, gained=1, orig_wrong=4),
+            _metrics("b", "xici", 5, broken=1, orig_correct=6, gained=0, orig_wrong=0),
+            _metrics("a", "random", 5, broken=0, orig_correct=10, gained=0, orig_wrong=4),
+            _metrics("b", "random", 5, broken=0, orig_correct=0, gained=0, orig_wrong=0, questions=0, experts=0),
+        ]
+    ):
         files.append(tmp_path / f"m{i}.parquet")
         write_parquet(frame, files[-1])
     table = figures_xici.cap_sweep(files, tmp_path / "sweep.tsv", tmp_path / "sweep.png")

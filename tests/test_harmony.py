@@ -24,19 +24,24 @@ def ids(tok, text: str) -> list[int]:
     return tok(text, add_special_tokens=False)["input_ids"]
 
 
-ANSWERED = ("<|channel|>analysis<|message|>The user asks who wrote it. Answer: Ada.<|end|>"
-            "<|start|>assistant<|channel|>final<|message|>Ada Lovelace<|return|>")
+ANSWERED = (
+    "<|channel|>analysis<|message|>The user asks who wrote it. Answer: Ada.<|end|>"
+    "<|start|>assistant<|channel|>final<|message|>Ada Lovelace<|return|>"
+)
 
 
-@pytest.mark.parametrize("text, answer", [
-    (ANSWERED, "Ada Lovelace"),
-    # max_new_tokens ran out inside the reasoning: no answer, not the reasoning's guess
-    ("<|channel|>analysis<|message|>The user asks who wrote it. Answer: Ada", ""),
-    ("<|channel|>analysis<|message|>Think.<|end|><|start|>assistant<|channel|>final<|message|>B", "B"),
-    ("<|channel|>final <|constrain|>json<|message|>{\"a\": 1}<|return|>", "{\"a\": 1}"),
-    ("<|channel|>final<|message|>first<|end|><|start|>assistant<|channel|>final<|message|> second <|return|>", "second"),
-    ("<|channel|>commentary to=functions.f<|message|>{}<|call|>", ""),
-])
+@pytest.mark.parametrize(
+    "text, answer",
+    [
+        (ANSWERED, "Ada Lovelace"),
+        # max_new_tokens ran out inside the reasoning: no answer, not the reasoning's guess
+        ("<|channel|>analysis<|message|>The user asks who wrote it. Answer: Ada", ""),
+        ("<|channel|>analysis<|message|>Think.<|end|><|start|>assistant<|channel|>final<|message|>B", "B"),
+        ('<|channel|>final <|constrain|>json<|message|>{"a": 1}<|return|>', '{"a": 1}'),
+        ("<|channel|>final<|message|>first<|end|><|start|>assistant<|channel|>final<|message|> second <|return|>", "second"),
+        ("<|channel|>commentary to=functions.f<|message|>{}<|call|>", ""),
+    ],
+)
 def test_final_channel(text, answer):
     assert harmony_final(text) == answer
 

@@ -95,8 +95,11 @@ def files(tmp_path, tiny_checkpoint):
 
 
 def write_interventions(path, rows):
-    df = pl.DataFrame(rows, schema={"item_id": pl.Utf8, "layer": pl.Int64, "expert": pl.Int64, "mode": pl.Utf8,
-                                    "strength": pl.Float64}, orient="row")
+    df = pl.DataFrame(
+        rows,
+        schema={"item_id": pl.Utf8, "layer": pl.Int64, "expert": pl.Int64, "mode": pl.Utf8, "strength": pl.Float64},
+        orient="row",
+    )
     write_parquet(df, path)
     return path
 
@@ -104,8 +107,24 @@ def write_interventions(path, rows):
 def test_generate_stage_writes_a_chunk_of_languages_into_one_file(files):
     model, en, de, tmp = files
     out = tmp / "g" / "en+de.parquet"
-    rc = main(["generate", "--model", str(model), "--items", str(en), str(de), "--out", str(out),
-               "--batch-size", "2", "--max-new-tokens", "3", "--device", "cpu"])
+    rc = main(
+        [
+            "generate",
+            "--model",
+            str(model),
+            "--items",
+            str(en),
+            str(de),
+            "--out",
+            str(out),
+            "--batch-size",
+            "2",
+            "--max-new-tokens",
+            "3",
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0
     meta = read_routing_metadata(out)
     assert meta["moe_layers"] == [1, 2] and meta["num_experts"] == 8 and meta["top_k"] == 2
@@ -113,18 +132,54 @@ def test_generate_stage_writes_a_chunk_of_languages_into_one_file(files):
     assert t.num_rows == 10 and t["lang"].to_pylist() == ["en"] * 5 + ["de"] * 5 and len(t["weights"][0].as_py()) == 2 * 8
     # batching across languages gives each sequence the routing it has alone
     alone = tmp / "g" / "de.parquet"
-    assert main(["generate", "--model", str(model), "--items", str(de), "--out", str(alone), "--batch-size", "2",
-                 "--max-new-tokens", "3", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(model),
+                "--items",
+                str(de),
+                "--out",
+                str(alone),
+                "--batch-size",
+                "2",
+                "--max-new-tokens",
+                "3",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     de_rows = pl.from_arrow(t).filter(pl.col("lang") == "de")
-    np.testing.assert_allclose(np.array(de_rows["weights"].to_list()), np.array(pl.read_parquet(alone)["weights"].to_list()), atol=1e-5)
+    np.testing.assert_allclose(
+        np.array(de_rows["weights"].to_list()), np.array(pl.read_parquet(alone)["weights"].to_list()), atol=1e-5
+    )
 
 
 def test_generate_stage_only_intervened(files):
     model, en, _, tmp = files
     plan = write_interventions(tmp / "iv.parquet", [("i2", 1, 0, "deactivate", None), ("*", 2, 1, "soft", 0.5)])
     out = tmp / "abl.parquet"
-    rc = main(["generate", "--model", str(model), "--items", str(en), "--out", str(out), "--interventions", str(plan),
-               "--only-intervened", "--max-new-tokens", "3", "--device", "cpu"])
+    rc = main(
+        [
+            "generate",
+            "--model",
+            str(model),
+            "--items",
+            str(en),
+            "--out",
+            str(out),
+            "--interventions",
+            str(plan),
+            "--only-intervened",
+            "--max-new-tokens",
+            "3",
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0
     t = pq.read_table(out)
     assert t["item_id"].to_pylist() == ["i2"] and t["freq"][0].as_py()[0] == 0.0
@@ -144,8 +199,23 @@ def test_generate_stage_bad_interventions_leave_no_output(files, capsys, rows, m
     model, en, _, tmp = files
     plan = write_interventions(tmp / "bad.parquet", rows)
     out = tmp / "never.parquet"
-    rc = main(["generate", "--model", str(model), "--items", str(en), "--out", str(out), "--interventions", str(plan),
-               "--device", "cpu", "--max-new-tokens", "2"])
+    rc = main(
+        [
+            "generate",
+            "--model",
+            str(model),
+            "--items",
+            str(en),
+            "--out",
+            str(out),
+            "--interventions",
+            str(plan),
+            "--device",
+            "cpu",
+            "--max-new-tokens",
+            "2",
+        ]
+    )
     assert rc == 2 and not out.exists()
     err = capsys.readouterr().err
     assert "bad.parquet" in err
@@ -157,8 +227,23 @@ def test_generate_stage_items_missing_column_leaves_no_output(files, capsys):
     broken = tmp / "broken.parquet"
     write_parquet(ITEMS.drop("prompt"), broken)
     outs = [tmp / "o1.parquet", tmp / "o2.parquet"]
-    rc = main(["generate", "--model", str(model), "--items", str(en), "--out", str(outs[0]), "--items", str(broken),
-               "--out", str(outs[1]), "--device", "cpu"])
+    rc = main(
+        [
+            "generate",
+            "--model",
+            str(model),
+            "--items",
+            str(en),
+            "--out",
+            str(outs[0]),
+            "--items",
+            str(broken),
+            "--out",
+            str(outs[1]),
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 2 and not any(o.exists() for o in outs)
     err = capsys.readouterr().err
     assert "broken.parquet" in err and "prompt" in err
@@ -184,9 +269,17 @@ def test_device_map_loading_gives_the_same_routing(tiny_checkpoint, hf_backend):
 
     path = tiny_checkpoint("qwen3_moe")
     mapped = load_backend("hf", str(path), LoadOptions(device="cpu", dtype="float32", extra={"device_map": {"": "cpu"}}))
-    items = pl.DataFrame({"item_id": ["a", "b"], "lang": ["en", "en"], "prompt": ["hello there", "one two three four"],
-                          "system": [None, None], "answers": [[], []], "choices": [None, None]},
-                         schema_overrides={"choices": pl.List(pl.String)})
+    items = pl.DataFrame(
+        {
+            "item_id": ["a", "b"],
+            "lang": ["en", "en"],
+            "prompt": ["hello there", "one two three four"],
+            "system": [None, None],
+            "answers": [[], []],
+            "choices": [None, None],
+        },
+        schema_overrides={"choices": pl.List(pl.String)},
+    )
     opts = GenerationOptions(batch_size=2, max_new_tokens=4)
     a = hf_backend("qwen3_moe").generate(items, options=opts)
     b = mapped.generate(items, options=opts)
@@ -208,13 +301,30 @@ def test_only_intervened_with_nothing_to_reask_writes_an_empty_file(tiny_checkpo
 
     from moe_routing.contracts import GENERATIONS, INTERVENTIONS
 
-    items = pl.DataFrame({"item_id": ["a"], "lang": ["en"], "prompt": ["hello"], "system": [None],
-                          "answers": [["x"]], "choices": [None]}, schema_overrides={"choices": pl.List(pl.String)})
+    items = pl.DataFrame(
+        {"item_id": ["a"], "lang": ["en"], "prompt": ["hello"], "system": [None], "answers": [["x"]], "choices": [None]},
+        schema_overrides={"choices": pl.List(pl.String)},
+    )
     write_parquet(items, tmp_path / "en.parquet")
     write_parquet(INTERVENTIONS.empty_table(), tmp_path / "plan.parquet")
-    rc = main(["generate", "--model", str(tiny_checkpoint("qwen3_moe")), "--items", str(tmp_path / "en.parquet"),
-               "--out", str(tmp_path / "out.parquet"), "--interventions", str(tmp_path / "plan.parquet"),
-               "--only-intervened", "--device", "cpu", "--max-new-tokens", "2"])
+    rc = main(
+        [
+            "generate",
+            "--model",
+            str(tiny_checkpoint("qwen3_moe")),
+            "--items",
+            str(tmp_path / "en.parquet"),
+            "--out",
+            str(tmp_path / "out.parquet"),
+            "--interventions",
+            str(tmp_path / "plan.parquet"),
+            "--only-intervened",
+            "--device",
+            "cpu",
+            "--max-new-tokens",
+            "2",
+        ]
+    )
     assert rc == 0
     table = pq.read_table(tmp_path / "out.parquet")
     assert table.num_rows == 0

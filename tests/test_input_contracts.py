@@ -25,7 +25,9 @@ def error_line(capsys) -> str:
 def with_rows(table: pa.Table, **columns) -> pa.Table:
     """``table`` with some columns replaced by python lists."""
     for name, values in columns.items():
-        table = table.set_column(table.schema.get_field_index(name), table.schema.field(name), pa.array(values, table.schema.field(name).type))
+        table = table.set_column(
+            table.schema.get_field_index(name), table.schema.field(name), pa.array(values, table.schema.field(name).type)
+        )
     return table
 
 
@@ -40,18 +42,28 @@ IDS = [f"q{i}" for i in range(N)]
 PROMPTS = [f"Question {i}?" for i in range(N)]
 
 BAD_ITEMS = {
-    "duplicate id": (_items(item_id=IDS[:3] + ["q1"] + IDS[4:]), "column 'item_id', row 3: duplicate item id 'q1' (first at row 1)"),
+    "duplicate id": (
+        _items(item_id=IDS[:3] + ["q1"] + IDS[4:]),
+        "column 'item_id', row 3: duplicate item id 'q1' (first at row 1)",
+    ),
     "null id": (_items(item_id=IDS[:2] + [None] + IDS[3:]), "column 'item_id', row 2: missing item id"),
     "empty id": (_items(item_id=[""] + IDS[1:]), "column 'item_id', row 0: missing item id"),
     "empty prompt": (_items(prompt=PROMPTS[:4] + [""] + PROMPTS[5:]), "column 'prompt', row 4 (item_id 'q4'): empty prompt"),
     "blank prompt": (_items(prompt=PROMPTS[:5] + [" \n\t"] + PROMPTS[6:]), "column 'prompt', row 5 (item_id 'q5'): empty prompt"),
     "null prompt": (_items(prompt=[None] + PROMPTS[1:]), "column 'prompt', row 0 (item_id 'q0'): null prompt"),
-    "other language": (_items(lang=["en"] * 6 + ["de"] + ["en"]),
-                       "column 'lang', row 6 (item_id 'q6'): 'de' is not the file's language 'en' (an items file is named after its language: {lang}.parquet)"),
-    "null language": (_items(lang=["en", None] + ["en"] * 6),
-                      "column 'lang', row 1 (item_id 'q1'): None is not the file's language 'en' (an items file is named after its language: {lang}.parquet)"),
+    "other language": (
+        _items(lang=["en"] * 6 + ["de"] + ["en"]),
+        "column 'lang', row 6 (item_id 'q6'): 'de' is not the file's language 'en' (an items file is named after its language: {lang}.parquet)",
+    ),
+    "null language": (
+        _items(lang=["en", None] + ["en"] * 6),
+        "column 'lang', row 1 (item_id 'q1'): None is not the file's language 'en' (an items file is named after its language: {lang}.parquet)",
+    ),
     "no rows": (items_table("en", 0), "no rows; an items file needs at least one item"),
-    "numeric ids": (items_table("en", 2).set_column(0, "item_id", pa.array([1, 2])), "column 'item_id' must hold strings, has int64"),
+    "numeric ids": (
+        items_table("en", 2).set_column(0, "item_id", pa.array([1, 2])),
+        "column 'item_id' must hold strings, has int64",
+    ),
 }
 
 
@@ -64,8 +76,10 @@ def test_bad_items_fail_generate_and_judge_before_any_output(tmp_path, capsys, c
     io.write_parquet(generations_table("en", N), gens)
     out = tmp_path / "out"
     # generate validates every input before it loads a model: the model path is never opened
-    for argv in (["generate", "--model", str(tmp_path / "no-model"), "--items", str(items), "--out", str(out / "g.parquet")],
-                 ["judge", "--items", str(items), "--generations", str(gens), "--out", str(out / "j.parquet"), "--judge", "exact"]):
+    for argv in (
+        ["generate", "--model", str(tmp_path / "no-model"), "--items", str(items), "--out", str(out / "g.parquet")],
+        ["judge", "--items", str(items), "--generations", str(gens), "--out", str(out / "j.parquet"), "--judge", "exact"],
+    ):
         assert main(["--log-level", "ERROR", *argv]) == EXIT_BAD_INPUT
         assert error_line(capsys) == f"error: {items}: {message}"
         assert not out.exists()
@@ -74,7 +88,9 @@ def test_bad_items_fail_generate_and_judge_before_any_output(tmp_path, capsys, c
 def test_an_items_file_is_named_after_its_language(tmp_path):
     path = tmp_path / "items.parquet"
     io.write_parquet(items_table("en", 2), path)
-    with pytest.raises(ContractError, match=r"items\.parquet: column 'lang', row 0 \(item_id 'q0'\): 'en' is not the file's language 'items'"):
+    with pytest.raises(
+        ContractError, match=r"items\.parquet: column 'lang', row 0 \(item_id 'q0'\): 'en' is not the file's language 'items'"
+    ):
         io.read_frame(path, "items")
     # a script or subset variant keeps the code as the whole name: zh_Hant.parquet holds zh_Hant
     variant = tmp_path / "zh_Hant.parquet"
@@ -107,13 +123,27 @@ def _pos(layer_pos: int, expert: int) -> int:
 
 
 BAD_ROUTING = {
-    "nan softmax_mean": (_gens(softmax_mean=(5, _pos(1, 3), np.nan)), f"column 'softmax_mean', row 5 (item_id 'q5'): nan at layer {MOE_LAYERS[1]} expert 3"),
-    "inf freq": (_gens(freq=(2, _pos(3, 7), np.inf)), f"column 'freq', row 2 (item_id 'q2'): inf at layer {MOE_LAYERS[3]} expert 7"),
-    "-inf weights": (_gens(weights=(0, _pos(0, 0), -np.inf)), f"column 'weights', row 0 (item_id 'q0'): -inf at layer {MOE_LAYERS[0]} expert 0"),
+    "nan softmax_mean": (
+        _gens(softmax_mean=(5, _pos(1, 3), np.nan)),
+        f"column 'softmax_mean', row 5 (item_id 'q5'): nan at layer {MOE_LAYERS[1]} expert 3",
+    ),
+    "inf freq": (
+        _gens(freq=(2, _pos(3, 7), np.inf)),
+        f"column 'freq', row 2 (item_id 'q2'): inf at layer {MOE_LAYERS[3]} expert 7",
+    ),
+    "-inf weights": (
+        _gens(weights=(0, _pos(0, 0), -np.inf)),
+        f"column 'weights', row 0 (item_id 'q0'): -inf at layer {MOE_LAYERS[0]} expert 0",
+    ),
     "nan entropy": (_gens(entropy=(7, 2, np.nan)), f"column 'entropy', row 7 (item_id 'q7'): nan at layer {MOE_LAYERS[2]}"),
-    "inf consistency": (_gens(consistency=(1, 0, np.inf)),
-                        f"column 'consistency', row 1 (item_id 'q1'): inf at layer {MOE_LAYERS[0]} (NaN is allowed there, infinity is not)"),
-    "-nan softmax_mean": (_gens(softmax_mean=(3, 0, -np.nan)), "column 'softmax_mean', row 3 (item_id 'q3'): nan at layer 1 expert 0"),
+    "inf consistency": (
+        _gens(consistency=(1, 0, np.inf)),
+        f"column 'consistency', row 1 (item_id 'q1'): inf at layer {MOE_LAYERS[0]} (NaN is allowed there, infinity is not)",
+    ),
+    "-nan softmax_mean": (
+        _gens(softmax_mean=(3, 0, -np.nan)),
+        "column 'softmax_mean', row 3 (item_id 'q3'): nan at layer 1 expert 0",
+    ),
 }
 
 
@@ -125,12 +155,19 @@ def _short_row(column: str) -> pa.Table:
 
 
 BAD_ROUTING |= {
-    "short entropy": (_short_row("entropy"), "column 'entropy' must hold 4 values per row (4 MoE layers from the schema metadata); row 4 (item_id 'q4') has 3"),
-    "short weights": (_short_row("weights"), "column 'weights' must hold 32 values per row (4 MoE layers x 8 experts from the schema metadata); row 4 (item_id 'q4') has 31"),
-    "null freq": (with_rows(_gens(), freq=[None] + _gens().column("freq").to_pylist()[1:]),
-                  "column 'freq' must hold 32 values per row (4 MoE layers x 8 experts from the schema metadata); row 0 (item_id 'q0') has null"),
-    "no metadata": (_gens().replace_schema_metadata(None),
-                    "schema metadata lacks ['moe_layers', 'num_experts'"),
+    "short entropy": (
+        _short_row("entropy"),
+        "column 'entropy' must hold 4 values per row (4 MoE layers from the schema metadata); row 4 (item_id 'q4') has 3",
+    ),
+    "short weights": (
+        _short_row("weights"),
+        "column 'weights' must hold 32 values per row (4 MoE layers x 8 experts from the schema metadata); row 4 (item_id 'q4') has 31",
+    ),
+    "null freq": (
+        with_rows(_gens(), freq=[None] + _gens().column("freq").to_pylist()[1:]),
+        "column 'freq' must hold 32 values per row (4 MoE layers x 8 experts from the schema metadata); row 0 (item_id 'q0') has null",
+    ),
+    "no metadata": (_gens().replace_schema_metadata(None), "schema metadata lacks ['moe_layers', 'num_experts'"),
 }
 
 
@@ -142,7 +179,10 @@ def _no_tokens() -> pa.Table:
     return generations_table("en", N, arrays=arrays)
 
 
-BAD_ROUTING["no counted tokens"] = (_no_tokens(), f"column 'weights', row 6 (item_id 'q6'): nan at layer {MOE_LAYERS[0]} expert 0")
+BAD_ROUTING["no counted tokens"] = (
+    _no_tokens(),
+    f"column 'weights', row 6 (item_id 'q6'): nan at layer {MOE_LAYERS[0]} expert 0",
+)
 
 
 @pytest.mark.parametrize("case", sorted(BAD_ROUTING))
@@ -163,7 +203,9 @@ def test_bad_routing_arrays_fail_every_reader(tmp_path, capsys, case):
         assert main(["--log-level", "ERROR", *argv]) == EXIT_BAD_INPUT, argv
         line = error_line(capsys)
         # xici reads the schema metadata before the arrays, so its "no metadata" line is worded its own way
-        assert line == f"error: {bad}: {message}" or (case == "no metadata" and line.startswith(f"error: {bad}: ") and message in line), line
+        assert line == f"error: {bad}: {message}" or (
+            case == "no metadata" and line.startswith(f"error: {bad}: ") and message in line
+        ), line
         assert not out.exists()
 
 
@@ -184,13 +226,17 @@ def test_nan_consistency_of_short_sequences_is_allowed(tmp_path):
 
 def test_the_check_covers_every_routing_column(tmp_path, monkeypatch):
     """A routing column added to contracts.ROUTING_COLUMNS is checked without further code."""
-    monkeypatch.setattr(contracts, "ROUTING_COLUMNS", pa.schema(list(contracts.ROUTING_COLUMNS) + [("topk_mean", pa.list_(pa.float32()))]))
+    monkeypatch.setattr(
+        contracts, "ROUTING_COLUMNS", pa.schema(list(contracts.ROUTING_COLUMNS) + [("topk_mean", pa.list_(pa.float32()))])
+    )
     table = _gens()
     values = [[0.1] * (len(MOE_LAYERS) * E) for _ in range(N)]
     values[3][9] = float("nan")
     path = tmp_path / "en.parquet"
     io.write_parquet(table.append_column("topk_mean", pa.array(values, pa.list_(pa.float32()))), path)
-    with pytest.raises(ContractError, match=rf"column 'topk_mean', row 3 \(item_id 'q3'\): nan at layer {MOE_LAYERS[1]} expert 1$"):
+    with pytest.raises(
+        ContractError, match=rf"column 'topk_mean', row 3 \(item_id 'q3'\): nan at layer {MOE_LAYERS[1]} expert 1$"
+    ):
         io.read_table(path, "generations")
     values[3][9] = 0.1
     io.write_parquet(table.append_column("topk_mean", pa.array([v[:-1] for v in values], pa.list_(pa.float32()))), path)
@@ -213,6 +259,11 @@ def test_generate_does_not_write_nan_routing(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(backends, "load_backend", lambda *a, **k: NanBackend())
     items, out = tmp_path / "en.parquet", tmp_path / "out" / "en.parquet"
     io.write_parquet(items_table("en", N), items)
-    assert main(["--log-level", "ERROR", "generate", "--model", "unused", "--items", str(items), "--out", str(out)]) == EXIT_BAD_INPUT
-    assert error_line(capsys) == f"error: {out}: column 'softmax_mean', row 1 (item_id 'q1'): nan at layer {MOE_LAYERS[0]} expert 5"
+    assert (
+        main(["--log-level", "ERROR", "generate", "--model", "unused", "--items", str(items), "--out", str(out)])
+        == EXIT_BAD_INPUT
+    )
+    assert (
+        error_line(capsys) == f"error: {out}: column 'softmax_mean', row 1 (item_id 'q1'): nan at layer {MOE_LAYERS[0]} expert 5"
+    )
     assert not out.parent.exists() or list(out.parent.iterdir()) == []

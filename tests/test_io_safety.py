@@ -30,10 +30,13 @@ N = 40  # items per language: routing pages of a few KB, so "the middle" of a fi
 @pytest.fixture
 def study(tmp_path):
     paths = write_study(tmp_path / "study", n=N)
-    experts = pa.Table.from_pylist([{"item_id": "q1", "layer": 2, "expert": 3, "p_value": 0.01, "p_adjusted": 0.02,
-                                     "median_diff": 0.1, "rank": 1}], schema=EXPERTS)
-    plan = pa.Table.from_pylist([{"item_id": "q1", "layer": 2, "expert": 3, "mode": "deactivate", "strength": None}],
-                                schema=INTERVENTIONS)
+    experts = pa.Table.from_pylist(
+        [{"item_id": "q1", "layer": 2, "expert": 3, "p_value": 0.01, "p_adjusted": 0.02, "median_diff": 0.1, "rank": 1}],
+        schema=EXPERTS,
+    )
+    plan = pa.Table.from_pylist(
+        [{"item_id": "q1", "layer": 2, "expert": 3, "mode": "deactivate", "strength": None}], schema=INTERVENTIONS
+    )
     paths["experts"] = {"en": tmp_path / "study" / "experts.parquet"}
     paths["plan"] = {"en": tmp_path / "study" / "plan.parquet"}
     io.write_parquet(experts, paths["experts"]["en"])
@@ -44,36 +47,110 @@ def study(tmp_path):
 def stage_commands(p: dict, out: Path) -> dict[str, list[list[str]]]:
     """Per file kind, commands of every stage that reads that kind; each reads the 'en' file of it."""
     gens, items, judged = p["generations"], p["items"], p["judged"]
-    xici = ["xici", "--generations", *map(str, gens.values()), "--judgments", *map(str, judged.values()),
-            "--out", str(out / "experts.parquet"), "--no-progress", "--workers", "1"]
+    xici = [
+        "xici",
+        "--generations",
+        *map(str, gens.values()),
+        "--judgments",
+        *map(str, judged.values()),
+        "--out",
+        str(out / "experts.parquet"),
+        "--no-progress",
+        "--workers",
+        "1",
+    ]
     return {
         "generations": [
-            ["judge", "--items", str(items["en"]), "--generations", str(gens["en"]), "--out", str(out / "j.parquet"), "--judge", "exact"],
+            [
+                "judge",
+                "--items",
+                str(items["en"]),
+                "--generations",
+                str(gens["en"]),
+                "--out",
+                str(out / "j.parquet"),
+                "--judge",
+                "exact",
+            ],
             xici,
             ["analyze", "--generations", str(gens["en"]), str(gens["de"]), "--out-dir", str(out / "routing")],
         ],
         "items": [
             # generate checks its inputs before it loads a model: no checkpoint needed to see the error
             ["generate", "--model", str(out / "no-model"), "--items", str(items["en"]), "--out", str(out / "g.parquet")],
-            ["judge", "--items", str(items["en"]), "--generations", str(gens["en"]), "--out", str(out / "j.parquet"), "--judge", "exact"],
+            [
+                "judge",
+                "--items",
+                str(items["en"]),
+                "--generations",
+                str(gens["en"]),
+                "--out",
+                str(out / "j.parquet"),
+                "--judge",
+                "exact",
+            ],
         ],
         "judged": [
             xici,
             ["accuracy", "--judgments", str(judged["en"]), "--out", str(out / "acc.tsv")],
             ["outcome-table", "--judgments", *(f"d={j}" for j in judged.values()), "--out", str(out / "outcomes.tsv")],
-            ["ablation-metrics", "--original", str(judged["en"]), "--ablated", str(judged["de"]), "--plan", str(p["plan"]["en"]),
-             "--dataset", "d", "--condition", "xici", "--out", str(out / "m.tsv")],
+            [
+                "ablation-metrics",
+                "--original",
+                str(judged["en"]),
+                "--ablated",
+                str(judged["de"]),
+                "--plan",
+                str(p["plan"]["en"]),
+                "--dataset",
+                "d",
+                "--condition",
+                "xici",
+                "--out",
+                str(out / "m.tsv"),
+            ],
         ],
         "experts": [
-            ["ablation-plan", "--experts", str(p["experts"]["en"]), "--generations", str(gens["en"]), "--condition", "xici",
-             "--out", str(out / "plan.parquet")],
+            [
+                "ablation-plan",
+                "--experts",
+                str(p["experts"]["en"]),
+                "--generations",
+                str(gens["en"]),
+                "--condition",
+                "xici",
+                "--out",
+                str(out / "plan.parquet"),
+            ],
             ["figures", "experts-per-layer", "--experts", f"d={p['experts']['en']}", "--out", str(out / "layers.png")],
         ],
         "plan": [
-            ["generate", "--model", str(out / "no-model"), "--items", str(items["en"]), "--out", str(out / "g.parquet"),
-             "--interventions", str(p["plan"]["en"])],
-            ["ablation-metrics", "--original", str(judged["en"]), "--ablated", str(judged["de"]), "--plan", str(p["plan"]["en"]),
-             "--dataset", "d", "--condition", "xici", "--out", str(out / "m.tsv")],
+            [
+                "generate",
+                "--model",
+                str(out / "no-model"),
+                "--items",
+                str(items["en"]),
+                "--out",
+                str(out / "g.parquet"),
+                "--interventions",
+                str(p["plan"]["en"]),
+            ],
+            [
+                "ablation-metrics",
+                "--original",
+                str(judged["en"]),
+                "--ablated",
+                str(judged["de"]),
+                "--plan",
+                str(p["plan"]["en"]),
+                "--dataset",
+                "d",
+                "--condition",
+                "xici",
+                "--out",
+                str(out / "m.tsv"),
+            ],
         ],
     }
 
@@ -213,9 +290,11 @@ def test_atomic_write_syncs_file_then_folder(tmp_path, monkeypatch):
 def _fail_writes(monkeypatch, code: int, where: str):
     """Make the write (or its fsync) fail as the libraries do on a full disk: after writing part of the file."""
     if where == "parquet":
+
         def write_table(table, tmp, **kw):
             Path(tmp).write_bytes(b"PAR1 partial")
             raise OSError(f"[Errno {code}] Error writing bytes to file. Detail: [errno {code}] {os.strerror(code)}")
+
         monkeypatch.setattr(io.pq, "write_table", write_table)
     elif where == "tsv":
         import polars as pl
@@ -223,10 +302,13 @@ def _fail_writes(monkeypatch, code: int, where: str):
         def write_csv(self, tmp, **kw):
             Path(tmp).write_text("partial")
             raise OSError(f"{os.strerror(code)} (os error {code})")
+
         monkeypatch.setattr(pl.DataFrame, "write_csv", write_csv)
     else:
+
         def fsync(fd):
             raise OSError(code, os.strerror(code))
+
         monkeypatch.setattr(os, "fsync", fsync)
 
 
@@ -275,10 +357,26 @@ def test_disk_full_on_a_real_full_file_system(study, tmp_path):
 def test_directory_instead_of_a_file(study, tmp_path, capsys):
     folder = tmp_path / "en.parquet"
     folder.mkdir()
-    run_and_expect(capsys, ["accuracy", "--judgments", str(folder), "--out", str(tmp_path / "a.tsv")], EXIT_FILE_FAULT,
-                   f"{folder}: cannot read it (Is a directory)")
-    run_and_expect(capsys, ["analyze", "--generations", *map(str, study["generations"].values()), "--out-dir", str(tmp_path / "r"),
-                            "--accuracy", str(folder)], EXIT_FILE_FAULT, f"{folder}: cannot read it (Is a directory)")
+    run_and_expect(
+        capsys,
+        ["accuracy", "--judgments", str(folder), "--out", str(tmp_path / "a.tsv")],
+        EXIT_FILE_FAULT,
+        f"{folder}: cannot read it (Is a directory)",
+    )
+    run_and_expect(
+        capsys,
+        [
+            "analyze",
+            "--generations",
+            *map(str, study["generations"].values()),
+            "--out-dir",
+            str(tmp_path / "r"),
+            "--accuracy",
+            str(folder),
+        ],
+        EXIT_FILE_FAULT,
+        f"{folder}: cannot read it (Is a directory)",
+    )
     assert not (tmp_path / "a.tsv").exists() and not (tmp_path / "r").exists()
 
 
@@ -288,19 +386,25 @@ def test_unreadable_file(study, tmp_path, capsys, monkeypatch, code):
     victim = study["judged"]["en"]
     real_open = open
     if code == errno.EACCES:
+
         def fake_open(path, *args, **kwargs):
             if Path(path) == victim:
                 raise PermissionError(code, os.strerror(code), str(path))
             return real_open(path, *args, **kwargs)
+
         monkeypatch.setattr(io, "open", fake_open, raising=False)
     else:
-        real_read = pq.ParquetFile.read
 
         def read(self, *args, **kwargs):
             raise OSError(f"IOError: Failed reading file. Detail: [errno {code}] {os.strerror(code)}")
+
         monkeypatch.setattr(pq.ParquetFile, "read", read)
-    run_and_expect(capsys, ["accuracy", "--judgments", str(victim), "--out", str(tmp_path / "a.tsv")], EXIT_FILE_FAULT,
-                   f"{victim}: cannot read it ({os.strerror(code)})")
+    run_and_expect(
+        capsys,
+        ["accuracy", "--judgments", str(victim), "--out", str(tmp_path / "a.tsv")],
+        EXIT_FILE_FAULT,
+        f"{victim}: cannot read it ({os.strerror(code)})",
+    )
     assert not (tmp_path / "a.tsv").exists()
 
 
@@ -308,8 +412,18 @@ def test_permission_denied_for_real(study, tmp_path):
     """chmod 000; root reads anything, so as root the run drops the capabilities that let it."""
     victim = study["judged"]["en"]
     victim.chmod(0)
-    cmd = [sys.executable, "-m", "moe_routing", "--log-level", "ERROR", "accuracy", "--judgments", str(victim),
-           "--out", str(tmp_path / "a.tsv")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "moe_routing",
+        "--log-level",
+        "ERROR",
+        "accuracy",
+        "--judgments",
+        str(victim),
+        "--out",
+        str(tmp_path / "a.tsv"),
+    ]
     if os.geteuid() == 0:
         if not shutil.which("setpriv"):
             pytest.skip("root without setpriv reads any file")
@@ -334,19 +448,38 @@ class _OomBackend:
         raise self.exc
 
 
-@pytest.mark.parametrize("make", [
-    lambda: __import__("torch").OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
-    lambda: RuntimeError("CUDA error: out of memory"),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: __import__("torch").OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        lambda: RuntimeError("CUDA error: out of memory"),
+    ],
+)
 def test_out_of_gpu_memory(study, tmp_path, capsys, monkeypatch, make):
     from moe_routing import backends
 
     monkeypatch.setattr(backends, "load_backend", lambda *a, **k: _OomBackend(make()))
     out = tmp_path / "out"
-    argv = ["generate", "--model", "unused", "--batch-size", "8", "--max-new-tokens", "2",
-            "--items", str(study["items"]["en"]), str(study["items"]["de"]), "--out", str(out / "en+de.parquet")]
-    run_and_expect(capsys, ["--log-level", "ERROR", *argv], EXIT_OUT_OF_MEMORY,
-                   "error: generate: out of GPU memory with --batch-size 8; retry with a smaller --batch-size (e.g. 4)")
+    argv = [
+        "generate",
+        "--model",
+        "unused",
+        "--batch-size",
+        "8",
+        "--max-new-tokens",
+        "2",
+        "--items",
+        str(study["items"]["en"]),
+        str(study["items"]["de"]),
+        "--out",
+        str(out / "en+de.parquet"),
+    ]
+    run_and_expect(
+        capsys,
+        ["--log-level", "ERROR", *argv],
+        EXIT_OUT_OF_MEMORY,
+        "error: generate: out of GPU memory with --batch-size 8; retry with a smaller --batch-size (e.g. 4)",
+    )
     assert outputs(out) == []  # nothing half-written
 
 
@@ -355,8 +488,18 @@ def test_other_runtime_errors_are_not_mistaken_for_oom(study, tmp_path, monkeypa
 
     monkeypatch.setattr(backends, "load_backend", lambda *a, **k: _OomBackend(RuntimeError("shape mismatch")))
     with pytest.raises(RuntimeError, match="shape mismatch"):
-        main(["generate", "--model", "unused", "--items", str(study["items"]["en"]), str(study["items"]["de"]),
-              "--out", str(tmp_path / "en+de.parquet")])
+        main(
+            [
+                "generate",
+                "--model",
+                "unused",
+                "--items",
+                str(study["items"]["en"]),
+                str(study["items"]["de"]),
+                "--out",
+                str(tmp_path / "en+de.parquet"),
+            ]
+        )
 
 
 def test_disk_full_while_saving_a_model_leaves_no_half_model(tmp_path):
@@ -367,7 +510,9 @@ def test_disk_full_while_saving_a_model_leaves_no_half_model(tmp_path):
     class Full:
         def save_pretrained(self, folder):
             (Path(folder) / "model.safetensors").write_bytes(b"partial")
-            raise RuntimeError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })')
+            raise RuntimeError(
+                'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+            )
 
     report = TrainReport.__new__(TrainReport)
     with pytest.raises(FileFault, match=r"demo-model: disk full \(no space left on device\) while writing it"):

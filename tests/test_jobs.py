@@ -32,11 +32,15 @@ def words(flags: str) -> list[str]:
 def test_each_run_reads_its_own_interventions(demo):
     assert demo.get_run_interventions(W(run="demo/demo_facts")) == []
     assert demo.get_run_interventions(W(run="demo/demo_facts/ablation/shuffled-cap15")) == [
-        "results/demo/demo_facts/ablation/shuffled-cap15/interventions.parquet"]
+        "results/demo/demo_facts/ablation/shuffled-cap15/interventions.parquet"
+    ]
     assert demo.get_run_interventions(W(run="demo/demo_task_bench/steered")) == [
-        "results/demo/steering/demo_task_bench/interventions.parquet"]
+        "results/demo/steering/demo_task_bench/interventions.parquet"
+    ]
     assert demo.get_chunk_items(W(run="demo/demo_facts/steered", chunk="en+de")) == [
-        "resources/data/demo_facts/en.parquet", "resources/data/demo_facts/de.parquet"]
+        "resources/data/demo_facts/en.parquet",
+        "resources/data/demo_facts/de.parquet",
+    ]
 
 
 def test_ablation_reruns_ask_only_intervened_items(demo):
@@ -59,8 +63,10 @@ def test_routing_options_reach_the_sets_the_analysis_reads(routing):
     analyze = words(routing.analyze_flags(W(model="qwen3")))
     assert analyze[analyze.index("--accuracy") + 1] == "results/qwen3/belebele/accuracy.tsv"
     tasks = analyze[analyze.index("--task") + 1 : analyze.index("--task") + 3]
-    assert tasks == ["math=results/qwen3/gsm8k_instruct/generations/en.parquet",
-                     "medicine=results/qwen3/alpacare/generations/en.parquet"]
+    assert tasks == [
+        "math=results/qwen3/gsm8k_instruct/generations/en.parquet",
+        "medicine=results/qwen3/alpacare/generations/en.parquet",
+    ]
 
 
 def test_named_files_are_listed_once_for_input_and_params(demo):

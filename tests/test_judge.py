@@ -225,8 +225,22 @@ def gens_frame(rows):
 
 ITEMS_ROWS = [
     {"item_id": "q1", "lang": "fr", "prompt": "Capitale de la France ?", "system": None, "answers": ["Paris"], "choices": None},
-    {"item_id": "q2", "lang": "fr", "prompt": "Capitale de l'Italie ?", "system": None, "answers": ["Rome", "Roma"], "choices": None},
-    {"item_id": "q3", "lang": "fr", "prompt": "Capitale de l'Allemagne ?", "system": None, "answers": ["Berlin"], "choices": None},
+    {
+        "item_id": "q2",
+        "lang": "fr",
+        "prompt": "Capitale de l'Italie ?",
+        "system": None,
+        "answers": ["Rome", "Roma"],
+        "choices": None,
+    },
+    {
+        "item_id": "q3",
+        "lang": "fr",
+        "prompt": "Capitale de l'Allemagne ?",
+        "system": None,
+        "answers": ["Berlin"],
+        "choices": None,
+    },
 ]
 GEN_ROWS = [
     {"item_id": "q1", "lang": "fr", "output": "C'est Paris."},
@@ -302,7 +316,11 @@ def test_judge_stage_pairs_files_and_matches_on_keys(tmp_path, capsys):
     ]
     outputs = {"en": ["The answer is B", "C", "D"], "de": ["Die Antwort ist (B)", "**B**", "A oder C"]}
     for lang in ("en", "de"):
-        ip, gp, op = tmp_path / "items" / f"{lang}.parquet", tmp_path / f"gen_{lang}.parquet", tmp_path / "judged" / f"{lang}.parquet"
+        ip, gp, op = (
+            tmp_path / "items" / f"{lang}.parquet",
+            tmp_path / f"gen_{lang}.parquet",
+            tmp_path / "judged" / f"{lang}.parquet",
+        )
         write_parquet(pa.Table.from_pylist([r for r in mc_items if r["lang"] == lang], schema=ITEMS), ip)
         # generations in another order than the items
         rows = [{"item_id": f"m{i}", "lang": lang, "output": o} for i, o in enumerate(outputs[lang])][::-1]
@@ -312,17 +330,44 @@ def test_judge_stage_pairs_files_and_matches_on_keys(tmp_path, capsys):
     de = read_frame(tmp_path / "judged" / "de.parquet", "judgments").sort("item_id")
     assert en["correct"].to_list() == [True, True, False]
     assert de["correct"].to_list() == [True, False, False]
-    assert de["detail"].to_list() == ["picked B (standalone); gold B", "picked B (leading); gold C", "picked - (ambiguous:A,C); gold A"]
+    assert de["detail"].to_list() == [
+        "picked B (standalone); gold B",
+        "picked B (leading); gold C",
+        "picked - (ambiguous:A,C); gold A",
+    ]
 
     acc = tmp_path / "acc.tsv"
-    assert main(["accuracy", "--judgments", str(tmp_path / "judged" / "en.parquet"), str(tmp_path / "judged" / "de.parquet"), "--out", str(acc)]) == 0
+    assert (
+        main(
+            [
+                "accuracy",
+                "--judgments",
+                str(tmp_path / "judged" / "en.parquet"),
+                str(tmp_path / "judged" / "de.parquet"),
+                "--out",
+                str(acc),
+            ]
+        )
+        == 0
+    )
     table = pl.read_csv(acc, separator="\t")
     assert table.rows() == [("de", pytest.approx(1 / 3), 3), ("en", pytest.approx(2 / 3), 3)]
 
     # a generation whose item is missing is a clear error naming the file
     write_parquet(gens_frame([{"item_id": "zzz", "lang": "en", "output": "B"}]), tmp_path / "gen_bad.parquet")
-    rc = main(["judge", "--items", str(tmp_path / "items" / "en.parquet"), "--generations", str(tmp_path / "gen_bad.parquet"),
-               "--out", str(tmp_path / "x.parquet"), "--judge", "mc"])
+    rc = main(
+        [
+            "judge",
+            "--items",
+            str(tmp_path / "items" / "en.parquet"),
+            "--generations",
+            str(tmp_path / "gen_bad.parquet"),
+            "--out",
+            str(tmp_path / "x.parquet"),
+            "--judge",
+            "mc",
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "gen_bad.parquet" in err and "zzz/en" in err
@@ -330,8 +375,20 @@ def test_judge_stage_pairs_files_and_matches_on_keys(tmp_path, capsys):
     # a chunk of languages: several items files, one generations file
     both = tmp_path / "gen_en+de.parquet"
     write_parquet(pa.concat_tables([pq.read_table(tmp_path / f"gen_{lang}.parquet") for lang in ("en", "de")]), both)
-    rc = main(["judge", "--items", str(tmp_path / "items" / "en.parquet"), str(tmp_path / "items" / "de.parquet"),
-               "--generations", str(both), "--out", str(tmp_path / "en+de.parquet"), "--judge", "mc"])
+    rc = main(
+        [
+            "judge",
+            "--items",
+            str(tmp_path / "items" / "en.parquet"),
+            str(tmp_path / "items" / "de.parquet"),
+            "--generations",
+            str(both),
+            "--out",
+            str(tmp_path / "en+de.parquet"),
+            "--judge",
+            "mc",
+        ]
+    )
     assert rc == 0
     chunk = read_frame(tmp_path / "en+de.parquet", "judgments")
     assert chunk.sort("lang", "item_id")["correct"].to_list() == de["correct"].to_list() + en["correct"].to_list()

@@ -65,8 +65,12 @@ STUBS["sacct"] = STUBS["squeue"].replace("squeue", "sacct").replace("*--name*", 
 
 CONFIG = {
     "cluster": {
-        "account": ACCOUNT, "partition": "cpu", "gpu_partition": "gpu", "gpu_model": "a100",
-        "node": {"cpus": 32, "mem_mb": 500000, "gpus": 4}, "small_job": {"mem_mb": 4000, "runtime": 60},
+        "account": ACCOUNT,
+        "partition": "cpu",
+        "gpu_partition": "gpu",
+        "gpu_model": "a100",
+        "node": {"cpus": 32, "mem_mb": 500000, "gpus": 4},
+        "small_job": {"mem_mb": 4000, "runtime": 60},
     },
     # as the paper configs: one GPU, memory and runtime per model; more CPUs per GPU than a node has
     "models": {"m": {"resources": {"gpu": 1, "cpus_per_gpu": 64, "mem_mb": 64000, "runtime": 240}}},
@@ -118,8 +122,16 @@ def _run_snakemake(workdir: Path, bin_dir: Path, *extra: str, timeout: int = 90)
     env["PATH"] = f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["STUB_LOG"] = str(workdir)
     env.pop("SLURM_JOB_ID", None)
-    cmd = [*SNAKEMAKE, "--snakefile", str(workdir / "Snakefile"), "--directory", str(workdir), *extra,
-           "--configfile", str(workdir / "config.yaml")]
+    cmd = [
+        *SNAKEMAKE,
+        "--snakefile",
+        str(workdir / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *extra,
+        "--configfile",
+        str(workdir / "config.yaml"),
+    ]
     return subprocess.run(cmd, env=env, cwd=workdir, capture_output=True, text=True, timeout=timeout)
 
 
@@ -167,11 +179,16 @@ def test_slurm_profile_submits_generation_with_gpu(tmp_path):
     proc = _run_snakemake(
         tmp_path,
         bin_dir,
-        "--profile", str(PROFILES / "slurm"),
-        "--slurm-init-seconds-before-status-checks", "1",
-        "--latency-wait", "1",
-        "--retries", "1",
-        "--jobs", "2",
+        "--profile",
+        str(PROFILES / "slurm"),
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--latency-wait",
+        "1",
+        "--retries",
+        "1",
+        "--jobs",
+        "2",
         timeout=120,
     )
     log = tmp_path / "sbatch.log"

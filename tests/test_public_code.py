@@ -27,10 +27,18 @@ from moe_routing.io import write_parquet
 
 FAMILIES = ("qwen3_moe", "olmoe", "mixtral", "gpt_oss", "phimoe")
 SENTENCES = {
-    "en": ["The river Quell runs through the old town.", "Who founded Varnholt?", "Cats sleep.",
-           "A long sentence about the harbour, the ships and the grain that came in every autumn."],
-    "de": ["Der Fluss Quell fließt durch die Altstadt.", "Wer gründete Varnholt?", "Katzen schlafen.",
-           "Ein langer Satz über den Hafen, die Schiffe und das Korn, das jeden Herbst kam."],
+    "en": [
+        "The river Quell runs through the old town.",
+        "Who founded Varnholt?",
+        "Cats sleep.",
+        "A long sentence about the harbour, the ships and the grain that came in every autumn.",
+    ],
+    "de": [
+        "Der Fluss Quell fließt durch die Altstadt.",
+        "Wer gründete Varnholt?",
+        "Katzen schlafen.",
+        "Ein langer Satz über den Hafen, die Schiffe und das Korn, das jeden Herbst kam.",
+    ],
 }
 
 
@@ -65,13 +73,17 @@ def public_reference(model, tokenizer, k: int) -> tuple[dict, dict]:
     for lang, texts in SENTENCES.items():
         importance[lang] = []
         for text in texts:  # batch 1, as get_routings
-            ids = tokenizer.apply_chat_template([{"role": "user", "content": text}], enable_thinking=False,
-                                                tokenize=True, return_dict=True, return_tensors="pt")["input_ids"]
+            ids = tokenizer.apply_chat_template(
+                [{"role": "user", "content": text}], enable_thinking=False, tokenize=True, return_dict=True, return_tensors="pt"
+            )["input_ids"]
             with torch.no_grad():
                 out = model(ids, output_router_logits=True, return_dict=True)
             importance[lang].append(public_topk_importance([rl.float().numpy() for rl in out.router_logits], k))
-    divergence = {lang: np.mean([public_hjs(a, b) for a, b in zip(importance["en"], importance[lang])], axis=0)
-                  for lang in importance if lang != "en"}
+    divergence = {
+        lang: np.mean([public_hjs(a, b) for a, b in zip(importance["en"], importance[lang])], axis=0)
+        for lang in importance
+        if lang != "en"
+    }
     entropy = {lang: np.mean([public_entropy(p) for p in seqs], axis=0) for lang, seqs in importance.items()}
     return divergence, entropy
 
@@ -87,8 +99,24 @@ def test_topk_sequence_no_generation_prompt_equals_the_public_code(hf_backend, f
         paths.append(tmp_path / "generations" / f"{lang}.parquet")
         write_parquet(table, paths[-1])
     out = tmp_path / "routing"
-    assert main(["analyze", "--generations", *map(str, paths), "--english", "en", "--out-dir", str(out),
-                 "--importance", "topk", "--entropy", "sequence"]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                "--generations",
+                *map(str, paths),
+                "--english",
+                "en",
+                "--out-dir",
+                str(out),
+                "--importance",
+                "topk",
+                "--entropy",
+                "sequence",
+            ]
+        )
+        == 0
+    )
 
     divergence, entropy = public_reference(backend.model, backend.tokenizer, backend.top_k)
     div = pl.read_csv(out / "divergence.tsv", separator="\t").sort("layer")

@@ -33,8 +33,9 @@ def workdir(tmp_path_factory):
 
 def rehearse(root: Path, name: str, *targets: str):
     start = time.monotonic()
-    proc = snakemake("-c2", *targets, "--configfile", f"config/{name}.yaml", f"config/rehearsal/{name}.yaml",
-                     cwd=root, timeout=2400)
+    proc = snakemake(
+        "-c2", *targets, "--configfile", f"config/{name}.yaml", f"config/rehearsal/{name}.yaml", cwd=root, timeout=2400
+    )
     counts = job_counts(proc.stdout + proc.stderr)
     print(f"\nrehearsal of {name}: {time.monotonic() - start:.0f} s, jobs {counts}")
     return counts
@@ -42,8 +43,19 @@ def rehearse(root: Path, name: str, *targets: str):
 
 def test_xici_paper_rehearsal_runs_every_rule(workdir):
     counts = rehearse(workdir, "xici-paper", *XICI_TARGETS)
-    for rule in ("stand_in", "mirror", "prepare", "generate", "judge_llm", "xici", "outcome_table",
-                 "ablation_plan", "ablation_metrics", "ablation_table", "cap_sweep"):
+    for rule in (
+        "stand_in",
+        "mirror",
+        "prepare",
+        "generate",
+        "judge_llm",
+        "xici",
+        "outcome_table",
+        "ablation_plan",
+        "ablation_metrics",
+        "ablation_table",
+        "cap_sweep",
+    ):
         assert counts.get(rule, 0) >= 1, rule
     for target in XICI_TARGETS:
         assert (workdir / target).stat().st_size > 0, target
@@ -55,8 +67,18 @@ def test_xici_paper_rehearsal_runs_every_rule(workdir):
 
 def test_routing_paper_rehearsal_runs_every_model(workdir):
     counts = rehearse(workdir, "routing-paper")
-    for rule in ("stand_in", "mirror", "prepare", "generate", "judge", "accuracy", "analyze", "steer_plan",
-                 "steering_table", "summary"):
+    for rule in (
+        "stand_in",
+        "mirror",
+        "prepare",
+        "generate",
+        "judge",
+        "accuracy",
+        "analyze",
+        "steer_plan",
+        "steering_table",
+        "summary",
+    ):
         assert counts.get(rule, 0) >= 1, rule
     config = yaml.safe_load((REPO / "config" / "routing-paper.yaml").read_text())
     for model in config["routing"]["models"]:

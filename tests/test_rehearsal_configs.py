@@ -15,9 +15,13 @@ from moe_routing.stand_ins import STAND_INS
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPERS = ("xici-paper", "routing-paper")
-# what an overlay may set: model/judge paths and their stand-in, dataset paths and mirrors, languages, the cap sweep
-ALLOWED = {"models": {"path", "stand_in"}, "judge_model": {"path", "stand_in"},
-           "datasets": {"path", "mirror", "languages"}, "xici": {"cap_sweep"}}
+# what an overlay may set: model/judge paths, their stand-in and the CPU, dataset paths and mirrors, languages, the cap sweep
+ALLOWED = {
+    "models": {"path", "stand_in", "device"},
+    "judge_model": {"path", "stand_in", "device"},
+    "datasets": {"path", "mirror", "languages"},
+    "xici": {"cap_sweep"},
+}
 
 
 def load(name: str) -> dict:

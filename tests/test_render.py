@@ -49,8 +49,13 @@ def test_generation_prompt_only_when_generating(tok):
 
 
 def test_assistant_turn_is_teacher_forced_without_a_generation_prompt(tok):
-    text = tok.decode(render_prompt(tok, "2+2?", "Be brief.", GenerationOptions(max_new_tokens=0, generation_prompt=True), "It is 4."))
-    assert text == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\nIt is 4.<|im_end|>\n"
+    text = tok.decode(
+        render_prompt(tok, "2+2?", "Be brief.", GenerationOptions(max_new_tokens=0, generation_prompt=True), "It is 4.")
+    )
+    assert (
+        text
+        == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\nIt is 4.<|im_end|>\n"
+    )
     plain = tok.decode(render_prompt(tok, "2+2?", None, GenerationOptions(use_chat_template=False), "It is 4."))
     assert plain == "2+2?\n\nIt is 4."
 
@@ -65,8 +70,12 @@ def test_content_mask_covers_the_item_text_exactly(tok, template):
         r = render(tok, "The river Quell runs.", "The river Quell runs.", opts)
         assert decode_content(tok, r) == "The river Quell runs."
         # the scope changes which tokens count, never the tokens
-        assert r.ids == render_prompt(tok, "The river Quell runs.", "The river Quell runs.", GenerationOptions(
-            max_new_tokens=0, use_chat_template=template != "plain"))
+        assert r.ids == render_prompt(
+            tok,
+            "The river Quell runs.",
+            "The river Quell runs.",
+            GenerationOptions(max_new_tokens=0, use_chat_template=template != "plain"),
+        )
         if template != "plain":
             assert not r.content[0] and not r.content[-1]  # <|im_start|>, the last newline
         r = render(tok, "  The river?  ", None, opts, assistant="\n\nIt runs through the old town.")
@@ -104,8 +113,9 @@ def test_choice_requests_the_harness_way(tok):
 
 
 def test_check_request_gates_content_scope_and_assistant_turns():
-    items = pl.DataFrame({"item_id": ["a", "b"], "lang": ["en", "en"], "prompt": ["q", "r"], "system": [None, None],
-                          "assistant": [None, "answer"]})
+    items = pl.DataFrame(
+        {"item_id": ["a", "b"], "lang": ["en", "en"], "prompt": ["q", "r"], "system": [None, None], "assistant": [None, "answer"]}
+    )
     everything = frozenset({CONTENT_SCOPE, ASSISTANT_TURN})
     # a backend that does not declare them (the vLLM backend today) refuses rather than ignores them
     with pytest.raises(ConfigError, match="does not implement token_scope 'content'"):

@@ -189,7 +189,7 @@ def test_content_scope_counts_the_item_text_only(hf_backend, family):
     width = prefill["row_seq"].shape[0] // len(rows)
     for s, i in enumerate(order):
         ids = rows[i]["prompt_token_ids"]
-        counted = prefill["row_valid"].reshape(len(rows), width)[s, width - len(ids):].tolist()
+        counted = prefill["row_valid"].reshape(len(rows), width)[s, width - len(ids) :].tolist()
         assert backend.tokenizer.decode([t for t, c in zip(ids, counted) if c]) == ITEMS["prompt"][i]
         assert rows[i]["tokens"] == sum(counted) + len(rows[i]["output_token_ids"]) - 1
         ref = reference(per_seq[s]["z"], per_seq[s]["i"], per_seq[s]["w"])

@@ -25,7 +25,7 @@ def harness_loglik(model, tok, context: str, continuation: str, special: bool) -
         context, continuation = context[:-n], context[-n:] + continuation
     whole = tok(context + continuation, add_special_tokens=special)["input_ids"]
     ctx = tok(context, add_special_tokens=special)["input_ids"]
-    cont = whole[len(ctx):]
+    cont = whole[len(ctx) :]
     with torch.no_grad():
         logp = model(torch.tensor([ctx + cont])).logits[0].double().log_softmax(-1)
     return float(sum(logp[len(ctx) - 1 + i, t] for i, t in enumerate(cont)))
@@ -35,7 +35,9 @@ def reference(backend, chat: bool) -> list[list[float]]:
     tok, out = backend.tokenizer, []
     for r in ITEMS.iter_rows(named=True):
         if chat:
-            msgs = ([{"role": "system", "content": r["system"]}] if r["system"] else []) + [{"role": "user", "content": r["prompt"]}]
+            msgs = ([{"role": "system", "content": r["system"]}] if r["system"] else []) + [
+                {"role": "user", "content": r["prompt"]}
+            ]
             context = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True, enable_thinking=False)
             out.append([harness_loglik(backend.model, tok, context, L, False) for L in LETTERS[: len(r["choices"])]])
         else:
@@ -65,7 +67,9 @@ def test_score_choices_rows_route_the_prompt_like_prefill_generation(hf_backend)
     want = reference(backend, chat=False)
     assert [r["output"] for r in rows] == [LETTERS[int(np.argmax(w))] for w in want]
     assert all(r["output_token_ids"] == [] for r in rows)
-    prefill = backend.generate(ITEMS, None, GenerationOptions(batch_size=2, max_new_tokens=0, use_chat_template=False)).to_pylist()
+    prefill = backend.generate(
+        ITEMS, None, GenerationOptions(batch_size=2, max_new_tokens=0, use_chat_template=False)
+    ).to_pylist()
     for r, p in zip(rows, prefill):
         assert r["prompt_token_ids"] == p["prompt_token_ids"] and r["tokens"] == len(p["prompt_token_ids"])
         for key in ("softmax_mean", "topk_mean", "freq", "entropy", "weights"):
@@ -76,8 +80,15 @@ def test_score_choices_rows_route_the_prompt_like_prefill_generation(hf_backend)
 
 def test_interventions_apply_to_every_scoring_pass(hf_backend):
     backend = hf_backend("mixtral")
-    plan = pl.DataFrame({"item_id": ["*", "*", "q2"], "layer": [backend.moe_layers[0], backend.moe_layers[1], backend.moe_layers[2]],
-                         "expert": [0, 3, 5], "mode": ["deactivate", "soft", "activate"], "strength": [0.0, 0.8, 0.0]})
+    plan = pl.DataFrame(
+        {
+            "item_id": ["*", "*", "q2"],
+            "layer": [backend.moe_layers[0], backend.moe_layers[1], backend.moe_layers[2]],
+            "expert": [0, 3, 5],
+            "mode": ["deactivate", "soft", "activate"],
+            "strength": [0.0, 0.8, 0.0],
+        }
+    )
     base = backend.choice_logprobs(ITEMS, None, GenerationOptions(batch_size=3, use_chat_template=False))
     batched = backend.choice_logprobs(ITEMS, plan, GenerationOptions(batch_size=3, use_chat_template=False))
     single = backend.choice_logprobs(ITEMS, plan, GenerationOptions(batch_size=1, use_chat_template=False))
@@ -91,18 +102,70 @@ def test_generate_stage_flags(tiny_checkpoint, tmp_path):
     items = tmp_path / "en.parquet"
     write_parquet(ITEMS.with_columns(pl.lit(None, pl.String).alias("assistant")), items)
     out = tmp_path / "scored.parquet"
-    assert main(["generate", "--model", str(model), "--items", str(items), "--out", str(out), "--device", "cpu",
-                 "--scoring", "loglik", "--no-chat-template", "--token-scope", "content"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(model),
+                "--items",
+                str(items),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--scoring",
+                "loglik",
+                "--no-chat-template",
+                "--token-scope",
+                "content",
+            ]
+        )
+        == 0
+    )
     scored = read_frame(out, "generations")
     assert set(scored["output"]) <= set(LETTERS)
     # content scope without a template: only q3's system prompt is left out ("Be brief.\n\n", 11 byte tokens)
     assert (scored["prompt_token_ids"].list.len() - scored["tokens"]).to_list() == [0, 0, 11]
     prefill = tmp_path / "prefill.parquet"
-    assert main(["generate", "--model", str(model), "--items", str(items), "--out", str(prefill), "--device", "cpu",
-                 "--max-new-tokens", "0"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(model),
+                "--items",
+                str(items),
+                "--out",
+                str(prefill),
+                "--device",
+                "cpu",
+                "--max-new-tokens",
+                "0",
+            ]
+        )
+        == 0
+    )
     forced = tmp_path / "forced.parquet"
-    assert main(["generate", "--model", str(model), "--items", str(items), "--out", str(forced), "--device", "cpu",
-                 "--max-new-tokens", "0", "--generation-prompt"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(model),
+                "--items",
+                str(items),
+                "--out",
+                str(forced),
+                "--device",
+                "cpu",
+                "--max-new-tokens",
+                "0",
+                "--generation-prompt",
+            ]
+        )
+        == 0
+    )
     a, b = read_frame(prefill, "generations"), read_frame(forced, "generations")
     # the generation prompt of the tiny template: <|im_start|>assistant\n<think>\n\n</think>\n\n
     assert ((b["prompt_token_ids"].list.len() - a["prompt_token_ids"].list.len()) > 0).all()

@@ -156,8 +156,18 @@ class Run:
             out = _slurm(env, "squeue", "--noheader", "--states=all", f"--name={m.group(1)}", f"--Format={fields}")
             for line in out.stdout.splitlines():
                 jobid, state, mem, limit, comment, part, cpus, tres = (f.strip() for f in line.split("|"))
-                self.jobs.append({"id": int(jobid), "state": state, "mem": mem, "time": limit, "job": comment,
-                                  "partition": part, "cpus": int(cpus), "tres": tres})
+                self.jobs.append(
+                    {
+                        "id": int(jobid),
+                        "state": state,
+                        "mem": mem,
+                        "time": limit,
+                        "job": comment,
+                        "partition": part,
+                        "cpus": int(cpus),
+                        "tres": tres,
+                    }
+                )
             self.jobs.sort(key=lambda j: j["id"])
 
     def of(self, name: str) -> list[dict]:
@@ -169,8 +179,20 @@ class Run:
 
 def snakemake(workdir: Path, env: dict, *args: str, timeout: int = 300) -> Run:
     # --configfile last: it takes every path that follows it
-    cmd = [sys.executable, "-m", "snakemake", *args, "--snakefile", str(workdir / "Snakefile"), "--directory", str(workdir),
-           "--profile", str(PROFILE), "--configfile", str(workdir / "config.yaml")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        *args,
+        "--snakefile",
+        str(workdir / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--profile",
+        str(PROFILE),
+        "--configfile",
+        str(workdir / "config.yaml"),
+    ]
     proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
     return Run(proc, env)
 
@@ -294,7 +316,9 @@ def demo_workdir(tmp_path_factory, node):
     config["models"][model].pop("build", None)
     # as many layers as the trained demo model, so the config's layer settings (steering) fit it
     layers = config["demo"].get("train", {}).get("layers", 6)
-    config["models"][model]["path"] = str(build_tiny_checkpoint("qwen3_moe", root / "resources" / "models" / "tiny", layers=layers))
+    config["models"][model]["path"] = str(
+        build_tiny_checkpoint("qwen3_moe", root / "resources" / "models" / "tiny", layers=layers)
+    )
     config["models"][model]["resources"] = {"mem_mb": 2000, "runtime": 10}
     for ds in config["datasets"].values():
         ds["languages"] = ds["languages"][:3]
@@ -305,8 +329,16 @@ def demo_workdir(tmp_path_factory, node):
 
 def test_demo_outcome_table_through_slurm(demo_workdir, env):
     root, model, dataset, langs = demo_workdir
-    cmd = [sys.executable, "-m", "snakemake", f"results/{model}/outcome_table.tsv", "--profile", str(PROFILE),
-           "--configfile", "config/slurm-demo.yaml"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        f"results/{model}/outcome_table.tsv",
+        "--profile",
+        str(PROFILE),
+        "--configfile",
+        "config/slurm-demo.yaml",
+    ]
     run = Run(subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600), env)
     assert run.proc.returncode == 0, run
     assert (root / "results" / model / "outcome_table.tsv").stat().st_size > 0

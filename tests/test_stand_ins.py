@@ -80,8 +80,12 @@ def test_every_token_of_a_character_class_selects_its_expert(backend, hub_id):
     text = "BP HR 12+34-56 हिन्दी ECG 78=?"
     b.trace = []
     try:
-        out = pl.from_arrow(b.generate(_items(1, [text]).with_columns(system=pl.lit(None, pl.String)),
-                                       options=GenerationOptions(batch_size=1, max_new_tokens=0)))
+        out = pl.from_arrow(
+            b.generate(
+                _items(1, [text]).with_columns(system=pl.lit(None, pl.String)),
+                options=GenerationOptions(batch_size=1, max_new_tokens=0),
+            )
+        )
         trace = list(b.trace)
     finally:
         b.trace = None
@@ -136,10 +140,17 @@ def test_judge_says_yes_or_no_mixed_and_the_same_each_time(backend):
         return " ".join("".join(rng.choice(letters) for _ in range(rng.randint(2, 7))) for _ in range(n))
 
     n = 12
-    items = pl.DataFrame({"item_id": [f"q{i}" for i in range(n)], "lang": ["de"] * n,
-                          "prompt": [words(6) + "?" for _ in range(n)], "system": [SYSTEM] * n,
-                          "answers": [[words(2)] for _ in range(n)], "choices": [None] * n},
-                         schema_overrides={"choices": pl.List(pl.String)})
+    items = pl.DataFrame(
+        {
+            "item_id": [f"q{i}" for i in range(n)],
+            "lang": ["de"] * n,
+            "prompt": [words(6) + "?" for _ in range(n)],
+            "system": [SYSTEM] * n,
+            "answers": [[words(2)] for _ in range(n)],
+            "choices": [None] * n,
+        },
+        schema_overrides={"choices": pl.List(pl.String)},
+    )
     # the judged stand-ins answer every question alike; the verdicts must not hinge on that
     gens = pl.DataFrame({"item_id": items["item_id"], "lang": items["lang"], "output": ["\ufffd" * 16] * n})
     first = judge_frame(items, gens, "llm", backend=judge, batch_size=n)

@@ -39,11 +39,13 @@ def test_stand_in_generates_in_vllm(tmp_path, monkeypatch, hub_id, judge):
         prompts = [judge_prompt_ids(tok, seed=i) for i in range(6)]
     else:
         prompts = [render_prompt(tok, f"Wer baute Haus {i}?", SYSTEM, GenerationOptions(), adapter=adapter) for i in range(3)]
-    llm = vllm.LLM(model=str(path), dtype="float32", max_model_len=1024, kv_cache_memory_bytes=64 * 2**20,
-                   enforce_eager=True, seed=0)
+    llm = vllm.LLM(
+        model=str(path), dtype="float32", max_model_len=1024, kv_cache_memory_bytes=64 * 2**20, enforce_eager=True, seed=0
+    )
     try:
-        outs = llm.generate([{"prompt_token_ids": p} for p in prompts], vllm.SamplingParams(temperature=0.0, max_tokens=4),
-                            use_tqdm=False)
+        outs = llm.generate(
+            [{"prompt_token_ids": p} for p in prompts], vllm.SamplingParams(temperature=0.0, max_tokens=4), use_tqdm=False
+        )
     finally:
         del llm
         gc.collect()

@@ -11,7 +11,7 @@ from moe_routing import analysis
 from moe_routing import steering as S
 from moe_routing.steering import comparison_delta
 from moe_routing.cli import main
-from moe_routing.contracts import INTERVENTIONS, JUDGMENTS, routing_metadata
+from moe_routing.contracts import INTERVENTIONS, JUDGMENTS
 from moe_routing.errors import ConfigError, InterventionError
 from moe_routing.io import read_frame, write_parquet
 
@@ -60,7 +60,11 @@ def test_plan_errors():
 
 
 def judgments(lang_correct: dict[str, list[bool]]) -> pl.DataFrame:
-    rows = [{"item_id": f"q{i}", "lang": lang, "correct": c, "judge": "number", "detail": ""} for lang, cs in lang_correct.items() for i, c in enumerate(cs)]
+    rows = [
+        {"item_id": f"q{i}", "lang": lang, "correct": c, "judge": "number", "detail": ""}
+        for lang, cs in lang_correct.items()
+        for i, c in enumerate(cs)
+    ]
     return pl.from_arrow(pa.Table.from_pylist(rows, schema=JUDGMENTS))
 
 
@@ -102,18 +106,54 @@ def test_steer_plan_and_table_stages(tmp_path):
     task[:, 0, 2] += 0.5  # task expert outside them
     out = tmp_path / "steer" / "interventions.parquet"
     spec = tmp_path / "specialisation.tsv"
-    analysis.delta_table({"math-vs-en": analysis.specialisation_delta(task, base), "de-vs-en": analysis.specialisation_delta(base, task)},
-                         MOE_LAYERS).write_csv(spec, separator="\t")
-    rc = main(["steer-plan", "--specialisation", str(spec), "--task", "math", "--english", "en",
-               "--layers", "2", "3-4", "--tau", "0.3", "--mode", "hard", "--out", str(out)])
+    analysis.delta_table(
+        {"math-vs-en": analysis.specialisation_delta(task, base), "de-vs-en": analysis.specialisation_delta(base, task)},
+        MOE_LAYERS,
+    ).write_csv(spec, separator="\t")
+    rc = main(
+        [
+            "steer-plan",
+            "--specialisation",
+            str(spec),
+            "--task",
+            "math",
+            "--english",
+            "en",
+            "--layers",
+            "2",
+            "3-4",
+            "--tau",
+            "0.3",
+            "--mode",
+            "hard",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     plan = read_frame(out, "interventions")
     assert plan.select("item_id", "layer", "expert", "mode").rows() == [("*", 3, 4, "activate")]
     delta, layers = comparison_delta(pl.read_csv(spec, separator="\t"), "math-vs-en")
     assert layers == MOE_LAYERS and delta.shape == (len(MOE_LAYERS), E)
     assert delta[MOE_LAYERS.index(3), 4] == pytest.approx(task[:, 3, 4].mean() - base[:, 3, 4].mean(), rel=1e-9)
-    assert main(["steer-plan", "--specialisation", str(spec), "--task", "medicine", "--layers", "2", "--tau", "0.3",
-                 "--out", str(tmp_path / "x.parquet")]) == 2
+    assert (
+        main(
+            [
+                "steer-plan",
+                "--specialisation",
+                str(spec),
+                "--task",
+                "medicine",
+                "--layers",
+                "2",
+                "--tau",
+                "0.3",
+                "--out",
+                str(tmp_path / "x.parquet"),
+            ]
+        )
+        == 2
+    )
 
     paths = {}
     for name, d in (("base", BASE), ("steered", STEERED)):
@@ -122,16 +162,45 @@ def test_steer_plan_and_table_stages(tmp_path):
             p = tmp_path / name / f"{lang}.parquet"
             write_parquet(judgments({lang: cs}), p)
             paths[name].append(str(p))
-    rc = main(["steering-table", "--base", *(f"mgsm={p}" for p in paths["base"]), "--steered", *(f"mgsm={p}" for p in paths["steered"]), "--english", "en",
-               "--low-resource", "bn", "sw", "--out", str(tmp_path / "steering_table.tsv")])
+    rc = main(
+        [
+            "steering-table",
+            "--base",
+            *(f"mgsm={p}" for p in paths["base"]),
+            "--steered",
+            *(f"mgsm={p}" for p in paths["steered"]),
+            "--english",
+            "en",
+            "--low-resource",
+            "bn",
+            "sw",
+            "--out",
+            str(tmp_path / "steering_table.tsv"),
+        ]
+    )
     assert rc == 0
     table = pl.read_csv(tmp_path / "steering_table.tsv", separator="\t")
     assert table.columns == ["benchmark", "lang", "base", "steered", "difference", "n"]
     assert table.filter(pl.col("lang") == "low-resource mean")["difference"][0] == pytest.approx(0.25)
     # two benchmarks in one table; the second only has en and de
-    rc = main(["steering-table", "--base", *(f"mgsm={p}" for p in paths["base"]), *(f"gmmlu={p}" for p in paths["base"][:3:2]),
-               "--steered", *(f"mgsm={p}" for p in paths["steered"]), *(f"gmmlu={p}" for p in paths["steered"][:3:2]),
-               "--english", "en", "--low-resource", "bn", "sw", "--out", str(tmp_path / "two.tsv")])
+    rc = main(
+        [
+            "steering-table",
+            "--base",
+            *(f"mgsm={p}" for p in paths["base"]),
+            *(f"gmmlu={p}" for p in paths["base"][:3:2]),
+            "--steered",
+            *(f"mgsm={p}" for p in paths["steered"]),
+            *(f"gmmlu={p}" for p in paths["steered"][:3:2]),
+            "--english",
+            "en",
+            "--low-resource",
+            "bn",
+            "sw",
+            "--out",
+            str(tmp_path / "two.tsv"),
+        ]
+    )
     assert rc == 0
     two = pl.read_csv(tmp_path / "two.tsv", separator="\t")
     assert two.filter(pl.col("benchmark") == "mgsm").drop("benchmark").equals(table.drop("benchmark"))
@@ -144,8 +213,11 @@ def test_steer_plan_and_table_stages(tmp_path):
 def _items(prompts: dict[str, list[str]]) -> pl.DataFrame:
     from moe_routing.contracts import ITEMS
 
-    rows = [{"item_id": f"i{n}", "lang": lang, "prompt": p, "system": None, "answers": ["1"], "choices": None}
-            for lang, ps in prompts.items() for n, p in enumerate(ps)]
+    rows = [
+        {"item_id": f"i{n}", "lang": lang, "prompt": p, "system": None, "answers": ["1"], "choices": None}
+        for lang, ps in prompts.items()
+        for n, p in enumerate(ps)
+    ]
     return pl.from_arrow(pa.Table.from_pylist(rows, schema=ITEMS))
 
 
@@ -161,8 +233,19 @@ def test_steering_changes_routing_only_from_target_layer_on_and_only_for_chosen_
     # prefill only: steering cannot change which tokens pass through, so routing upstream of the
     # target layer must be bit-identical and the chosen experts' frequencies are directly comparable
     opts = GenerationOptions(batch_size=8, max_new_tokens=0, capture=True)
-    task = pl.from_arrow(backend.generate(_items({"en": [f"{a} plus {b} equals {a + b}" for a, b in [(1, 2), (3, 4), (10, 5), (7, 7)]]}), options=opts))
-    flores = pl.from_arrow(backend.generate(_items({"en": ["the cat sat on the mat", "rain falls in spring", "we walked to the old town", "music fills the hall"]}), options=opts))
+    task = pl.from_arrow(
+        backend.generate(
+            _items({"en": [f"{a} plus {b} equals {a + b}" for a, b in [(1, 2), (3, 4), (10, 5), (7, 7)]]}), options=opts
+        )
+    )
+    flores = pl.from_arrow(
+        backend.generate(
+            _items(
+                {"en": ["the cat sat on the mat", "rain falls in spring", "we walked to the old town", "music fills the hall"]}
+            ),
+            options=opts,
+        )
+    )
     delta = an.specialisation_delta(an.routing_array(task, "freq", shape), an.routing_array(flores, "freq", shape))
     target = [layers[1]]
     # τ between the two largest Δ of the target layer: one chosen expert, as with a strict τ in the paper
@@ -173,7 +256,9 @@ def test_steering_changes_routing_only_from_target_layer_on_and_only_for_chosen_
     chosen = set(plan["expert"].to_list())
     assert set(plan["layer"]) == set(target) and chosen
 
-    evaluation = _items({"de": ["der Hund läuft schnell", "zwei und drei sind fünf"], "sw": ["mbwa anakimbia haraka", "mbili na tatu ni tano"]})
+    evaluation = _items(
+        {"de": ["der Hund läuft schnell", "zwei und drei sind fünf"], "sw": ["mbwa anakimbia haraka", "mbili na tatu ni tano"]}
+    )
     base = pl.from_arrow(backend.generate(evaluation, options=opts))
     steered = pl.from_arrow(backend.generate(evaluation, plan, options=opts))
     fb, fs = an.routing_array(base, "freq", shape), an.routing_array(steered, "freq", shape)

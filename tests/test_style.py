@@ -33,3 +33,8 @@ def test_lint_is_clean_on_every_config():
     for config in ("config/config.yaml", ".test/config.yaml", "config/xici-paper.yaml", "config/routing-paper.yaml"):
         proc = snakemake("--lint", "--configfile", config)
         assert "Congratulations" in proc.stdout + proc.stderr, config
+
+
+def test_python_is_lint_clean():
+    proc = subprocess.run([_tool("ruff"), "check", "--output-format", "concise", "."], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

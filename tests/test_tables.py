@@ -59,10 +59,23 @@ def test_outcome_table_stage(tmp_path):
 def _metrics_row(dataset, condition, rng):
     oc, ow = int(rng.integers(5, 50)), int(rng.integers(5, 50))
     q = int(rng.integers(3, 20))
-    return {"dataset": dataset, "condition": condition, "cap": 25, "questions": q, "experts_total": q * int(rng.integers(1, 25)),
-            "mean_experts_per_question": None, "pairs": oc + ow, "orig_correct": oc, "orig_wrong": ow,
-            "broken": int(rng.integers(0, oc)), "gained": int(rng.integers(0, ow)), "asr": None, "sgr": None, "rd": None,
-            "now_wrong_everywhere": int(rng.integers(0, q))}
+    return {
+        "dataset": dataset,
+        "condition": condition,
+        "cap": 25,
+        "questions": q,
+        "experts_total": q * int(rng.integers(1, 25)),
+        "mean_experts_per_question": None,
+        "pairs": oc + ow,
+        "orig_correct": oc,
+        "orig_wrong": ow,
+        "broken": int(rng.integers(0, oc)),
+        "gained": int(rng.integers(0, ow)),
+        "asr": None,
+        "sgr": None,
+        "rd": None,
+        "now_wrong_everywhere": int(rng.integers(0, q)),
+    }
 
 
 def test_ablation_table_stage(tmp_path):
@@ -72,13 +85,19 @@ def test_ablation_table_stage(tmp_path):
     summaries, black, metrics = {}, {"ds1": 7, "ds2": 3}, []
     for name in names:
         outcomes = rng.choice(["mixed", "all_correct", "all_incorrect"], 30, p=[0.6, 0.1, 0.3])
-        s = pl.DataFrame({"item_id": [f"q{i}" for i in range(30)], "outcome": outcomes,
-                          "n_langs": rng.integers(8, 12, 30)})
+        s = pl.DataFrame({"item_id": [f"q{i}" for i in range(30)], "outcome": outcomes, "n_langs": rng.integers(8, 12, 30)})
         summaries[name] = s
         write_parquet(s, tmp_path / f"{name}_s.parquet")
-        write_parquet(pl.DataFrame({"layer": np.arange(black[name]), "expert": np.zeros(black[name], int),
-                                    "share": np.ones(black[name])}), tmp_path / f"{name}_b.parquet")
-        args += ["--summary", f"{name}={tmp_path / f'{name}_s.parquet'}", "--blacklist", f"{name}={tmp_path / f'{name}_b.parquet'}"]
+        write_parquet(
+            pl.DataFrame({"layer": np.arange(black[name]), "expert": np.zeros(black[name], int), "share": np.ones(black[name])}),
+            tmp_path / f"{name}_b.parquet",
+        )
+        args += [
+            "--summary",
+            f"{name}={tmp_path / f'{name}_s.parquet'}",
+            "--blacklist",
+            f"{name}={tmp_path / f'{name}_b.parquet'}",
+        ]
         for cond in ("xici", "shuffled", "random"):
             metrics.append(_metrics_row(name, cond, rng))
     m = pl.DataFrame(metrics)
@@ -118,7 +137,8 @@ def test_ablation_table_stage(tmp_path):
         assert num(t[f"{cond}_rd"]["total"]) == pytest.approx(asr - sgr, abs=1e-6)
     xs = [get(n, "xici") for n in names]
     assert num(t["mean_experts_per_question"]["total"]) == pytest.approx(
-        sum(r["experts_total"] for r in xs) / sum(r["questions"] for r in xs), abs=1e-4)
+        sum(r["experts_total"] for r in xs) / sum(r["questions"] for r in xs), abs=1e-4
+    )
     assert num(t["mixed_questions"]["total"]) == sum(int((s["outcome"] == "mixed").sum()) for s in summaries.values())
     assert t["languages"]["total"] in (None, "") and t["blacklisted_experts"]["total"] in (None, "")
 

@@ -146,8 +146,16 @@ def _scoring_case(hf, vl, chats=(False, True)):
     # content: the item's text only, not the template around it
     assert all(r["tokens"] < len(r["prompt_token_ids"]) for r in content.to_pylist())
     layers = vl.moe_layers
-    plan = pl.DataFrame({"item_id": ["*", "*", "q2"], "layer": layers, "expert": [0, 3, 5],
-                         "mode": ["deactivate", "soft", "activate"], "strength": [None, 0.8, None]}, schema=SCHEMA)
+    plan = pl.DataFrame(
+        {
+            "item_id": ["*", "*", "q2"],
+            "layer": layers,
+            "expert": [0, 3, 5],
+            "mode": ["deactivate", "soft", "activate"],
+            "strength": [None, 0.8, None],
+        },
+        schema=SCHEMA,
+    )
     steered = _assert_same_scores(hf, vl, MC_ITEMS, plan, opts)
     # every choice's pass ran with the item's interventions
     assert all(np.abs(np.subtract(s, b)).min() > 1e-4 for s, b in zip(steered, base))
@@ -166,8 +174,16 @@ def _deactivation_case(hf, vl):
     E, layers = vl.num_experts, vl.moe_layers
     freq = _freq(base, layers, E)
     top0 = int(np.argmax(freq[0, 0]))  # q1's most used expert at the first MoE layer
-    per_item = pl.DataFrame({"item_id": ["q1", "q3"], "layer": [layers[0], layers[1]], "expert": [top0, 5],
-                             "mode": ["deactivate", "soft"], "strength": [None, 0.5]}, schema=SCHEMA)
+    per_item = pl.DataFrame(
+        {
+            "item_id": ["q1", "q3"],
+            "layer": [layers[0], layers[1]],
+            "expert": [top0, 5],
+            "mode": ["deactivate", "soft"],
+            "strength": [None, 0.5],
+        },
+        schema=SCHEMA,
+    )
     b = vl.generate(ITEMS, per_item, opts)
     sel = vl.engine_selected.numpy()  # vLLM's own router's choices, [S, L, E]
     assert sel.shape == (ITEMS.height, len(layers), E)
@@ -178,8 +194,9 @@ def _deactivation_case(hf, vl):
     _assert_same(hf.generate(ITEMS, per_item, GenerationOptions(batch_size=5, max_new_tokens=6)), b)
 
     top_last = int(np.argmax(freq[:, -1].sum(axis=0)))
-    every = pl.DataFrame({"item_id": ["*"], "layer": [layers[-1]], "expert": [top_last], "mode": ["deactivate"],
-                          "strength": [None]}, schema=SCHEMA)
+    every = pl.DataFrame(
+        {"item_id": ["*"], "layer": [layers[-1]], "expert": [top_last], "mode": ["deactivate"], "strength": [None]}, schema=SCHEMA
+    )
     c = vl.generate(ITEMS, every, opts)
     assert not vl.engine_selected.numpy()[:, -1, top_last].any(), "vLLM selected an expert deactivated for all"
     assert (_freq(c, layers, E)[:, -1, top_last] == 0).all()
@@ -277,9 +294,11 @@ def test_content_scope_and_assistant_turns(qwen):
     hf, vl = qwen
     vl.record_steps = True
     try:
-        for items, opts in ((ANSWERED, GenerationOptions(batch_size=5, max_new_tokens=0, token_scope="content")),
-                            (ITEMS, GenerationOptions(batch_size=5, max_new_tokens=6, token_scope="content")),
-                            (ANSWERED, GenerationOptions(batch_size=5, max_new_tokens=0))):
+        for items, opts in (
+            (ANSWERED, GenerationOptions(batch_size=5, max_new_tokens=0, token_scope="content")),
+            (ITEMS, GenerationOptions(batch_size=5, max_new_tokens=6, token_scope="content")),
+            (ANSWERED, GenerationOptions(batch_size=5, max_new_tokens=0)),
+        ):
             vl.steps = []
             b = vl.generate(items, options=opts)
             _assert_same(hf.generate(items, options=opts), b)
@@ -294,8 +313,9 @@ def test_content_scope_and_assistant_turns(qwen):
         vl.record_steps = False
     forced = hf.generate(ANSWERED, options=GenerationOptions(batch_size=5, max_new_tokens=0)).to_pylist()
     plain = hf.generate(ITEMS, options=GenerationOptions(batch_size=5, max_new_tokens=0)).to_pylist()
-    assert [len(f["prompt_token_ids"]) > len(p["prompt_token_ids"]) for f, p in zip(forced, plain)] == \
-        [a is not None for a in ANSWERED["assistant"]]
+    assert [len(f["prompt_token_ids"]) > len(p["prompt_token_ids"]) for f, p in zip(forced, plain)] == [
+        a is not None for a in ANSWERED["assistant"]
+    ]
 
 
 def test_score_choices_match(qwen):
@@ -314,8 +334,9 @@ def test_gpt_oss_generates_and_scores_as_transformers(gptoss):
 
 def test_unknown_layer_in_interventions_is_a_clear_error(qwen):
     _, vl = qwen
-    iv = pl.DataFrame({"item_id": ["q1"], "layer": [99], "expert": [0], "mode": ["deactivate"], "strength": [None]},
-                      schema=SCHEMA)
+    iv = pl.DataFrame(
+        {"item_id": ["q1"], "layer": [99], "expert": [0], "mode": ["deactivate"], "strength": [None]}, schema=SCHEMA
+    )
     with pytest.raises(Exception, match="not an MoE layer"):
         vl.generate(ITEMS, iv, GenerationOptions(max_new_tokens=2))
 
@@ -345,14 +366,35 @@ def test_generate_stage_with_vllm_backend(tmp_path, tmp_path_factory, monkeypatc
     monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     model = _checkpoint(tmp_path_factory, "qwen3_moe")
     # an items file holds one language, the one its name says
-    items = ITEMS.with_columns(lang=pl.lit("en"), answers=pl.lit([], dtype=pl.List(pl.Utf8)), choices=pl.lit(None, dtype=pl.List(pl.Utf8)))
+    items = ITEMS.with_columns(
+        lang=pl.lit("en"), answers=pl.lit([], dtype=pl.List(pl.Utf8)), choices=pl.lit(None, dtype=pl.List(pl.Utf8))
+    )
     write_parquet(items.to_arrow(), tmp_path / "en.parquet")
     outs = {}
     for name, extra in (("hf", []), ("vllm", ["--engine-arg", "max_model_len=512"])):
         outs[name] = tmp_path / f"{name}.parquet"
-        rc = main(["generate", "--backend", name, "--model", str(model), "--device", "cpu",
-                   "--items", str(tmp_path / "en.parquet"), "--out", str(outs[name]),
-                   "--max-new-tokens", "4", "--batch-size", "2", "--token-scope", "content", *extra])
+        rc = main(
+            [
+                "generate",
+                "--backend",
+                name,
+                "--model",
+                str(model),
+                "--device",
+                "cpu",
+                "--items",
+                str(tmp_path / "en.parquet"),
+                "--out",
+                str(outs[name]),
+                "--max-new-tokens",
+                "4",
+                "--batch-size",
+                "2",
+                "--token-scope",
+                "content",
+                *extra,
+            ]
+        )
         assert rc == 0
     a, b = pq.read_table(outs["hf"]), pq.read_table(outs["vllm"])
     ma, mb = read_routing_metadata(outs["hf"]), read_routing_metadata(outs["vllm"])

@@ -27,10 +27,16 @@ from moe_routing.errors import ConfigError, ModelError
 
 def test_sparse_plan_rebuilds_the_compiled_plan_bit_for_bit():
     layers, E = [1, 3, 5], 8
-    df = pl.DataFrame({"item_id": ["a", "*", "b", "b"], "layer": [1, 5, 3, 1], "expert": [2, 7, 0, 4],
-                       "mode": ["deactivate", "activate", "soft", "soft"], "strength": [None, None, -1.25, 0.1]},
-                      schema={"item_id": pl.Utf8, "layer": pl.Int64, "expert": pl.Int64, "mode": pl.Utf8,
-                              "strength": pl.Float64})
+    df = pl.DataFrame(
+        {
+            "item_id": ["a", "*", "b", "b"],
+            "layer": [1, 5, 3, 1],
+            "expert": [2, 7, 0, 4],
+            "mode": ["deactivate", "activate", "soft", "soft"],
+            "strength": [None, None, -1.25, 0.1],
+        },
+        schema={"item_id": pl.Utf8, "layer": pl.Int64, "expert": pl.Int64, "mode": pl.Utf8, "strength": pl.Float64},
+    )
     eps = activation_eps(len(layers), E, seed=7)
     plan = iv.compile_batch(df, ["b", "c", "a", "b"], layers, E, eps)
     sparse = sparse_plan(plan)

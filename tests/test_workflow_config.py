@@ -55,7 +55,10 @@ def test_snakemake_rejects_bad_config_in_one_line_naming_the_key(tmp_path):
 
 
 def test_cli_flags_quotes_every_value_and_skips_empty_ones():
-    assert cli_flags({"split": "test", "limit": 5, "on": True, "off": False, "none": None, "empty": []}) == "--split test --limit 5 --on"
+    assert (
+        cli_flags({"split": "test", "limit": 5, "on": True, "off": False, "none": None, "empty": []})
+        == "--split test --limit 5 --on"
+    )
     assert cli_flags({"system": "In just a few words."}) == "--system 'In just a few words.'"
     assert cli_flags({"layers": [1, 2]}) == "--layers 1 2"
     assert cli_flags({"engine_arg": ["a=1", "b=2"]}, repeated=("engine_arg",)) == "--engine-arg a=1 --engine-arg b=2"

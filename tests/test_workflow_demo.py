@@ -55,11 +55,23 @@ def _judgments(run_dir, langs=None) -> pl.DataFrame:
 def test_every_output_is_there(workdir):
     res = workdir / "results" / "demo"
     for rel in (
-        "outcome_table.tsv", "ablation_table.tsv", "cap_sweep.tsv", "steering_table.tsv", "summary.md",
-        "figures/outcomes.png", "figures/experts_per_layer.png", "figures/cap_sweep.png",
-        "routing/divergence.tsv", "routing/entropy.tsv", "routing/consistency.tsv", "routing/correlation.tsv",
-        "routing/specialisation.tsv", "routing/task_experts.tsv", "routing/figures/delta.png",
-        "demo_facts/experts.parquet", "demo_facts/xici_sweep.tsv",
+        "outcome_table.tsv",
+        "ablation_table.tsv",
+        "cap_sweep.tsv",
+        "steering_table.tsv",
+        "summary.md",
+        "figures/outcomes.png",
+        "figures/experts_per_layer.png",
+        "figures/cap_sweep.png",
+        "routing/divergence.tsv",
+        "routing/entropy.tsv",
+        "routing/consistency.tsv",
+        "routing/correlation.tsv",
+        "routing/specialisation.tsv",
+        "routing/task_experts.tsv",
+        "routing/figures/delta.png",
+        "demo_facts/experts.parquet",
+        "demo_facts/xici_sweep.tsv",
     ):
         assert (res / rel).stat().st_size > 0, rel
     assert any((workdir / "logs").rglob("*.log"))
@@ -70,8 +82,10 @@ def test_every_file_written_is_a_declared_output(workdir):
     proc = snakemake("--summary", "--configfile", CONFIG, cwd=workdir)
     declared = {line.split("\t")[0] for line in proc.stdout.splitlines()[1:] if line.strip()}
     written = {
-        str(p.relative_to(workdir)) for top in ("results", "resources/data", "resources/demo", "resources/models")
-        for p in (workdir / top).rglob("*") if p.is_file()
+        str(p.relative_to(workdir))
+        for top in ("results", "resources/data", "resources/demo", "resources/models")
+        for p in (workdir / top).rglob("*")
+        if p.is_file()
     }
     model_files = {w for w in written if w.startswith("resources/models/")}  # a checkpoint: config.json is its output
     undeclared = sorted(w for w in written - declared - model_files if not w.startswith("results/benchmarks/"))
@@ -91,7 +105,9 @@ def test_the_reduced_demo_is_not_degenerate(workdir):
     ablation = _table(workdir / "results" / "demo" / "ablation_table.tsv")
     assert int(ablation["questions_with_experts"]["demo_facts"]) >= 3
     for condition in ("xici", "shuffled", "random"):
-        metrics = pl.read_parquet(workdir / "results" / "demo" / "demo_facts" / "ablation" / f"{condition}-cap25" / "metrics.parquet")
+        metrics = pl.read_parquet(
+            workdir / "results" / "demo" / "demo_facts" / "ablation" / f"{condition}-cap25" / "metrics.parquet"
+        )
         assert metrics["orig_correct"][0] > 0, condition
 
 
@@ -113,7 +129,10 @@ def test_ablation_table_agrees_with_plan_and_judgments(workdir):
     for condition in ("xici", "shuffled", "random"):
         run_dir = base / "ablation" / f"{condition}-cap25"
         # reruns go 4 languages per job: chunk files hold several languages
-        assert sorted(p.name for p in (run_dir / "generations").glob("*.parquet")) == ["en+de+fr+es.parquet", "it+pt+nl+sv.parquet"]
+        assert sorted(p.name for p in (run_dir / "generations").glob("*.parquet")) == [
+            "en+de+fr+es.parquet",
+            "it+pt+nl+sv.parquet",
+        ]
         asked = set(pl.read_parquet(run_dir / "interventions.parquet")["item_id"].to_list())
         abl = _judgments(run_dir)
         pairs = orig.filter(pl.col("item_id").is_in(asked)).join(abl, on=["item_id", "lang"], suffix="_ab")
@@ -169,8 +188,12 @@ def test_a_killed_and_a_deleted_language_are_redone_alone_by_one_plain_run(workd
     missing: since both are targets of `all`, one plain `snakemake` rebuilds them and what follows them."""
     gen = workdir / "results" / "demo" / "demo_facts" / "generations"
     killed = "results/demo/demo_facts/generations/it.parquet"
-    forced = subprocess.Popen([sys.executable, "-m", "snakemake", "-c1", "--configfile", CONFIG, "--forcerun", killed],
-                              cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    forced = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "-c1", "--configfile", CONFIG, "--forcerun", killed],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline, pid = time.time() + 300, None
     while pid is None and time.time() < deadline and forced.poll() is None:
         pid = _stage_pid("generate", killed)
@@ -206,4 +229,3 @@ def test_a_failed_language_is_redone_alone_after_the_fix(workdir):
     proc, counts = run(workdir)
     assert generated(proc) == {str(out.relative_to(workdir))}
     assert "train_demo" not in counts and "demo_world" not in counts
-

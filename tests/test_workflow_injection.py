@@ -17,7 +17,14 @@ from workflow_helpers import copy_workflow, load_config, snakemake, write_config
 pytestmark = pytest.mark.slow
 
 # each would create a file named PWNED* if any shell ever evaluated it
-INJECTIONS = ["$(touch PWNED1)", "`touch PWNED2`", "'; touch PWNED3; '", '"; touch PWNED4; "', "x; touch PWNED5", "a\nb && touch PWNED6"]
+INJECTIONS = [
+    "$(touch PWNED1)",
+    "`touch PWNED2`",
+    "'; touch PWNED3; '",
+    '"; touch PWNED4; "',
+    "x; touch PWNED5",
+    "a\nb && touch PWNED6",
+]
 
 
 def _pwned(root):
@@ -53,14 +60,35 @@ def test_free_values_reach_the_stages_literally(tmp_path):
     build_tiny_checkpoint("qwen3_moe", model_dir, layers=2)
     data = root / "data" / ("eclektic " + INJECTIONS[0] + INJECTIONS[2] + ".jsonl")
     data.parent.mkdir(parents=True)
-    rows = [{"q_id": f"q{i}", "original_lang": "en", "question": f"Q{i}?", "answer": "a", "content": "",
-             "en_q": f"Question {i}?", "en_a": "yes", "de_q": f"Frage {i}?", "de_a": "ja"} for i in range(3)]
+    rows = [
+        {
+            "q_id": f"q{i}",
+            "original_lang": "en",
+            "question": f"Q{i}?",
+            "answer": "a",
+            "content": "",
+            "en_q": f"Question {i}?",
+            "en_a": "yes",
+            "de_q": f"Frage {i}?",
+            "de_a": "ja",
+        }
+        for i in range(3)
+    ]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     system = " ".join(INJECTIONS)
     config = {
         "models": {"m": {"path": str(model_dir), "backend": "hf", "dtype": "float32", "device": "cpu", "batch_size": 4}},
-        "datasets": {"d": {"source": "eclektic", "path": str(data), "languages": ["en", "de"], "system": system,
-                           "options": {"limit": INJECTIONS[4]}, "max_new_tokens": 2, "judge": "contains"}},
+        "datasets": {
+            "d": {
+                "source": "eclektic",
+                "path": str(data),
+                "languages": ["en", "de"],
+                "system": system,
+                "options": {"limit": INJECTIONS[4]},
+                "max_new_tokens": 2,
+                "judge": "contains",
+            }
+        },
         "xici": {"models": ["m"], "datasets": ["d"]},
     }
     write_config(root / "config" / "inject.yaml", config)

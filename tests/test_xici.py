@@ -138,7 +138,10 @@ def test_identify_equals_loop_reference(seed, boost, alpha, tau, cap):
     ref, n_black = reference_identify(data, s)
     assert res.blacklist.height == n_black
     got = {
-        item: [(r["layer"], r["expert"], r["p_value"], r["p_adjusted"], r["median_diff"]) for r in g.sort("rank").iter_rows(named=True)]
+        item: [
+            (r["layer"], r["expert"], r["p_value"], r["p_adjusted"], r["median_diff"])
+            for r in g.sort("rank").iter_rows(named=True)
+        ]
         for (item,), g in res.experts.group_by("item_id")
     }
     _close(ref, got)
@@ -251,7 +254,9 @@ def test_cap_order_is_prefix_stable_and_sweep_counts():
 
 
 def test_question_outcomes():
-    j = pl.DataFrame({"item_id": ["a", "a", "b", "b", "c", "c"], "lang": ["x", "y"] * 3, "correct": [True, True, False, False, True, False]})
+    j = pl.DataFrame(
+        {"item_id": ["a", "a", "b", "b", "c", "c"], "lang": ["x", "y"] * 3, "correct": [True, True, False, False, True, False]}
+    )
     o = question_outcomes(j)
     assert o["outcome"].to_list() == ["all_correct", "all_incorrect", "mixed"]
     assert o["n_correct"].to_list() == [2, 0, 1]
@@ -273,8 +278,15 @@ def _write_dataset(tmp_path, data: RoutingData):
                 "weights": pa.array(list(data.weights[rows]), type=pa.list_(pa.float32())),
             }
         )
-        jt = pl.DataFrame({"item_id": items, "lang": [str(lang)] * len(rows), "correct": data.correct[rows],
-                           "judge": ["exact"] * len(rows), "detail": [""] * len(rows)})
+        jt = pl.DataFrame(
+            {
+                "item_id": items,
+                "lang": [str(lang)] * len(rows),
+                "correct": data.correct[rows],
+                "judge": ["exact"] * len(rows),
+                "detail": [""] * len(rows),
+            }
+        )
         gp, jp = tmp_path / f"gen_{lang}.parquet", tmp_path / f"jud_{lang}.parquet"
         write_parquet(gt, gp, metadata=meta)
         write_parquet(jt, jp)
@@ -295,11 +307,38 @@ def test_load_routing_roundtrip_and_stage(tmp_path):
     from moe_routing.cli import main
 
     out = tmp_path / "experts.parquet"
-    rc = main(["xici", "--generations", *map(str, gens), "--judgments", *map(str, juds), "--out", str(out),
-               "--summary", str(tmp_path / "s.parquet"), "--blacklist", str(tmp_path / "b.parquet"),
-               "--exclude-first", "1", "--exclude-last", "1", "--tau", "0.005", "--no-progress",
-               "--alphas", "0.05", "0.1", "--taus", "0.005", "--caps", "5", "25",
-               "--sweep-out", str(tmp_path / "sweep.tsv")])
+    rc = main(
+        [
+            "xici",
+            "--generations",
+            *map(str, gens),
+            "--judgments",
+            *map(str, juds),
+            "--out",
+            str(out),
+            "--summary",
+            str(tmp_path / "s.parquet"),
+            "--blacklist",
+            str(tmp_path / "b.parquet"),
+            "--exclude-first",
+            "1",
+            "--exclude-last",
+            "1",
+            "--tau",
+            "0.005",
+            "--no-progress",
+            "--alphas",
+            "0.05",
+            "0.1",
+            "--taus",
+            "0.005",
+            "--caps",
+            "5",
+            "25",
+            "--sweep-out",
+            str(tmp_path / "sweep.tsv"),
+        ]
+    )
     assert rc == 0
     assert pl.read_parquet(out).equals(a.experts)
     assert pl.read_parquet(tmp_path / "b.parquet").height == a.blacklist.height

@@ -99,9 +99,7 @@ def plan_shuffled(experts: pl.DataFrame, cap: int | None, seed: int) -> pl.DataF
     return _as_plan(items, layers, exps)
 
 
-def plan_random(
-    experts: pl.DataFrame, cap: int | None, seed: int, kept_layers: Sequence[int], num_experts: int
-) -> pl.DataFrame:
+def plan_random(experts: pl.DataFrame, cap: int | None, seed: int, kept_layers: Sequence[int], num_experts: int) -> pl.DataFrame:
     """Same-size sets, uniform without replacement over kept_layers (model indices) x num_experts."""
     if not len(kept_layers):
         raise MoeRoutingError("no kept layers to draw random experts from")
@@ -221,5 +219,7 @@ def metrics_frame(rows: list[dict], keys: dict | None = None) -> pl.DataFrame:
     """Metric dicts as a frame; ``keys`` (e.g. dataset, condition, cap) are prepended to every row."""
     keys = keys or {}
     data = [{**keys, **r} for r in rows]
-    schema = {k: (pl.Int64 if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else pl.String) for k, v in keys.items()}
+    schema = {
+        k: (pl.Int64 if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else pl.String) for k, v in keys.items()
+    }
     return pl.DataFrame(data, schema={**schema, **METRIC_SCHEMA}, orient="row")

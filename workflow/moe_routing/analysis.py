@@ -69,7 +69,9 @@ def check_same_shape(shapes: dict[str, RoutingShape]) -> RoutingShape:
 # ---------------------------------------------------------------- arrays
 
 
-def routing_array(frame: pl.DataFrame, column: str, shape: RoutingShape, per_expert: bool = True, name: str = "generations") -> np.ndarray:
+def routing_array(
+    frame: pl.DataFrame, column: str, shape: RoutingShape, per_expert: bool = True, name: str = "generations"
+) -> np.ndarray:
     """A routing list column as float64 (N, L, E) (``per_expert``) or (N, L)."""
     if column not in frame.columns:
         raise ContractError(f"{name}: missing routing column {column!r}; was it generated with capture on?")
@@ -78,7 +80,9 @@ def routing_array(frame: pl.DataFrame, column: str, shape: RoutingShape, per_exp
     bad = frame.filter((lengths != width) | lengths.is_null())
     if bad.height:
         row = bad.row(0, named=True)
-        raise ContractError(f"{name}: column {column!r} must hold {width} values per row; item {row['item_id']!r} has {len(row[column] or [])}")
+        raise ContractError(
+            f"{name}: column {column!r} must hold {width} values per row; item {row['item_id']!r} has {len(row[column] or [])}"
+        )
     flat = np.asarray(frame[column].explode().to_numpy(), dtype=np.float64)
     out = flat.reshape(frame.height, shape.n_layers, -1)
     return out if per_expert else out[..., 0]
@@ -128,7 +132,9 @@ def hjs_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.where(f > tiny, js / np.maximum(f, tiny), 0.0)
 
 
-def pair_with_english(english: pl.DataFrame, other: pl.DataFrame, english_name: str, other_name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+def pair_with_english(
+    english: pl.DataFrame, other: pl.DataFrame, english_name: str, other_name: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Rows of both files for their shared item_ids, in the same order."""
     for name, f in ((english_name, english), (other_name, other)):
         dup = f.group_by("item_id").len().filter(pl.col("len") > 1)
@@ -206,7 +212,9 @@ def correlation_table(divergence: pl.DataFrame, accuracy: pl.DataFrame) -> pl.Da
         rows.append((int(layer), r, p, sub.height))
     if joined.is_empty():
         log.warning("accuracy table shares no language with the divergence table")
-    return pl.DataFrame(rows, schema={"layer": pl.Int64, "r": pl.Float64, "p_value": pl.Float64, "n_langs": pl.Int64}, orient="row")
+    return pl.DataFrame(
+        rows, schema={"layer": pl.Int64, "r": pl.Float64, "p_value": pl.Float64, "n_langs": pl.Int64}, orient="row"
+    )
 
 
 # ---------------------------------------------------------------- specialisation
@@ -239,10 +247,16 @@ def delta_table(deltas: dict[str, np.ndarray], moe_layers: list[int]) -> pl.Data
                 }
             )
         )
-    return pl.concat(frames) if frames else pl.DataFrame(schema={"comparison": pl.String, "layer": pl.Int64, "expert": pl.Int64, "delta": pl.Float64})
+    return (
+        pl.concat(frames)
+        if frames
+        else pl.DataFrame(schema={"comparison": pl.String, "layer": pl.Int64, "expert": pl.Int64, "delta": pl.Float64})
+    )
 
 
-def experts_above(deltas: dict[str, np.ndarray], moe_layers: list[int], tau: float, layers: list[int] | None = None) -> pl.DataFrame:
+def experts_above(
+    deltas: dict[str, np.ndarray], moe_layers: list[int], tau: float, layers: list[int] | None = None
+) -> pl.DataFrame:
     """Experts with Δ > τ in any of the comparisons: layer, expert, max_delta, comparisons (comma-joined).
 
     ``layers`` (model layer indices) restricts the search, e.g. to steering target layers.
@@ -255,10 +269,14 @@ def experts_above(deltas: dict[str, np.ndarray], moe_layers: list[int], tau: flo
             if layer in keep:
                 found.setdefault((layer, int(e)), []).append((name, float(d[li, e])))
     rows = [(layer, e, max(v for _, v in hits), ",".join(n for n, _ in hits)) for (layer, e), hits in sorted(found.items())]
-    return pl.DataFrame(rows, schema={"layer": pl.Int64, "expert": pl.Int64, "max_delta": pl.Float64, "comparisons": pl.String}, orient="row")
+    return pl.DataFrame(
+        rows, schema={"layer": pl.Int64, "expert": pl.Int64, "max_delta": pl.Float64, "comparisons": pl.String}, orient="row"
+    )
 
 
-def overlap_table(language_experts: dict[float, pl.DataFrame], task_experts: dict[float, dict[str, pl.DataFrame]]) -> pl.DataFrame:
+def overlap_table(
+    language_experts: dict[float, pl.DataFrame], task_experts: dict[float, dict[str, pl.DataFrame]]
+) -> pl.DataFrame:
     """Per τ and task: counts of language experts, task experts and experts in both (Finding 5)."""
     rows = []
     for tau, lang_df in language_experts.items():
@@ -269,7 +287,14 @@ def overlap_table(language_experts: dict[float, pl.DataFrame], task_experts: dic
             rows.append((float(tau), task, len(lang_set), len(task_set), len(both), ";".join(f"{l}:{e}" for l, e in both)))
     return pl.DataFrame(
         rows,
-        schema={"tau": pl.Float64, "task": pl.String, "n_language_experts": pl.Int64, "n_task_experts": pl.Int64, "n_overlap": pl.Int64, "overlap": pl.String},
+        schema={
+            "tau": pl.Float64,
+            "task": pl.String,
+            "n_language_experts": pl.Int64,
+            "n_task_experts": pl.Int64,
+            "n_overlap": pl.Int64,
+            "overlap": pl.String,
+        },
         orient="row",
     )
 
@@ -324,7 +349,9 @@ def language_routing(frame: pl.DataFrame, shape: RoutingShape, name: str, import
     )
 
 
-def split_languages(frame: pl.DataFrame, shape: RoutingShape, name: str, importance: str = "softmax") -> dict[str, LanguageRouting]:
+def split_languages(
+    frame: pl.DataFrame, shape: RoutingShape, name: str, importance: str = "softmax"
+) -> dict[str, LanguageRouting]:
     """Rows grouped by their ``lang`` column, in order of first appearance."""
     if frame.height == 0:
         raise AnalysisError(f"{name}: no rows")
@@ -333,7 +360,9 @@ def split_languages(frame: pl.DataFrame, shape: RoutingShape, name: str, importa
         lang, item, n = dup.row(0)
         raise AnalysisError(f"{name}: item {item!r} of language {lang!r} appears {n} times (a language given twice?)")
     langs = list(dict.fromkeys(frame["lang"].to_list()))
-    return {str(lang): language_routing(frame.filter(pl.col("lang") == lang), shape, f"{name} [{lang}]", importance) for lang in langs}
+    return {
+        str(lang): language_routing(frame.filter(pl.col("lang") == lang), shape, f"{name} [{lang}]", importance) for lang in langs
+    }
 
 
 @dataclass
@@ -384,11 +413,16 @@ def analyze(
     consistency = long_table({lang: mean_consistency(lr.consistency) for lang, lr in languages.items()}, shape.moe_layers)
     correlation = correlation_table(divergence, accuracy) if accuracy is not None else None
 
-    deltas = {f"{lang}-vs-{english}": specialisation_delta(lr.freq, base.freq) for lang, lr in languages.items() if lang != english}
+    deltas = {
+        f"{lang}-vs-{english}": specialisation_delta(lr.freq, base.freq) for lang, lr in languages.items() if lang != english
+    }
     task_deltas = {f"{task}-vs-{english}": specialisation_delta(tr.freq, base.freq) for task, tr in (tasks or {}).items()}
     lang_experts = {float(t): experts_above(deltas, shape.moe_layers, float(t)) for t in taus}
     task_experts = {
-        float(t): {task: experts_above({f"{task}-vs-{english}": task_deltas[f"{task}-vs-{english}"]}, shape.moe_layers, float(t)) for task in (tasks or {})}
+        float(t): {
+            task: experts_above({f"{task}-vs-{english}": task_deltas[f"{task}-vs-{english}"]}, shape.moe_layers, float(t))
+            for task in (tasks or {})
+        }
         for t in taus
     }
     return AnalysisResult(
@@ -412,7 +446,14 @@ def experts_long(experts: dict[float, pl.DataFrame] | dict[float, dict[str, pl.D
                 frames.append(df.with_columns(pl.lit(float(tau)).alias("tau"), pl.lit(task).alias("set")))
         else:
             frames.append(v.with_columns(pl.lit(float(tau)).alias("tau"), pl.lit(kind).alias("set")))
-    schema = {"tau": pl.Float64, "set": pl.String, "layer": pl.Int64, "expert": pl.Int64, "max_delta": pl.Float64, "comparisons": pl.String}
+    schema = {
+        "tau": pl.Float64,
+        "set": pl.String,
+        "layer": pl.Int64,
+        "expert": pl.Int64,
+        "max_delta": pl.Float64,
+        "comparisons": pl.String,
+    }
     if not frames:
         return pl.DataFrame(schema=schema)
     return pl.concat(frames).select(list(schema))

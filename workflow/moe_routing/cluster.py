@@ -246,7 +246,7 @@ def previous_failures(
     state_of = state_of or job_state
     return [
         failure_kind((folder / f"{i}.log").read_text(errors="replace"), lambda i=i: state_of(str(i)))
-        for i in ids[-(attempt - 1):]
+        for i in ids[-(attempt - 1) :]
     ]
 
 
@@ -332,8 +332,11 @@ def partition_nodes(run: Runner) -> dict[str, NodeSize]:
         part, cpus, mem, gres = (line.split("|") + ["", "", "", ""])[:4]
         size = NodeSize(_int(cpus), _int(mem), _gres_gpus(gres))
         old = nodes.get(part.strip())
-        nodes[part.strip()] = size if old is None else NodeSize(*map(max, zip(
-            (old.cpus, old.mem_mb, old.gpus), (size.cpus, size.mem_mb, size.gpus))))
+        nodes[part.strip()] = (
+            size
+            if old is None
+            else NodeSize(*map(max, zip((old.cpus, old.mem_mb, old.gpus), (size.cpus, size.mem_mb, size.gpus))))
+        )
     return nodes
 
 

@@ -79,10 +79,12 @@ def schema_message(error) -> str:
     shown = repr(error.instance)
     message = error.message
     if error.validator == "pattern":
-        hint = next((h for name, h in PATTERN_HINTS.items() if _schema()["$defs"][name]["pattern"] == error.validator_value), None)
+        hint = next(
+            (h for name, h in PATTERN_HINTS.items() if _schema()["$defs"][name]["pattern"] == error.validator_value), None
+        )
         message = f"{shown} is not allowed" + (f": {hint}" if hint else f" (pattern {error.validator_value})")
     if len(shown) > 80 and message.startswith(shown):
-        message = shown[:77] + "..." + message[len(shown):]
+        message = shown[:77] + "..." + message[len(shown) :]
     if "propertyNames" in error.absolute_schema_path:
         message = "key " + message  # the error is about a key of the object at the path
     return f"{key_path(error.absolute_path)}: {' '.join(message.split())}"
@@ -180,15 +182,25 @@ def check_runs(config: dict) -> None:
     judged += [(s["benchmark"], f"routing.steering[{i}].benchmark") for i, s in enumerate(routing["steering"])]
     for d, key in judged:
         if datasets[d]["judge"] == "none":
-            raise ConfigError(f"datasets.{d}.judge: 'none', but {key} needs its judgments (use exact, contains, mc, number or llm)")
+            raise ConfigError(
+                f"datasets.{d}.judge: 'none', but {key} needs its judgments (use exact, contains, mc, number or llm)"
+            )
     if xici["models"] and xici["datasets"] and not xici["conditions"]:
-        raise ConfigError("xici.conditions: empty, but xici.models and xici.datasets are set; give at least one of xici, shuffled, random")
+        raise ConfigError(
+            "xici.conditions: empty, but xici.models and xici.datasets are set; give at least one of xici, shuffled, random"
+        )
     # English is read by name only where it is the reference: what the parallel set is compared with and the baseline and
     # the English task sets. XICI datasets (Table 3's paraphrase set has none), the accuracy set and
     # the steering benchmarks report English where present and work without it.
     english = config["english"]
-    needs_english = [(routing["parallel"], "routing.parallel (what divergence compares with and the baseline of expert specialisation)")] if routing.get("parallel") else []
-    needs_english += [(d, f"routing.tasks.{task} (task experts come from its English generations)") for task, d in routing["tasks"].items()]
+    needs_english = (
+        [(routing["parallel"], "routing.parallel (what divergence compares with and the baseline of expert specialisation)")]
+        if routing.get("parallel")
+        else []
+    )
+    needs_english += [
+        (d, f"routing.tasks.{task} (task experts come from its English generations)") for task, d in routing["tasks"].items()
+    ]
     for d, why in needs_english:
         if english not in datasets[d]["languages"]:
             raise ConfigError(f"datasets.{d}.languages: lacks {english!r} (the `english` key), which {why} needs")
@@ -198,7 +210,9 @@ def check_runs(config: dict) -> None:
         missing = [items_path(d, lang) for lang in datasets[d]["languages"] if not Path(items_path(d, lang)).is_file()]
         if missing:
             more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-            raise ConfigError(f"datasets.{d}: source 'items' but {', '.join(missing[:3])}{more} missing (write the items files first)")
+            raise ConfigError(
+                f"datasets.{d}: source 'items' but {', '.join(missing[:3])}{more} missing (write the items files first)"
+            )
 
 
 def check_models(config: dict) -> None:

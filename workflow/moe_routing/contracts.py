@@ -235,7 +235,9 @@ def check_token_counts(table: pa.Table, name: str | Path) -> None:
         return
     row = _first(pc.invert(pc.fill_null(pc.greater(table.column("tokens"), 0), False)))
     if row is not None:
-        raise ContractError(f"{name}: column 'tokens', {_row_label(table, row)}: {table.column('tokens')[row].as_py()} counted tokens")
+        raise ContractError(
+            f"{name}: column 'tokens', {_row_label(table, row)}: {table.column('tokens')[row].as_py()} counted tokens"
+        )
 
 
 def check_routing(table: pa.Table, name: str | Path) -> None:

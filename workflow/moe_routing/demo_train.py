@@ -332,8 +332,7 @@ def train(corpus: list[dict], check_items: pl.DataFrame, cfg: TrainConfig, out_d
     check = [c for c in check_all if c[0] in keep]
     model = build_model(cfg, tokenizer)
     n_params = sum(p.numel() for p in model.parameters())
-    log.info("vocab %d, %d parameters, %d conversations, %d check pairs", len(tokenizer), n_params,
-             len(encoded), len(check))
+    log.info("vocab %d, %d parameters, %d conversations, %d check pairs", len(tokenizer), n_params, len(encoded), len(check))
     if len(encoded) < cfg.batch_size:
         raise DatasetError(f"corpus has {len(encoded)} conversations, fewer than one batch of {cfg.batch_size}")
 
@@ -365,10 +364,16 @@ def train(corpus: list[dict], check_items: pl.DataFrame, cfg: TrainConfig, out_d
             result = summarise_check(step, teacher_forced_check(model, check, tokenizer.pad_token_id))
             result.loss = running
             history.append(result)
-            log.info("step %d loss %.3f: en %.2f, mean %.2f, mixed %.2f, all-correct %.2f, all-wrong %.2f",
-                     step, running, result.accuracy.get("en", float("nan")),
-                     sum(result.accuracy.values()) / len(result.accuracy), result.mixed,
-                     result.all_correct, result.all_wrong)
+            log.info(
+                "step %d loss %.3f: en %.2f, mean %.2f, mixed %.2f, all-correct %.2f, all-wrong %.2f",
+                step,
+                running,
+                result.accuracy.get("en", float("nan")),
+                sum(result.accuracy.values()) / len(result.accuracy),
+                result.mixed,
+                result.all_correct,
+                result.all_wrong,
+            )
             if better(result, best, cfg.min_english_accuracy):
                 best, best_state = result, copy.deepcopy(model.state_dict())
     bar.close()
@@ -379,8 +384,9 @@ def train(corpus: list[dict], check_items: pl.DataFrame, cfg: TrainConfig, out_d
     if len(check) < len(check_all):
         best = summarise_check(best.step, teacher_forced_check(model, check_all, tokenizer.pad_token_id))
         best.loss = next(h.loss for h in history if h.step == best.step)
-    log.info("keeping step %d: mixed %.2f, en accuracy %.2f (%d facts)", best.step, best.mixed,
-             best.accuracy.get("en", 0.0), len(ids))
+    log.info(
+        "keeping step %d: mixed %.2f, en accuracy %.2f (%d facts)", best.step, best.mixed, best.accuracy.get("en", 0.0), len(ids)
+    )
 
     report = TrainReport(
         config=asdict(cfg),

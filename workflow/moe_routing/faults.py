@@ -19,7 +19,20 @@ _ERRNO_TEXT = re.compile(r"\[errno (\d+)\]|\(os error (\d+)\)|\bOs \{ code: (\d+
 # faults of the file system, not of the file's contents; ENOENT stays a contract error ("file not found")
 FILE_FAULTS = frozenset(
     getattr(errno, name)
-    for name in ("ENOSPC", "EDQUOT", "EFBIG", "EACCES", "EPERM", "EROFS", "EIO", "EISDIR", "ENOTDIR", "EMFILE", "ENFILE", "ESTALE")
+    for name in (
+        "ENOSPC",
+        "EDQUOT",
+        "EFBIG",
+        "EACCES",
+        "EPERM",
+        "EROFS",
+        "EIO",
+        "EISDIR",
+        "ENOTDIR",
+        "EMFILE",
+        "ENFILE",
+        "ESTALE",
+    )
     if hasattr(errno, name)
 )
 DISK_FULL = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name))

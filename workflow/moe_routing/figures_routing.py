@@ -34,7 +34,9 @@ def plot_divergence(divergence: pl.DataFrame, path, accuracy: pl.DataFrame | Non
         sub = divergence.filter(pl.col("lang") == lang).sort("layer")
         color = cmap(norm(acc[lang])) if lang in acc else plt.get_cmap("tab10")(i % 10)
         ax.plot(sub["layer"], sub["value"], color=color, lw=1.5, label=lang)
-        ax.annotate(lang, (sub["layer"][-1], sub["value"][-1]), fontsize=7, color=color, xytext=(3, 0), textcoords="offset points")
+        ax.annotate(
+            lang, (sub["layer"][-1], sub["value"][-1]), fontsize=7, color=color, xytext=(3, 0), textcoords="offset points"
+        )
     if known:
         sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
         fig.colorbar(sm, ax=ax, label="accuracy")
@@ -62,7 +64,9 @@ def plot_layer_metric(table: pl.DataFrame, path, ylabel: str, title: str, englis
     _save(fig, path)
 
 
-def plot_delta(delta: np.ndarray, moe_layers: list[int], path, comparison: str, tau: float | None = None, layer: int | None = None) -> None:
+def plot_delta(
+    delta: np.ndarray, moe_layers: list[int], path, comparison: str, tau: float | None = None, layer: int | None = None
+) -> None:
     """Fig. A.9: Δ per expert for one comparison at one layer (default: the layer with the largest Δ)."""
     if layer is None:
         li = int(np.unravel_index(np.argmax(delta), delta.shape)[0])
@@ -81,7 +85,9 @@ def plot_delta(delta: np.ndarray, moe_layers: list[int], path, comparison: str, 
     _save(fig, path)
 
 
-def plot_expert_counts(counts: dict[str, np.ndarray], moe_layers: list[int], path, tau: float, target_layers: list[int] | None = None) -> None:
+def plot_expert_counts(
+    counts: dict[str, np.ndarray], moe_layers: list[int], path, tau: float, target_layers: list[int] | None = None
+) -> None:
     """Fig. 5: number of identified experts per layer for each kind (language, task...)."""
     fig, ax = plt.subplots(figsize=(7, 3.5))
     x = np.asarray(moe_layers)

@@ -23,7 +23,9 @@ def _save(fig, out: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def experts_per_layer(experts_files: dict[str, str | os.PathLike], out: str | os.PathLike, cap: int | None = None) -> pl.DataFrame:
+def experts_per_layer(
+    experts_files: dict[str, str | os.PathLike], out: str | os.PathLike, cap: int | None = None
+) -> pl.DataFrame:
     """Count identified experts (question x expert pairs, within the cap) per model layer, one bar
     group per dataset (``experts_files``: dataset name -> its experts file)."""
     frames = []

@@ -27,12 +27,23 @@ def _kind(t: pa.DataType) -> str:
         return "string"
     if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t) or pa.types.is_binary_view(t):
         return "binary"
-    for kind, test in (("int", pa.types.is_integer), ("float", pa.types.is_floating), ("bool", pa.types.is_boolean),
-                       ("time", pa.types.is_temporal), ("decimal", pa.types.is_decimal), ("null", pa.types.is_null)):
+    for kind, test in (
+        ("int", pa.types.is_integer),
+        ("float", pa.types.is_floating),
+        ("bool", pa.types.is_boolean),
+        ("time", pa.types.is_temporal),
+        ("decimal", pa.types.is_decimal),
+        ("null", pa.types.is_null),
+    ):
         if test(t):
             return kind
-    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t) or pa.types.is_list_view(t) \
-            or pa.types.is_large_list_view(t):
+    if (
+        pa.types.is_list(t)
+        or pa.types.is_large_list(t)
+        or pa.types.is_fixed_size_list(t)
+        or pa.types.is_list_view(t)
+        or pa.types.is_large_list_view(t)
+    ):
         return f"list<{_kind(t.value_type)}>"
     if pa.types.is_map(t):
         return f"map<{_kind(t.key_type)},{_kind(t.item_type)}>"

@@ -52,9 +52,7 @@ def check_interventions(df: pl.DataFrame, source: str = "interventions") -> pl.D
     star = df.filter(pl.col("item_id") == ALL_ITEMS).select("layer", "expert")
     clash = df.filter(pl.col("item_id") != ALL_ITEMS).join(star, on=["layer", "expert"])
     if clash.height:
-        raise InterventionError(
-            f"{source}: (layer, expert) given both for '*' and for specific items: {clash.head(5).rows()}"
-        )
+        raise InterventionError(f"{source}: (layer, expert) given both for '*' and for specific items: {clash.head(5).rows()}")
     return df
 
 

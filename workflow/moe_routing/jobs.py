@@ -170,8 +170,13 @@ class Jobs:
         options = {"judge": kind}
         if kind == "llm":
             j = self.config["judge_model"]
-            options.update(judge_model=j["path"], judge_backend=j["backend"], batch_size=j["batch_size"],
-                           dtype=j["dtype"], device=j["device"])
+            options.update(
+                judge_model=j["path"],
+                judge_backend=j["backend"],
+                batch_size=j["batch_size"],
+                dtype=j["dtype"],
+                device=j["device"],
+            )
         return cli_flags(options)
 
     def xici_flags(self, wildcards) -> str:
@@ -186,8 +191,10 @@ class Jobs:
 
     def prepare_flags(self, wildcards) -> str:
         d = self.config["datasets"][wildcards.dataset]
-        return cli_flags({"source": d["source"], "path": d["path"], "system": d.get("system"),
-                          "option": key_values(d["options"])}, repeated=("option",))
+        return cli_flags(
+            {"source": d["source"], "path": d["path"], "system": d.get("system"), "option": key_values(d["options"])},
+            repeated=("option",),
+        )
 
     def steering_flags(self, wildcards) -> str:
         s = self.plan.steering_settings(wildcards.model, wildcards.dataset)
@@ -231,8 +238,15 @@ class Jobs:
     def mirror_flags(self, wildcards) -> str:
         dataset = self.plan.mirrors()[wildcards.folder]
         d = self.config["datasets"][dataset]
-        return cli_flags({"source": d["source"], "languages": ",".join(self.plan.languages(dataset)),
-                          "seed": self.config["seed"], "option": key_values(d["options"])}, repeated=("option",))
+        return cli_flags(
+            {
+                "source": d["source"],
+                "languages": ",".join(self.plan.languages(dataset)),
+                "seed": self.config["seed"],
+                "option": key_values(d["options"]),
+            },
+            repeated=("option",),
+        )
 
 
 def _files(files: str | list[str]) -> list[str]:

@@ -187,8 +187,10 @@ def extract_choice(output: str, choices: list[str]) -> Choice:
     return Choice(None, "none")
 
 
-_NEGATION = re.compile(r"(?:\bnot|\bnever|n't|\bnicht|\bpas|\brather than|\binstead of)\s*(?:the\s+|an?\s+)?(?:option|choice|answer)?\s*$",
-                       re.IGNORECASE)
+_NEGATION = re.compile(
+    r"(?:\bnot|\bnever|n't|\bnicht|\bpas|\brather than|\binstead of)\s*(?:the\s+|an?\s+)?(?:option|choice|answer)?\s*$",
+    re.IGNORECASE,
+)
 
 
 def _negated(text: str, m: re.Match) -> bool:
@@ -202,7 +204,27 @@ def _is_article(text: str, m: re.Match) -> bool:
         return False
     nxt = re.match(r" ([a-z]+)", text[m.end() :])
     # "A or C", "A oder C", "A ou C", "A o C": a label joined to another, not an article
-    joiners = {"or", "and", "is", "was", "seems", "looks", "vs", "oder", "und", "ist", "ou", "et", "est", "o", "y", "e", "es", "of", "oppure"}
+    joiners = {
+        "or",
+        "and",
+        "is",
+        "was",
+        "seems",
+        "looks",
+        "vs",
+        "oder",
+        "und",
+        "ist",
+        "ou",
+        "et",
+        "est",
+        "o",
+        "y",
+        "e",
+        "es",
+        "of",
+        "oppure",
+    }
     return bool(nxt) and nxt.group(1) not in joiners
 
 
@@ -293,8 +315,19 @@ def extract_numbers(text: str) -> list[NumberMatch]:
 
 
 # the question labels the LM Evaluation Harness stops MGSM generation at (native CoT, 11 languages)
-QUESTION_LABELS = ("Question:", "Question :", "Frage:", "Pregunta:", "Задача:", "Swali:", "প্রশ্ন:", "ప్రశ్న:",
-                   "โจทย์:", "問題：", "问题：")
+QUESTION_LABELS = (
+    "Question:",
+    "Question :",
+    "Frage:",
+    "Pregunta:",
+    "Задача:",
+    "Swali:",
+    "প্রশ্ন:",
+    "ప్రశ్న:",
+    "โจทย์:",
+    "問題：",
+    "问题：",
+)
 
 
 def answer_part(text: str) -> str:
@@ -373,14 +406,32 @@ def build_judge_items(pairs: pl.DataFrame, prompt: JudgePrompt) -> pl.DataFrame:
                 "response": strip_thinking(r["output"]).strip(),
             }
         )
-        rows.append({"item_id": r["item_id"], "lang": r["lang"], "prompt": user, "system": prompt.system, "answers": [], "choices": None,
-                     "assistant": None})
-    schema = {"item_id": pl.String, "lang": pl.String, "prompt": pl.String, "system": pl.String, "answers": pl.List(pl.String),
-              "choices": pl.List(pl.String), "assistant": pl.String}
+        rows.append(
+            {
+                "item_id": r["item_id"],
+                "lang": r["lang"],
+                "prompt": user,
+                "system": prompt.system,
+                "answers": [],
+                "choices": None,
+                "assistant": None,
+            }
+        )
+    schema = {
+        "item_id": pl.String,
+        "lang": pl.String,
+        "prompt": pl.String,
+        "system": pl.String,
+        "answers": pl.List(pl.String),
+        "choices": pl.List(pl.String),
+        "assistant": pl.String,
+    }
     return pl.DataFrame(rows, schema=schema)
 
 
-def judge_llm(pairs: pl.DataFrame, backend, prompt: JudgePrompt, batch_size: int = 16, max_new_tokens: int = 16) -> list[tuple[bool, str]]:
+def judge_llm(
+    pairs: pl.DataFrame, backend, prompt: JudgePrompt, batch_size: int = 16, max_new_tokens: int = 16
+) -> list[tuple[bool, str]]:
     from moe_routing.backends import GenerationOptions
 
     items = build_judge_items(pairs, prompt)
@@ -403,7 +454,9 @@ def judge_llm(pairs: pl.DataFrame, backend, prompt: JudgePrompt, batch_size: int
 # ---------------------------------------------------------------- frames
 
 
-def pair_items(items: pl.DataFrame, generations: pl.DataFrame, items_name: str = "items", generations_name: str = "generations") -> pl.DataFrame:
+def pair_items(
+    items: pl.DataFrame, generations: pl.DataFrame, items_name: str = "items", generations_name: str = "generations"
+) -> pl.DataFrame:
     """Join generations to their items on (item_id, lang); a generation without an item is an error."""
     dup = items.group_by("item_id", "lang").len().filter(pl.col("len") > 1)
     if dup.height:
@@ -412,7 +465,9 @@ def pair_items(items: pl.DataFrame, generations: pl.DataFrame, items_name: str =
     dup = gens.group_by("item_id", "lang").len().filter(pl.col("len") > 1)
     if dup.height:
         raise JudgeError(f"{generations_name}: duplicate (item_id, lang) rows, e.g. {dup.row(0)[:2]}")
-    pairs = gens.join(items.select("item_id", "lang", "prompt", "answers", "choices"), on=["item_id", "lang"], how="left", coalesce=True)
+    pairs = gens.join(
+        items.select("item_id", "lang", "prompt", "answers", "choices"), on=["item_id", "lang"], how="left", coalesce=True
+    )
     lost = gens.select("item_id", "lang").join(items.select("item_id", "lang"), on=["item_id", "lang"], how="anti")
     if lost.height:
         ex = ", ".join(f"{a}/{b}" for a, b in lost.head(5).iter_rows())
@@ -438,7 +493,9 @@ def judge_frame(
     if judge in ("exact", "contains", "llm"):
         empty = [f"{r['item_id']}/{r['lang']}" for r in pairs.iter_rows(named=True) if not _usable_answers(r["answers"])]
         if empty:
-            raise JudgeError(f"{items_name}: {len(empty)} item(s) have no non-empty gold answer, e.g. {empty[:5]}; the {judge} judge cannot score them")
+            raise JudgeError(
+                f"{items_name}: {len(empty)} item(s) have no non-empty gold answer, e.g. {empty[:5]}; the {judge} judge cannot score them"
+            )
     if judge == "llm":
         if backend is None:
             raise JudgeError("the llm judge needs a judge model (--judge-model)")

@@ -47,7 +47,9 @@ def find_config_json(path: str) -> Path | None:
     if is_local(path):
         local = Path(path)
         if not local.is_dir():
-            raise ConfigError(f"local checkpoint {path!r} does not exist" if not local.exists() else f"{path!r} is not a directory")
+            raise ConfigError(
+                f"local checkpoint {path!r} does not exist" if not local.exists() else f"{path!r} is not a directory"
+            )
         if not (local / "config.json").is_file():
             raise ConfigError(f"{path!r} has no config.json: not a transformers checkpoint")
         return local / "config.json"

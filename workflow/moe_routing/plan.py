@@ -179,7 +179,10 @@ class Plan:
     def xici_targets(self) -> list[str]:
         out = []
         for m in self.xici_models():
-            out += [paths.fill(p, model=m) for p in (paths.OUTCOME_TABLE, paths.ABLATION_TABLE, paths.OUTCOMES_FIGURE, paths.EXPERTS_FIGURE)]
+            out += [
+                paths.fill(p, model=m)
+                for p in (paths.OUTCOME_TABLE, paths.ABLATION_TABLE, paths.OUTCOMES_FIGURE, paths.EXPERTS_FIGURE)
+            ]
             if self.xici.get("cap_sweep"):
                 out += [paths.fill(p, model=m) for p in (paths.CAP_SWEEP, paths.CAP_SWEEP_FIGURE)]
         return out
@@ -219,7 +222,10 @@ class Plan:
             out += [paths.fill(p, model=m, dataset=d) for p in (paths.EXPERTS, paths.XICI_SUMMARY, paths.BLACKLIST)]
         for m, d, v in self.ablation_runs():
             condition, cap = v.removeprefix("ablation/").split("-cap")
-            out += [paths.fill(p, model=m, dataset=d, condition=condition, cap=cap) for p in (paths.ABLATION_PLAN, paths.ABLATION_METRICS)]
+            out += [
+                paths.fill(p, model=m, dataset=d, condition=condition, cap=cap)
+                for p in (paths.ABLATION_PLAN, paths.ABLATION_METRICS)
+            ]
         for m, d, _ in self.steered_runs():
             out.append(paths.fill(paths.STEERING_PLAN, model=m, dataset=d))
         if self.routing.get("accuracy"):

@@ -114,52 +114,142 @@ class StandIn:
 
 def _qwen3(hub_id: str, template: str, generation: dict) -> StandIn:
     return StandIn(
-        hub_id, "qwen3_moe", layers=48, experts=32, real_experts=128, top_k=8, template=template,
-        special_tokens=QWEN_SPECIAL, added_tokens=QWEN_ADDED, bos=None, eos="<|im_end|>", pad="<|endoftext|>",
-        stop=("<|im_end|>", "<|endoftext|>"), config={"norm_topk_prob": True}, generation=generation,
+        hub_id,
+        "qwen3_moe",
+        layers=48,
+        experts=32,
+        real_experts=128,
+        top_k=8,
+        template=template,
+        special_tokens=QWEN_SPECIAL,
+        added_tokens=QWEN_ADDED,
+        bos=None,
+        eos="<|im_end|>",
+        pad="<|endoftext|>",
+        stop=("<|im_end|>", "<|endoftext|>"),
+        config={"norm_topk_prob": True},
+        generation=generation,
     )
 
 
 STAND_INS: dict[str, StandIn] = {
     s.hub_id: s
     for s in (
-        _qwen3("Qwen/Qwen3-30B-A3B-Instruct-2507", "qwen3_instruct_2507.jinja",
-               {"do_sample": True, "temperature": 0.7, "top_p": 0.8, "top_k": 20}),
+        _qwen3(
+            "Qwen/Qwen3-30B-A3B-Instruct-2507",
+            "qwen3_instruct_2507.jinja",
+            {"do_sample": True, "temperature": 0.7, "top_p": 0.8, "top_k": 20},
+        ),
         _qwen3("Qwen/Qwen3-30B-A3B", "qwen3.jinja", {"do_sample": True, "temperature": 0.6, "top_p": 0.95, "top_k": 20}),
         StandIn(
-            "zai-org/GLM-4.5-Air", "glm4_moe", layers=46, experts=32, real_experts=128, top_k=8, template="glm45.jinja",
-            special_tokens=("<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>", "<|system|>", "<|user|>",
-                            "<|assistant|>", "<|observation|>"),
-            added_tokens=("<think>", "</think>", "<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>",
-                          "<arg_key>", "</arg_key>", "<arg_value>", "</arg_value>", "/nothink"),
-            bos=None, eos="<|endoftext|>", pad="<|endoftext|>", stop=("<|endoftext|>", "<|user|>", "<|observation|>"),
+            "zai-org/GLM-4.5-Air",
+            "glm4_moe",
+            layers=46,
+            experts=32,
+            real_experts=128,
+            top_k=8,
+            template="glm45.jinja",
+            special_tokens=(
+                "<|endoftext|>",
+                "[MASK]",
+                "[gMASK]",
+                "[sMASK]",
+                "<sop>",
+                "<eop>",
+                "<|system|>",
+                "<|user|>",
+                "<|assistant|>",
+                "<|observation|>",
+            ),
+            added_tokens=(
+                "<think>",
+                "</think>",
+                "<tool_call>",
+                "</tool_call>",
+                "<tool_response>",
+                "</tool_response>",
+                "<arg_key>",
+                "</arg_key>",
+                "<arg_value>",
+                "</arg_value>",
+                "/nothink",
+            ),
+            bos=None,
+            eos="<|endoftext|>",
+            pad="<|endoftext|>",
+            stop=("<|endoftext|>", "<|user|>", "<|observation|>"),
             # 1 dense + 45 MoE layers, one shared expert, no expert groups, no scaling; the hub checkpoint's
             # extra MTP layer (num_nextn_predict_layers) is not loaded by either backend, so it is left out
-            config={"first_k_dense_replace": 1, "n_shared_experts": 1, "n_group": 1, "topk_group": 1,
-                    "routed_scaling_factor": 1.0, "norm_topk_prob": True, "use_qk_norm": False,
-                    "num_nextn_predict_layers": 0},
+            config={
+                "first_k_dense_replace": 1,
+                "n_shared_experts": 1,
+                "n_group": 1,
+                "topk_group": 1,
+                "routed_scaling_factor": 1.0,
+                "norm_topk_prob": True,
+                "use_qk_norm": False,
+                "num_nextn_predict_layers": 0,
+            },
         ),
         StandIn(
-            "microsoft/Phi-3.5-MoE-instruct", "phimoe", layers=32, experts=16, real_experts=16, top_k=2,
+            "microsoft/Phi-3.5-MoE-instruct",
+            "phimoe",
+            layers=32,
+            experts=16,
+            real_experts=16,
+            top_k=2,
             template="phi35.jinja",
             special_tokens=("<s>", "<|endoftext|>", "<|assistant|>", "<|system|>", "<|end|>", "<|user|>"),
-            added_tokens=(), bos="<s>", eos="<|endoftext|>", pad="<|endoftext|>",
+            added_tokens=(),
+            bos="<s>",
+            eos="<|endoftext|>",
+            pad="<|endoftext|>",
             stop=("<|end|>", "<|assistant|>", "<|endoftext|>"),
             config={"attention_bias": True, "lm_head_bias": True, "router_jitter_noise": 0.01, "input_jitter_noise": 0.01},
         ),
         StandIn(
-            "openai/gpt-oss-20b", "gpt_oss", layers=24, experts=32, real_experts=32, top_k=4, template="gpt_oss.jinja",
-            special_tokens=("<|startoftext|>", "<|endoftext|>", "<|return|>", "<|constrain|>", "<|channel|>", "<|start|>",
-                            "<|end|>", "<|message|>", "<|call|>", "<|endofprompt|>"),
-            added_tokens=(), bos="<|startoftext|>", eos="<|return|>", pad="<|endoftext|>",
+            "openai/gpt-oss-20b",
+            "gpt_oss",
+            layers=24,
+            experts=32,
+            real_experts=32,
+            top_k=4,
+            template="gpt_oss.jinja",
+            special_tokens=(
+                "<|startoftext|>",
+                "<|endoftext|>",
+                "<|return|>",
+                "<|constrain|>",
+                "<|channel|>",
+                "<|start|>",
+                "<|end|>",
+                "<|message|>",
+                "<|call|>",
+                "<|endofprompt|>",
+            ),
+            added_tokens=(),
+            bos="<|startoftext|>",
+            eos="<|return|>",
+            pad="<|endoftext|>",
             # <|end|> closes the analysis message but does not stop: the final channel follows it
             stop=("<|return|>", "<|endoftext|>"),
-            config={"sliding_window": 128}, generation={"do_sample": True},
+            config={"sliding_window": 128},
+            generation={"do_sample": True},
         ),
         StandIn(
-            "allenai/OLMoE-1B-7B-0125-Instruct", "olmoe", layers=16, experts=64, real_experts=64, top_k=8,
-            template="tulu3.jinja", special_tokens=("<|endoftext|>", "<|pad|>"), added_tokens=(),
-            bos="<|endoftext|>", eos="<|endoftext|>", pad="<|pad|>", stop=("<|endoftext|>",),
+            "allenai/OLMoE-1B-7B-0125-Instruct",
+            "olmoe",
+            layers=16,
+            experts=64,
+            real_experts=64,
+            top_k=8,
+            template="tulu3.jinja",
+            special_tokens=("<|endoftext|>", "<|pad|>"),
+            added_tokens=(),
+            bos="<|endoftext|>",
+            eos="<|endoftext|>",
+            pad="<|pad|>",
+            stop=("<|endoftext|>",),
             config={"norm_topk_prob": False},
         ),
     )
@@ -178,8 +268,14 @@ def chat_template(name: str) -> str:
 
 def build_stand_in_tokenizer(spec: StandIn, *, judge: bool = False):
     added = spec.added_tokens + (JUDGE_TOKENS if judge else ())
-    kwargs = dict(special_tokens=spec.special_tokens, added_tokens=added, bos=spec.bos, eos=spec.eos, pad=spec.pad,
-                  chat_template=chat_template(spec.template))
+    kwargs = dict(
+        special_tokens=spec.special_tokens,
+        added_tokens=added,
+        bos=spec.bos,
+        eos=spec.eos,
+        pad=spec.pad,
+        chat_template=chat_template(spec.template),
+    )
     return build_tokenizer(_bpe_corpus(build_tokenizer(**kwargs), spec), BPE_VOCAB, **kwargs)
 
 
@@ -192,10 +288,20 @@ def _bpe_corpus(byte_tokenizer, spec: StandIn) -> list[str]:
     from moe_routing.judge import load_judge_prompt
 
     judge = load_judge_prompt()
-    messages = [{"role": "system", "content": XICI_SYSTEM}, {"role": "user", "content": "?"},
-                {"role": "assistant", "content": "."}, {"role": "user", "content": "?"}]
-    texts = [byte_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=False),
-             judge.system or "", judge.user, XICI_SYSTEM, BELEBELE_INSTRUCTION, MC_INSTRUCTION]
+    messages = [
+        {"role": "system", "content": XICI_SYSTEM},
+        {"role": "user", "content": "?"},
+        {"role": "assistant", "content": "."},
+        {"role": "user", "content": "?"},
+    ]
+    texts = [
+        byte_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=False),
+        judge.system or "",
+        judge.user,
+        XICI_SYSTEM,
+        BELEBELE_INSTRUCTION,
+        MC_INSTRUCTION,
+    ]
     # one letter per line: each becomes a token of its own, not a merge with its neighbours
     texts += ["\n".join(letters(script)) for script in SCRIPT_RANGES]
     for token in spec.special_tokens + spec.added_tokens:
@@ -210,7 +316,13 @@ def build_stand_in(hub_id: str, out_dir: str | Path, *, judge: bool = False, see
         raise ConfigError(f"--judge: the YES/NO judge head is built for Qwen3-MoE stand-ins, not {spec.family} ({hub_id})")
     tokenizer = build_stand_in_tokenizer(spec, judge=judge)
     model = build_tiny_model(
-        spec.family, tokenizer, hidden=hidden, layers=spec.layers, experts=spec.experts, top_k=spec.top_k, seed=seed,
+        spec.family,
+        tokenizer,
+        hidden=hidden,
+        layers=spec.layers,
+        experts=spec.experts,
+        top_k=spec.top_k,
+        seed=seed,
         config_overrides=spec.config,
     )
     stop_ids = tokenizer.convert_tokens_to_ids(list(spec.stop))
@@ -221,9 +333,19 @@ def build_stand_in(hub_id: str, out_dir: str | Path, *, judge: bool = False, see
         install_answer_head(model, tokenizer, stop_ids)
         _check_reserved(model, [_ANSWERED, _ANSWER_CONST, *classes.values()])
     generation = dict(spec.generation, eos_token_id=stop_ids if len(stop_ids) > 1 else stop_ids[0])
-    info = dict(stand_in=hub_id, judge=judge, family=spec.family, hidden=hidden, layers=spec.layers,
-                moe_layers=len(spec.moe_layers), experts=spec.experts, real_experts=spec.real_experts,
-                top_k=spec.top_k, seed=seed, template=spec.template)
+    info = dict(
+        stand_in=hub_id,
+        judge=judge,
+        family=spec.family,
+        hidden=hidden,
+        layers=spec.layers,
+        moe_layers=len(spec.moe_layers),
+        experts=spec.experts,
+        real_experts=spec.real_experts,
+        top_k=spec.top_k,
+        seed=seed,
+        template=spec.template,
+    )
     return save_checkpoint(model, tokenizer, out_dir, info=info, generation=generation)
 
 
@@ -264,13 +386,13 @@ def install_class_routing(model, tokenizer, *, seed: int = 0) -> dict[str, int]:
     gen = torch.Generator().manual_seed(seed + 29)
     with torch.no_grad():
         emb = model.get_input_embeddings().weight
-        emb[:, _FIRST_CLASS:_FIRST_CLASS + len(names)] = 0.0
+        emb[:, _FIRST_CLASS : _FIRST_CLASS + len(names)] = 0.0
         for i, name in classes.items():
             if name:
                 emb[i, dims[name]] = _CLASS_VALUE
         for site in sites:
             weight = site.router.weight  # [E, H]
-            weight[:, _FIRST_CLASS:_FIRST_CLASS + len(names)] = 0.0
+            weight[:, _FIRST_CLASS : _FIRST_CLASS + len(names)] = 0.0
             experts = torch.randperm(weight.shape[0], generator=gen).tolist()
             for k, name in enumerate(names):
                 weight[experts[k % len(experts)], dims[name]] = _CLASS_GAIN
@@ -454,5 +576,15 @@ def judge_prompt_ids(tokenizer, *, seed: int = 0, fill: bool = True, gold: str |
 def describe(hub_id: str) -> str:
     """One line: what the stand-in of ``hub_id`` keeps and shrinks."""
     s = get(hub_id)
-    return json.dumps(dict(hub_id=s.hub_id, family=s.family, layers=s.layers, moe_layers=len(s.moe_layers),
-                           experts=s.experts, real_experts=s.real_experts, top_k=s.top_k, template=s.template))
+    return json.dumps(
+        dict(
+            hub_id=s.hub_id,
+            family=s.family,
+            layers=s.layers,
+            moe_layers=len(s.moe_layers),
+            experts=s.experts,
+            real_experts=s.real_experts,
+            top_k=s.top_k,
+            template=s.template,
+        )
+    )

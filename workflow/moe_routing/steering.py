@@ -45,7 +45,9 @@ def parse_layers(spec: str | list | None) -> list[int]:
     return sorted(out)
 
 
-def comparison_delta(specialisation: pl.DataFrame, comparison: str, name: str = "specialisation table") -> tuple[np.ndarray, list[int]]:
+def comparison_delta(
+    specialisation: pl.DataFrame, comparison: str, name: str = "specialisation table"
+) -> tuple[np.ndarray, list[int]]:
     """One comparison of analyze's specialisation table -> (Δ as (L, E), the MoE layers)."""
     rows = specialisation.filter(pl.col("comparison") == comparison)
     if rows.height == 0:
@@ -54,7 +56,9 @@ def comparison_delta(specialisation: pl.DataFrame, comparison: str, name: str = 
     moe_layers = sorted(set(rows["layer"].to_list()))
     num_experts = int(rows["expert"].max()) + 1
     if rows.height != len(moe_layers) * num_experts:
-        raise ConfigError(f"{name}: comparison {comparison!r} has {rows.height} rows, not {len(moe_layers)} layers x {num_experts} experts")
+        raise ConfigError(
+            f"{name}: comparison {comparison!r} has {rows.height} rows, not {len(moe_layers)} layers x {num_experts} experts"
+        )
     ordered = rows.sort("layer", "expert")
     return ordered["delta"].to_numpy().reshape(len(moe_layers), num_experts), moe_layers
 
@@ -90,7 +94,9 @@ def plan_steering(
             rows.append((layer, int(e), float(d[e])))
     if not rows:
         best = max(float(delta[layer_pos[layer]].max()) for layer in target_layers)
-        raise InterventionError(f"no expert has Δ > τ={tau} in target layers {target_layers[0]}–{target_layers[-1]} (largest Δ there is {best:.4f}); lower τ")
+        raise InterventionError(
+            f"no expert has Δ > τ={tau} in target layers {target_layers[0]}–{target_layers[-1]} (largest Δ there is {best:.4f}); lower τ"
+        )
     log.info("steering %d expert(s) in %d layer(s), mode %s", len(rows), len({r[0] for r in rows}), mode)
     return pl.DataFrame(
         {
@@ -112,7 +118,9 @@ def accuracy_by_lang(judgments: pl.DataFrame) -> dict[str, tuple[float, int, set
     return out
 
 
-def steering_table(base: pl.DataFrame, steered: pl.DataFrame, english: str = "en", low_resource: list[str] | None = None) -> pl.DataFrame:
+def steering_table(
+    base: pl.DataFrame, steered: pl.DataFrame, english: str = "en", low_resource: list[str] | None = None
+) -> pl.DataFrame:
     """Rows: each language (English first), then 'non-{english} mean' and 'low-resource mean'.
 
     Columns: lang, base, steered, difference (steered − base, fractions), n. Base and steered must
@@ -143,4 +151,8 @@ def steering_table(base: pl.DataFrame, steered: pl.DataFrame, english: str = "en
     for row in (mean_row(f"non-{english} mean", others), mean_row("low-resource mean", low)):
         if row is not None:
             rows.append(row)
-    return pl.DataFrame(rows, schema={"lang": pl.String, "base": pl.Float64, "steered": pl.Float64, "difference": pl.Float64, "n": pl.Int64}, orient="row")
+    return pl.DataFrame(
+        rows,
+        schema={"lang": pl.String, "base": pl.Float64, "steered": pl.Float64, "difference": pl.Float64, "n": pl.Int64},
+        orient="row",
+    )

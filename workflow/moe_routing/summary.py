@@ -36,8 +36,10 @@ def model_line(model_dir: str | Path) -> str:
     spec = get_adapter(config).spec_from_config(config)
     params = _parameter_count(Path(model_dir))
     size = f", {params / 1e6:.1f} M parameters" if params else ""
-    return (f"{config.model_type}, hidden {config.hidden_size}, {config.num_hidden_layers} layers × "
-            f"{spec.num_experts} experts, top-{spec.top_k}{size}")
+    return (
+        f"{config.model_type}, hidden {config.hidden_size}, {config.num_hidden_layers} layers × "
+        f"{spec.num_experts} experts, top-{spec.top_k}{size}"
+    )
 
 
 def _parameter_count(model_dir: Path) -> int:
@@ -58,7 +60,11 @@ def _parameter_count(model_dir: Path) -> int:
 
 def accuracy_line(judgments: pl.DataFrame) -> str:
     """'en 0.86, de 0.54, ...': per-language accuracy, best first."""
-    acc = judgments.group_by("lang").agg(pl.col("correct").cast(pl.Float64).mean().alias("a")).sort(["a", "lang"], descending=[True, False])
+    acc = (
+        judgments.group_by("lang")
+        .agg(pl.col("correct").cast(pl.Float64).mean().alias("a"))
+        .sort(["a", "lang"], descending=[True, False])
+    )
     return ", ".join(f"{lang} {_acc(a)}" for lang, a in acc.iter_rows())
 
 
@@ -66,8 +72,13 @@ def outcome_lines(table: pl.DataFrame) -> list[tuple[str, str]]:
     out = []
     for dataset in [c for c in table.columns if c not in ("row", "metric", "label")]:
         q, c, w, m = (_cell(table, k, dataset) for k in ("questions", "all_correct", "all_incorrect", "mixed"))
-        out.append((f"Table 1 ({dataset})", f"{q} questions: {c} all correct, {w} all incorrect, {m} mixed; "
-                                            f"English accuracy {_acc(_cell(table, 'english_accuracy', dataset))}"))
+        out.append(
+            (
+                f"Table 1 ({dataset})",
+                f"{q} questions: {c} all correct, {w} all incorrect, {m} mixed; "
+                f"English accuracy {_acc(_cell(table, 'english_accuracy', dataset))}",
+            )
+        )
     return out
 
 
@@ -102,15 +113,21 @@ def steering_lines(table: pl.DataFrame, english: str) -> list[tuple[str, str]]:
     for benchmark in table["benchmark"].unique(maintain_order=True).to_list():
         row = table.filter((pl.col("benchmark") == benchmark) & (pl.col("lang") == f"non-{english} mean"))
         if row.height:
-            out.append((f"steering ({benchmark})", f"accuracy {_acc(row['base'][0])} → {_acc(row['steered'][0])} "
-                                                   f"averaged over the non-English languages"))
+            out.append(
+                (
+                    f"steering ({benchmark})",
+                    f"accuracy {_acc(row['base'][0])} → {_acc(row['steered'][0])} averaged over the non-English languages",
+                )
+            )
     return out
 
 
 def divergence_line(table: pl.DataFrame) -> tuple[str, str]:
     mean = table.group_by("layer").agg(pl.col("value").mean()).sort("layer")
-    return ("divergence from English by layer (mean over languages)",
-            ", ".join(f"{layer}: {value:.3f}" for layer, value in mean.iter_rows()))
+    return (
+        "divergence from English by layer (mean over languages)",
+        ", ".join(f"{layer}: {value:.3f}" for layer, value in mean.iter_rows()),
+    )
 
 
 def render(model: str, lines: list[tuple[str, str]]) -> str:

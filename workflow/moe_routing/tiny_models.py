@@ -87,23 +87,30 @@ def build_tokenizer(
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
     if train_texts is not None:
-        trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size, initial_alphabet=alphabet, special_tokens=[], show_progress=False
-        )
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=alphabet, special_tokens=[], show_progress=False)
         tok.train_from_iterator(train_texts, trainer=trainer)
     tok.add_special_tokens(list(special_tokens))
     if added_tokens:
         tok.add_tokens([AddedToken(t, normalized=False, special=False) for t in added_tokens])
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=bos, eos_token=eos, pad_token=pad, padding_side="left"
-    )
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token=eos, pad_token=pad, padding_side="left")
     fast.chat_template = chat_template
     return fast
 
 
-def _config_kwargs(family: str, *, vocab: int, hidden: int, layers: int, experts: int, top_k: int, ids: dict,
-                   head_dim: int = 32, heads: int | None = None, kv_heads: int = 1,
-                   moe_intermediate: int | None = None) -> dict:
+def _config_kwargs(
+    family: str,
+    *,
+    vocab: int,
+    hidden: int,
+    layers: int,
+    experts: int,
+    top_k: int,
+    ids: dict,
+    head_dim: int = 32,
+    heads: int | None = None,
+    kv_heads: int = 1,
+    moe_intermediate: int | None = None,
+) -> dict:
     heads = heads or max(1, hidden // head_dim)
     moe_intermediate = moe_intermediate or hidden // 2
     common = dict(
@@ -119,8 +126,14 @@ def _config_kwargs(family: str, *, vocab: int, hidden: int, layers: int, experts
         **ids,
     )
     if family == "qwen3_moe":
-        return common | dict(head_dim=head_dim, num_experts=experts, moe_intermediate_size=moe_intermediate,
-                             norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[])
+        return common | dict(
+            head_dim=head_dim,
+            num_experts=experts,
+            moe_intermediate_size=moe_intermediate,
+            norm_topk_prob=True,
+            decoder_sparse_step=1,
+            mlp_only_layers=[],
+        )
     if family == "olmoe":
         # OLMoE-1B-7B keeps norm_topk_prob off: the adapter must not renormalise
         return common | dict(num_experts=experts, norm_topk_prob=False)
@@ -131,18 +144,41 @@ def _config_kwargs(family: str, *, vocab: int, hidden: int, layers: int, experts
             raise ConfigError("phimoe (sparsemixer) only routes top-2; pass top_k=2")
         return common | dict(num_local_experts=experts, router_jitter_noise=0.01, input_jitter_noise=0.0)
     if family == "gpt_oss":
-        return common | dict(head_dim=head_dim, num_local_experts=experts, sliding_window=64,
-                             layer_types=["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(layers)])
+        return common | dict(
+            head_dim=head_dim,
+            num_local_experts=experts,
+            sliding_window=64,
+            layer_types=["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(layers)],
+        )
     groups = 2 if experts % 2 == 0 and experts // 2 >= max(2, top_k) else 1
-    sigmoid_common = dict(n_routed_experts=experts, moe_intermediate_size=moe_intermediate, n_shared_experts=1,
-                          n_group=groups, topk_group=1, norm_topk_prob=True, routed_scaling_factor=2.5,
-                          first_k_dense_replace=1 if layers > 1 else 0)
+    sigmoid_common = dict(
+        n_routed_experts=experts,
+        moe_intermediate_size=moe_intermediate,
+        n_shared_experts=1,
+        n_group=groups,
+        topk_group=1,
+        norm_topk_prob=True,
+        routed_scaling_factor=2.5,
+        first_k_dense_replace=1 if layers > 1 else 0,
+    )
     if family == "glm4_moe":
         return common | sigmoid_common | dict(head_dim=head_dim, partial_rotary_factor=0.5, num_nextn_predict_layers=0)
     if family == "deepseek_v3":
-        return common | sigmoid_common | dict(num_key_value_heads=heads, kv_lora_rank=16, q_lora_rank=None,
-                                              qk_rope_head_dim=16, qk_nope_head_dim=16, v_head_dim=head_dim,
-                                              head_dim=16, rope_interleave=True, num_nextn_predict_layers=0)
+        return (
+            common
+            | sigmoid_common
+            | dict(
+                num_key_value_heads=heads,
+                kv_lora_rank=16,
+                q_lora_rank=None,
+                qk_rope_head_dim=16,
+                qk_nope_head_dim=16,
+                v_head_dim=head_dim,
+                head_dim=16,
+                rope_interleave=True,
+                num_nextn_predict_layers=0,
+            )
+        )
     raise AssertionError(family)
 
 
@@ -195,12 +231,21 @@ def build_tiny_model(
         raise ConfigError(f"need 1 <= top_k <= experts, got top_k={top_k}, experts={experts}")
     if dtype not in ("float32", "bfloat16", "float16"):
         raise ConfigError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}")
-    ids = dict(
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id
-    )
+    ids = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     config_cls_name, model_cls_name = FAMILIES[family]
-    kwargs = _config_kwargs(family, vocab=len(tokenizer), hidden=hidden, layers=layers, experts=experts, top_k=top_k,
-                            ids=ids, head_dim=head_dim, heads=heads, kv_heads=kv_heads, moe_intermediate=moe_intermediate)
+    kwargs = _config_kwargs(
+        family,
+        vocab=len(tokenizer),
+        hidden=hidden,
+        layers=layers,
+        experts=experts,
+        top_k=top_k,
+        ids=ids,
+        head_dim=head_dim,
+        heads=heads,
+        kv_heads=kv_heads,
+        moe_intermediate=moe_intermediate,
+    )
     config = getattr(transformers, config_cls_name)(**(kwargs | (config_overrides or {})))
     torch.manual_seed(seed)
     with torch.device(device):
@@ -218,8 +263,12 @@ def save_checkpoint(model, tokenizer, out_dir: str | Path, *, info: dict, genera
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    gen = dict(do_sample=False, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-               bos_token_id=tokenizer.bos_token_id)
+    gen = dict(
+        do_sample=False,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
     model.generation_config = GenerationConfig(**(gen | (generation or {})))
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)

@@ -185,7 +185,9 @@ def load_routing(generations: Sequence[str | os.PathLike], judgments: Sequence[s
         ]
     )
     if jud.schema["correct"] != pl.Boolean:
-        raise ContractError(f"judgments column 'correct' must be boolean, got {jud.schema['correct']} in {list(map(str, judgments))}")
+        raise ContractError(
+            f"judgments column 'correct' must be boolean, got {jud.schema['correct']} in {list(map(str, judgments))}"
+        )
     _check_unique(jud, "_jud", "judgments")
     nulls = jud.filter(pl.col("correct").is_null())
     if nulls.height:
@@ -203,8 +205,7 @@ def load_routing(generations: Sequence[str | os.PathLike], judgments: Sequence[s
     if extra.height:
         r = extra.row(0, named=True)
         raise ContractError(
-            f"{r['_jud']}: {extra.height} judgment(s) have no generation, e.g. item_id={r['item_id']!r} "
-            f"lang={r['lang']!r}"
+            f"{r['_jud']}: {extra.height} judgment(s) have no generation, e.g. item_id={r['item_id']!r} lang={r['lang']!r}"
         )
     joined = joined.sort("_row")
     item_ids, q_index = np.unique(joined["item_id"].to_numpy().astype(str), return_inverse=True)
@@ -364,9 +365,7 @@ def question_tests(
     """
     kept = kept_layer_positions(data.num_layers, settings.exclude_first, settings.exclude_last)
     E = data.num_experts
-    black, share = generalist_blacklist(
-        data.weights, kept, E, settings.blacklist_top, settings.blacklist_share
-    )
+    black, share = generalist_blacklist(data.weights, kept, E, settings.blacklist_top, settings.blacklist_share)
     kept_cols = _kept_columns(kept, E)
     columns = kept_cols[~black]
     bl_cols = kept_cols[black]
@@ -381,14 +380,13 @@ def question_tests(
     means = language_means(data.weights, data.lang_index, len(data.langs), columns)
 
     outcomes = question_outcomes(
-        pl.DataFrame(
-            {"item_id": data.item_ids[data.q_index], "lang": data.langs[data.lang_index], "correct": data.correct}
-        )
+        pl.DataFrame({"item_id": data.item_ids[data.q_index], "lang": data.langs[data.lang_index], "correct": data.correct})
     )
     order = np.lexsort((data.lang_index, data.q_index))
     bounds = np.searchsorted(data.q_index[order], np.arange(len(data.item_ids) + 1))
     mixed_q = [
-        q for q in range(len(data.item_ids))
+        q
+        for q in range(len(data.item_ids))
         if 0 < data.correct[order[bounds[q] : bounds[q + 1]]].sum() < bounds[q + 1] - bounds[q]
     ]
     M, C = len(mixed_q), columns.size
@@ -401,6 +399,7 @@ def question_tests(
         p_adjusted=np.ones((M, C)),
         median_diff=np.zeros((M, C)),
     )
+
     def one(i: int) -> None:
         rows = order[bounds[mixed_q[i]] : bounds[mixed_q[i] + 1]]
         x = data.weights[np.ix_(rows, columns)].astype(np.float64)
@@ -455,9 +454,7 @@ def select_all(
     layers = np.asarray(data_layers, dtype=np.int64)
     parts, counts = [], []
     for i, item in enumerate(tests.item_ids):
-        idx, n_test, n_mag = select_experts(
-            tests.p_value[i], tests.p_adjusted[i], tests.median_diff[i], alpha, tau, cap
-        )
+        idx, n_test, n_mag = select_experts(tests.p_value[i], tests.p_adjusted[i], tests.median_diff[i], alpha, tau, cap)
         cols = tests.columns[idx]
         counts.append((item, n_test, n_mag, idx.size))
         if idx.size:
@@ -495,9 +492,7 @@ EXPERTS_SCHEMA = {
 }
 
 
-def identify(
-    data: RoutingData, settings: XiciSettings, progress: bool = True, workers: int | None = None
-) -> XiciResult:
+def identify(data: RoutingData, settings: XiciSettings, progress: bool = True, workers: int | None = None) -> XiciResult:
     """Steps 1-9 for one model x dataset."""
     tests, outcomes, blacklist = question_tests(data, settings, progress=progress, workers=workers)
     experts, per_q = select_all(tests, data.moe_layers, data.num_experts, settings.alpha, settings.tau, settings.cap)
@@ -545,8 +540,18 @@ def sweep(tests: QuestionTests, alphas: Iterable[float], taus: Iterable[float], 
                         "pass_magnitude_total": int(n_pass.sum()),
                     }
                 )
-    return pl.DataFrame(rows, schema={
-        "alpha": pl.Float64, "tau": pl.Float64, "cap": pl.Int64, "mixed_questions": pl.Int64,
-        "questions_with_experts": pl.Int64, "experts_total": pl.Int64, "mean_experts_per_question": pl.Float64,
-        "questions_capped": pl.Int64, "pass_test_total": pl.Int64, "pass_magnitude_total": pl.Int64,
-    })
+    return pl.DataFrame(
+        rows,
+        schema={
+            "alpha": pl.Float64,
+            "tau": pl.Float64,
+            "cap": pl.Int64,
+            "mixed_questions": pl.Int64,
+            "questions_with_experts": pl.Int64,
+            "experts_total": pl.Int64,
+            "mean_experts_per_question": pl.Float64,
+            "questions_capped": pl.Int64,
+            "pass_test_total": pl.Int64,
+            "pass_magnitude_total": pl.Int64,
+        },
+    )

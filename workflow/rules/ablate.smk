@@ -8,16 +8,16 @@ rule ablation_plan:
         generations=lambda wc: PLAN.generation_files(wc.model, wc.dataset)[:1],
     output:
         P.ABLATION_PLAN,
+    log:
+        P.log("ablation_plan", P.ABLATION_PLAN),
+    conda:
+        JOBS.conda_env()
+    resources:
+        **SMALL_JOB,
     params:
         moe=JOBS.moe(),
         flags=JOBS.layer_flags,
         seed=config["seed"],
-    resources:
-        **SMALL_JOB,
-    conda:
-        JOBS.conda_env()
-    log:
-        P.log("ablation_plan", P.ABLATION_PLAN),
     shell:
         "{params.moe} ablation-plan --experts {input.experts:q} --generations {input.generations:q} "
         "--condition {wildcards.condition} --cap {wildcards.cap} --seed {params.seed} "
@@ -31,14 +31,14 @@ rule ablation_metrics:
         ablated=JOBS.get_ablation_judgments,
     output:
         P.ABLATION_METRICS,
-    params:
-        moe=JOBS.moe(),
-    resources:
-        **SMALL_JOB,
-    conda:
-        JOBS.conda_env()
     log:
         P.log("ablation_metrics", P.ABLATION_METRICS),
+    conda:
+        JOBS.conda_env()
+    resources:
+        **SMALL_JOB,
+    params:
+        moe=JOBS.moe(),
     shell:
         "{params.moe} ablation-metrics --plan {input.plan:q} --original {input.original:q} --ablated {input.ablated:q} "
         "--condition {wildcards.condition} --cap {wildcards.cap} --dataset {wildcards.dataset} --out {output:q} > {log:q} 2>&1"
@@ -51,16 +51,16 @@ rule ablation_table:
         metrics=JOBS.get_metrics("main"),
     output:
         report(P.ABLATION_TABLE, category="XICI", caption="../report/ablation_table.rst"),
+    log:
+        P.log("ablation_table", P.ABLATION_TABLE),
+    conda:
+        JOBS.conda_env()
+    resources:
+        **SMALL_JOB,
     params:
         moe=JOBS.moe(),
         summaries=as_named(JOBS.get_xici(P.XICI_SUMMARY)),
         blacklists=as_named(JOBS.get_xici(P.BLACKLIST)),
-    resources:
-        **SMALL_JOB,
-    conda:
-        JOBS.conda_env()
-    log:
-        P.log("ablation_table", P.ABLATION_TABLE),
     shell:
         "{params.moe} ablation-table --summary {params.summaries} --blacklist {params.blacklists} "
         "--metrics {input.metrics:q} --out {output:q} > {log:q} 2>&1"
@@ -76,14 +76,14 @@ rule cap_sweep:
     output:
         table=report(P.CAP_SWEEP, category="XICI", caption="../report/cap_sweep.rst"),
         figure=report(P.CAP_SWEEP_FIGURE, category="XICI", caption="../report/cap_sweep.rst"),
-    params:
-        moe=JOBS.moe(),
-    resources:
-        **SMALL_JOB,
-    conda:
-        JOBS.conda_env()
     log:
         P.log("cap_sweep", P.CAP_SWEEP),
+    conda:
+        JOBS.conda_env()
+    resources:
+        **SMALL_JOB,
+    params:
+        moe=JOBS.moe(),
     shell:
         "{params.moe} figures cap-sweep --metrics {input.metrics:q} --table {output.table:q} --out {output.figure:q} > {log:q} 2>&1"
 

@@ -9,20 +9,19 @@ if LOADED_DATASETS:
             JOBS.get_mirror,
         output:
             P.ITEMS,
+        log:
+            P.log("prepare", P.ITEMS),
         wildcard_constraints:
             dataset="|".join(LOADED_DATASETS),
+        conda:
+            JOBS.conda_env()
+        resources:
+            **SMALL_JOB,
         params:
             moe=JOBS.moe(),
             flags=JOBS.prepare_flags,
-        resources:
-            **SMALL_JOB,
-        conda:
-            JOBS.conda_env()
-        log:
-            P.log("prepare", P.ITEMS),
         shell:
             "{params.moe} prepare {params.flags} --lang {wildcards.lang:q} --out {output:q} > {log:q} 2>&1"
-
 
     localrules:
         prepare,

@@ -16,20 +16,25 @@ if DEMO_DATASETS:
             corpus=P.DEMO_CORPUS,
             world=P.DEMO_WORLD,
             check=DEMO_CHECK,
+        log:
+            P.log("demo_world"),
+        conda:
+            JOBS.conda_env()
+        resources:
+            **SMALL_JOB,
         params:
             moe=JOBS.moe(),
             flags=cli_flags(
-                {"seed": config["seed"], "languages": ",".join(DEMO_LANGUAGES), "datasets": DEMO_DATASET_LANGUAGES, **config["demo"]["world"]}
+                {
+                    "seed": config["seed"],
+                    "languages": ",".join(DEMO_LANGUAGES),
+                    "datasets": DEMO_DATASET_LANGUAGES,
+                    **config["demo"]["world"],
+                }
             ),
             # the items root: resources/data of resources/data/{dataset}/{lang}.parquet
             items_root=lambda wc, output: os.path.dirname(os.path.dirname(output.data[0])),
             check_dataset=DEMO_CHECK_DATASET or "",
-        resources:
-            **SMALL_JOB,
-        conda:
-            JOBS.conda_env()
-        log:
-            P.log("demo_world"),
         shell:
             "{params.moe} demo-world --out-dir {params.items_root:q} --corpus {output.corpus:q} {params.flags} "
             "--check-dataset {params.check_dataset:q} --check-out {output.check:q} > {log:q} 2>&1"
@@ -43,18 +48,18 @@ if config["demo"].get("model"):
             check=DEMO_CHECK,
         output:
             P.fill(P.MODEL_CONFIG, path=config["models"][config["demo"]["model"]]["path"]),
-        params:
-            moe=JOBS.moe(),
-            out=lambda wc, output: os.path.dirname(output[0]),
-            flags=cli_flags({"seed": config["seed"], **config["demo"]["train"]}),
+        log:
+            P.log("train_demo"),
+        conda:
+            JOBS.conda_env()
         # one thread: bitwise-identical weights on rerun (and faster than two on a loaded machine)
         threads: 1
         resources:
             **SMALL_JOB,
-        conda:
-            JOBS.conda_env()
-        log:
-            P.log("train_demo"),
+        params:
+            moe=JOBS.moe(),
+            out=lambda wc, output: os.path.dirname(output[0]),
+            flags=cli_flags({"seed": config["seed"], **config["demo"]["train"]}),
         shell:
             "{params.moe} train-demo --corpus {input.corpus:q} --check-items {input.check:q} --out {params.out:q} "
             "--threads 1 {params.flags} > {log:q} 2>&1"

@@ -11,21 +11,21 @@ rule generate:
         interventions=JOBS.get_run_interventions,
     output:
         P.GENERATIONS,
-    wildcard_constraints:
-        run=P.run_regex(),
-    params:
-        moe=lambda wc: JOBS.moe(JOBS.run_model(wc)["backend"]),
-        flags=JOBS.generation_flags,
-    threads: cluster.rule_threads(config, JOBS.run_resources)
-    resources:
-        **cluster.rule_resources(config, JOBS.run_resources),
-        batch_size=JOBS.batch_size,
-    conda:
-        lambda wc: JOBS.conda_env(JOBS.run_model(wc)["backend"])
     log:
         P.log("generate", P.GENERATIONS),
     benchmark:
         P.benchmark("generate", P.GENERATIONS)
+    wildcard_constraints:
+        run=P.run_regex(),
+    conda:
+        lambda wc: JOBS.conda_env(JOBS.run_model(wc)["backend"])
+    threads: cluster.rule_threads(config, JOBS.run_resources)
+    resources:
+        **cluster.rule_resources(config, JOBS.run_resources),
+        batch_size=JOBS.batch_size,
+    params:
+        moe=lambda wc: JOBS.moe(JOBS.run_model(wc)["backend"]),
+        flags=JOBS.generation_flags,
     shell:
         "{params.moe} generate {params.flags} --items {input.item_files:q} --out {output:q} "
         "--batch-size {resources.batch_size} > {log:q} 2>&1"

@@ -12,17 +12,17 @@ rule judge:
         generations=P.GENERATIONS,
     output:
         P.JUDGMENTS,
+    log:
+        P.log("judge", P.JUDGMENTS),
     wildcard_constraints:
         run=P.run_regex(),
+    conda:
+        JOBS.conda_env()
+    resources:
+        **SMALL_JOB,
     params:
         moe=JOBS.moe(),
         flags=JOBS.judge_flags,
-    resources:
-        **SMALL_JOB,
-    conda:
-        JOBS.conda_env()
-    log:
-        P.log("judge", P.JUDGMENTS),
     shell:
         "{params.moe} judge --items {input.item_files:q} --generations {input.generations:q} --out {output:q} "
         "{params.flags} > {log:q} 2>&1"
@@ -39,16 +39,16 @@ if LLM_JUDGED:
             item_files=JOBS.get_chunk_items,
             generations=P.GENERATIONS,
             model=PLAN.judge_model_inputs(),
+        log:
+            P.log("judge_llm", P.JUDGMENTS),
         wildcard_constraints:
             run=P.run_regex(LLM_JUDGED),
-        params:
-            moe=JOBS.moe(JUDGE_MODEL["backend"]),
+        conda:
+            JOBS.conda_env(JUDGE_MODEL["backend"])
         threads: cluster.rule_threads(config, JUDGE_MODEL["resources"])
         resources:
             **cluster.rule_resources(config, JUDGE_MODEL["resources"]),
-        conda:
-            JOBS.conda_env(JUDGE_MODEL["backend"])
-        log:
-            P.log("judge_llm", P.JUDGMENTS),
+        params:
+            moe=JOBS.moe(JUDGE_MODEL["backend"]),
 
     ruleorder: judge_llm > judge

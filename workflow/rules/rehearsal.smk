@@ -10,17 +10,17 @@ if STAND_INS:
     rule stand_in:
         output:
             P.MODEL_CONFIG,
+        log:
+            P.log("stand_in", P.MODEL_CONFIG),
         wildcard_constraints:
             path="|".join(re.escape(p) for p in STAND_INS),
+        conda:
+            JOBS.conda_env()
+        resources:
+            **SMALL_JOB,
         params:
             moe=JOBS.moe(),
             flags=JOBS.stand_in_flags,
-        resources:
-            **SMALL_JOB,
-        conda:
-            JOBS.conda_env()
-        log:
-            P.log("stand_in", P.MODEL_CONFIG),
         shell:
             "{params.moe} stand-in {params.flags} --out {wildcards.path:q} > {log:q} 2>&1"
 
@@ -30,17 +30,17 @@ if MIRRORS:
     rule mirror:
         output:
             directory("{folder}"),
+        log:
+            P.log("mirror", "{folder}.dir"),
         wildcard_constraints:
             folder="|".join(re.escape(f) for f in MIRRORS),
+        conda:
+            JOBS.conda_env()
+        resources:
+            **SMALL_JOB,
         params:
             moe=JOBS.moe(),
             flags=JOBS.mirror_flags,
-        resources:
-            **SMALL_JOB,
-        conda:
-            JOBS.conda_env()
-        log:
-            P.log("mirror", "{folder}.dir"),
         shell:
             "{params.moe} mirror {params.flags} --out {output:q} > {log:q} 2>&1"
 

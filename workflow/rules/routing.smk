@@ -10,24 +10,22 @@ if ROUTING.get("accuracy"):
             judgments=JOBS.get_base("judgments"),
         output:
             P.ACCURACY,
-        params:
-            moe=JOBS.moe(),
-        resources:
-            **SMALL_JOB,
-        conda:
-            JOBS.conda_env()
         log:
             P.log("accuracy", P.ACCURACY),
+        conda:
+            JOBS.conda_env()
+        resources:
+            **SMALL_JOB,
+        params:
+            moe=JOBS.moe(),
         shell:
             "{params.moe} accuracy --judgments {input.judgments:q} --out {output:q} > {log:q} 2>&1"
 
 
 if ROUTING.get("parallel"):
 
-
     localrules:
         accuracy,
-
 
     rule analyze:
         input:
@@ -36,17 +34,17 @@ if ROUTING.get("parallel"):
             tasks=flat(JOBS.get_task_generations),
         output:
             **{name: report(path, category="Routing") for name, path in PLAN.routing_outputs().items()},
+        log:
+            P.log("analyze", P.ROUTING_DIR),
+        conda:
+            JOBS.conda_env()
+        resources:
+            **SMALL_JOB,
         params:
             moe=JOBS.moe(),
             flags=JOBS.analyze_flags,
             tables=lambda wc: P.fill(P.ROUTING_DIR, model=wc.model),
             figures=lambda wc: P.fill(P.ROUTING_FIGURES_DIR, model=wc.model),
-        resources:
-            **SMALL_JOB,
-        conda:
-            JOBS.conda_env()
-        log:
-            P.log("analyze", P.ROUTING_DIR),
         shell:
             "{params.moe} analyze --generations {input.generations:q} {params.flags} "
             "--out-dir {params.tables:q} --figures-dir {params.figures:q} > {log:q} 2>&1"

@@ -8,15 +8,15 @@ if PLAN.steering():
             specialisation=P.routing_table("specialisation"),
         output:
             P.STEERING_PLAN,
+        log:
+            P.log("steer_plan", P.STEERING_PLAN),
+        conda:
+            JOBS.conda_env()
+        resources:
+            **SMALL_JOB,
         params:
             moe=JOBS.moe(),
             flags=JOBS.steering_flags,
-        resources:
-            **SMALL_JOB,
-        conda:
-            JOBS.conda_env()
-        log:
-            P.log("steer_plan", P.STEERING_PLAN),
         shell:
             "{params.moe} steer-plan --specialisation {input.specialisation:q} {params.flags} --out {output:q} > {log:q} 2>&1"
 
@@ -26,21 +26,20 @@ if PLAN.steering():
             steered=flat(JOBS.get_steering_judgments("steered")),
         output:
             report(P.STEERING_TABLE, category="Routing"),
+        log:
+            P.log("steering_table", P.STEERING_TABLE),
+        conda:
+            JOBS.conda_env()
+        resources:
+            **SMALL_JOB,
         params:
             moe=JOBS.moe(),
             base=as_named(JOBS.get_steering_judgments("")),
             steered=as_named(JOBS.get_steering_judgments("steered")),
             flags=JOBS.steering_table_flags(),
-        resources:
-            **SMALL_JOB,
-        conda:
-            JOBS.conda_env()
-        log:
-            P.log("steering_table", P.STEERING_TABLE),
         shell:
             "{params.moe} steering-table --base {params.base} --steered {params.steered} {params.flags} "
             "--out {output:q} > {log:q} 2>&1"
-
 
     localrules:
         steering_table,

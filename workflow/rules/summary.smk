@@ -7,15 +7,15 @@ rule summary:
         unpack(JOBS.get_summary_inputs),
     output:
         report(P.SUMMARY, category="Summary"),
+    log:
+        P.log("summary", P.SUMMARY),
+    conda:
+        JOBS.conda_env()
+    resources:
+        **SMALL_JOB,
     params:
         moe=JOBS.moe(),
         flags=JOBS.summary_flags,
-    resources:
-        **SMALL_JOB,
-    conda:
-        JOBS.conda_env()
-    log:
-        P.log("summary", P.SUMMARY),
     shell:
         "{params.moe} summary {params.flags} --out {output:q} > {log:q} 2>&1"
 

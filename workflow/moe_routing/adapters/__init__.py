@@ -47,9 +47,7 @@ def get_adapter(model_or_config) -> Adapter:
     """The adapter for a loaded model (or its config), chosen by ``config.model_type``."""
     model_type = model_type_of(model_or_config)
     if model_type not in ADAPTERS:
-        raise ModelError(
-            f"unknown model_type {model_type!r}: no MoE router adapter; supported: {sorted(ADAPTERS)}"
-        )
+        raise ModelError(f"unknown model_type {model_type!r}: no MoE router adapter; supported: {sorted(ADAPTERS)}")
     return ADAPTERS[model_type]
 
 

@@ -56,7 +56,9 @@ class SigmoidGroupsAdapter(Adapter):
         # the two backends would route different layers, so only the released value 1 is supported
         freq = getattr(config, "moe_layer_freq", None)
         if freq not in (None, 1):
-            raise ModelError(f"{config.model_type}: moe_layer_freq={freq} is not supported (transformers and vLLM place its MoE layers differently)")
+            raise ModelError(
+                f"{config.model_type}: moe_layer_freq={freq} is not supported (transformers and vLLM place its MoE layers differently)"
+            )
         return [i for i in super().moe_layer_indices(config) if i >= int(first_dense)]
 
     def hf_bias(self, router):

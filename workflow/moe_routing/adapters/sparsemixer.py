@@ -40,10 +40,10 @@ class SparseMixerAdapter(Adapter):
 
     def spec_from_config(self, config) -> RouterSpec:
         if int(config.num_experts_per_tok) != 2:
-            raise ModelError(f"phimoe: sparsemixer routes top-2 only, config has num_experts_per_tok={config.num_experts_per_tok}")
-        return RouterSpec(
-            num_experts=int(config.num_local_experts), top_k=2, jitter_eps=float(config.router_jitter_noise)
-        )
+            raise ModelError(
+                f"phimoe: sparsemixer routes top-2 only, config has num_experts_per_tok={config.num_experts_per_tok}"
+            )
+        return RouterSpec(num_experts=int(config.num_local_experts), top_k=2, jitter_eps=float(config.router_jitter_noise))
 
     def route(self, logits, spec: RouterSpec, bias=None, rows: RowPlan | None = None) -> RouteResult:
         z = logits if rows is None else apply_logit_interventions(logits, rows)

@@ -127,10 +127,13 @@ def check_request(
         text = pl.col("assistant").cast(pl.String)
         answered = items.filter(text.is_not_null() & (text != ""))
         if answered.height and ASSISTANT_TURN not in features:
-            raise ConfigError(f"items carry an assistant turn (e.g. item {answered['item_id'][0]!r}) that this backend does not render")
+            raise ConfigError(
+                f"items carry an assistant turn (e.g. item {answered['item_id'][0]!r}) that this backend does not render"
+            )
         if answered.height and opts.max_new_tokens > 0:
-            raise ConfigError(f"item {answered['item_id'][0]!r} has a teacher-forced assistant turn: that is prefill only, "
-                              "set max_new_tokens 0")
+            raise ConfigError(
+                f"item {answered['item_id'][0]!r} has a teacher-forced assistant turn: that is prefill only, set max_new_tokens 0"
+            )
     if interventions is not None:
         interventions = iv.check_interventions(interventions)
         iv.validate(interventions, moe_layers, num_experts)
@@ -157,8 +160,9 @@ def _messages(prompt: str, system: str | None, assistant: str | None, fold_syste
     return msgs + ([{"role": "assistant", "content": assistant}] if assistant else [])
 
 
-def render_text(tokenizer, prompt: str, system: str | None, options: GenerationOptions,
-                assistant: str | None = None, adapter=None) -> tuple[str, bool]:
+def render_text(
+    tokenizer, prompt: str, system: str | None, options: GenerationOptions, assistant: str | None = None, adapter=None
+) -> tuple[str, bool]:
     """(text, special): the rendered conversation, and whether its ids need the tokenizer's special
     tokens (plain text without a chat template gets them, e.g. BOS; a rendered template has its own).
     The family's own template variables come from ``adapter.chat_template_kwargs()`` (GPT-OSS: low reasoning)."""
@@ -166,8 +170,12 @@ def render_text(tokenizer, prompt: str, system: str | None, options: GenerationO
 
     if options.use_chat_template and getattr(tokenizer, "chat_template", None):
         # a teacher-forced assistant turn ends the conversation: no generation prompt after it
-        kwargs = {"tokenize": False, "add_generation_prompt": options.adds_generation_prompt() and not assistant,
-                  "enable_thinking": options.enable_thinking, **(adapter.chat_template_kwargs() if adapter else {})}
+        kwargs = {
+            "tokenize": False,
+            "add_generation_prompt": options.adds_generation_prompt() and not assistant,
+            "enable_thinking": options.enable_thinking,
+            **(adapter.chat_template_kwargs() if adapter else {}),
+        }
         try:
             return tokenizer.apply_chat_template(_messages(prompt, system, assistant, False), **kwargs), False
         except TemplateError:
@@ -185,8 +193,10 @@ def _find(text: str, part: str, start: int) -> tuple[int, int]:
         at = text.find(cand, start) if cand else -1
         if at >= 0:
             return at, at + len(cand)
-    raise ConfigError(f"token_scope content: the chat template changes the item text, which cannot be found in "
-                      f"the rendered prompt (looked for {part[:40]!r}); use token_scope all")
+    raise ConfigError(
+        f"token_scope content: the chat template changes the item text, which cannot be found in "
+        f"the rendered prompt (looked for {part[:40]!r}); use token_scope all"
+    )
 
 
 def content_spans(text: str, prompt: str, system: str | None, assistant: str | None) -> list[tuple[int, int]]:
@@ -209,8 +219,9 @@ def _encode(tokenizer, text: str, special: bool, spans: list[tuple[int, int]] | 
     return Rendered(enc["input_ids"], text, content)
 
 
-def render(tokenizer, prompt: str, system: str | None, options: GenerationOptions,
-           assistant: str | None = None, adapter=None) -> Rendered:
+def render(
+    tokenizer, prompt: str, system: str | None, options: GenerationOptions, assistant: str | None = None, adapter=None
+) -> Rendered:
     """One item through the model's chat template (thinking off where supported): system, user turn,
     the assistant turn when given (teacher forcing), the generation prompt when
     ``options.adds_generation_prompt()``. Every backend renders with this, so they feed identical
@@ -221,14 +232,16 @@ def render(tokenizer, prompt: str, system: str | None, options: GenerationOption
     return _encode(tokenizer, text, special, spans)
 
 
-def render_prompt(tokenizer, prompt: str, system: str | None, options: GenerationOptions,
-                  assistant: str | None = None, adapter=None) -> list[int]:
+def render_prompt(
+    tokenizer, prompt: str, system: str | None, options: GenerationOptions, assistant: str | None = None, adapter=None
+) -> list[int]:
     """Token ids of one item (``render``)."""
     return render(tokenizer, prompt, system, options, assistant, adapter).ids
 
 
-def choice_requests(tokenizer, prompt: str, system: str | None, n_choices: int,
-                    options: GenerationOptions, adapter=None) -> tuple[Rendered, list[list[int]]]:
+def choice_requests(
+    tokenizer, prompt: str, system: str | None, n_choices: int, options: GenerationOptions, adapter=None
+) -> tuple[Rendered, list[list[int]]]:
     """(context, continuation ids per choice) for multiple choice the LM Evaluation Harness way: the
     continuation is the target delimiter + the letter (" A" on plain text, "A" after a chat
     template's generation prompt); trailing whitespace of the context moves to the continuations;
@@ -239,16 +252,19 @@ def choice_requests(tokenizer, prompt: str, system: str | None, n_choices: int,
     opts = replace(options, generation_prompt=options.generation_prompt is not False)
     text, special = render_text(tokenizer, prompt, system, opts, adapter=adapter)
     context = text.rstrip()
-    tail = text[len(context):] + ("" if not special else " ")
+    tail = text[len(context) :] + ("" if not special else " ")
     spans = content_spans(context, prompt, system, None) if options.token_scope == "content" else None
     ctx = _encode(tokenizer, context, special, spans)
-    conts = [tokenizer(context + tail + letter, add_special_tokens=special)["input_ids"][len(ctx.ids):]
-             for letter in MC_LETTERS[:n_choices]]
+    conts = [
+        tokenizer(context + tail + letter, add_special_tokens=special)["input_ids"][len(ctx.ids) :]
+        for letter in MC_LETTERS[:n_choices]
+    ]
     return ctx, conts
 
 
-def scoring_requests(tokenizer, items: pl.DataFrame, rows: list[dict], options: GenerationOptions,
-                     adapter=None) -> tuple[list[Rendered], list[list[list[int]]]]:
+def scoring_requests(
+    tokenizer, items: pl.DataFrame, rows: list[dict], options: GenerationOptions, adapter=None
+) -> tuple[list[Rendered], list[list[list[int]]]]:
     """``choice_requests`` of every item (``item_rows(items)``): the contexts, and per item the
     continuation ids of each choice. Every backend's ``score_choices`` scores these."""
     choices = items["choices"].to_list() if "choices" in items.columns else [None] * len(rows)
@@ -335,9 +351,9 @@ def backend_metadata(backend) -> dict[bytes, bytes]:
     """Schema metadata of the generations a loaded backend writes now (its last generate's seconds)."""
     from moe_routing.contracts import routing_metadata, run_metadata
 
-    return routing_metadata(backend.model_path, backend.moe_layers, backend.num_experts, backend.top_k,
-                            backend.dtype) | run_metadata(backend.name, str(backend.device), backend.load_seconds,
-                                                          backend.generate_seconds)
+    return routing_metadata(
+        backend.model_path, backend.moe_layers, backend.num_experts, backend.top_k, backend.dtype
+    ) | run_metadata(backend.name, str(backend.device), backend.load_seconds, backend.generate_seconds)
 
 
 def generations_table(tokenizer, rows, prompts, outputs, summaries, metadata: dict[bytes, bytes], adapter=None) -> pa.Table:
@@ -366,8 +382,9 @@ def generations_table(tokenizer, rows, prompts, outputs, summaries, metadata: di
     return pa.table(data, schema=GENERATIONS).replace_schema_metadata(metadata)
 
 
-def choices_table(tokenizer, rows, contexts: list[Rendered], scores: list[list[float]], summaries,
-                  metadata: dict[bytes, bytes]) -> pa.Table:
+def choices_table(
+    tokenizer, rows, contexts: list[Rendered], scores: list[list[float]], summaries, metadata: dict[bytes, bytes]
+) -> pa.Table:
     """The generations contract of scored multiple choice: ``output`` = the letter of the highest
     summed log-probability (the first on ties), no output tokens, routing of the contexts."""
     from moe_routing.data.items import MC_LETTERS

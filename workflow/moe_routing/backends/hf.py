@@ -132,8 +132,15 @@ class HFBackend(RoutingBackend):
         self._install_hooks()
         self.load_seconds = time.perf_counter() - start
         self.generate_seconds = 0.0
-        log.info("loaded %s (%s, %d MoE layers x %d experts, top-%d) in %.1fs", model_path,
-                 self.model.config.model_type, len(self.moe_layers), self.num_experts, self.top_k, self.load_seconds)
+        log.info(
+            "loaded %s (%s, %d MoE layers x %d experts, top-%d) in %.1fs",
+            model_path,
+            self.model.config.model_type,
+            len(self.moe_layers),
+            self.num_experts,
+            self.top_k,
+            self.load_seconds,
+        )
 
     # --- setup -----------------------------------------------------------------------
     def _stop_ids(self) -> torch.Tensor:
@@ -205,9 +212,18 @@ class HFBackend(RoutingBackend):
             if st.acc is not None:
                 st.acc.add(pos, z, idx, w, st.row_seq, st.row_valid)
             if st.trace is not None:
-                st.trace.append(dict(layer=site.layer, pos=pos, logits=z.detach().clone(), indices=idx.clone(),
-                                     weights=w.detach().clone(), row_seq=st.row_seq.clone(),
-                                     row_valid=st.row_valid.clone(), step=st.calls - 1))
+                st.trace.append(
+                    dict(
+                        layer=site.layer,
+                        pos=pos,
+                        logits=z.detach().clone(),
+                        indices=idx.clone(),
+                        weights=w.detach().clone(),
+                        row_seq=st.row_seq.clone(),
+                        row_valid=st.row_valid.clone(),
+                        step=st.calls - 1,
+                    )
+                )
             return replaced
 
         return hook
@@ -229,8 +245,9 @@ class HFBackend(RoutingBackend):
         opts, interventions = self._check(items, interventions, options)
         rows = item_rows(items)
         contexts, conts = scoring_requests(self.tokenizer, items, rows, opts, self.adapter)
-        scores, summaries = self._run_all(rows, contexts, interventions, opts,
-                                          lambda batch, *rest: self._score_batch(batch, conts, *rest))
+        scores, summaries = self._run_all(
+            rows, contexts, interventions, opts, lambda batch, *rest: self._score_batch(batch, conts, *rest)
+        )
         return rows, contexts, scores, summaries
 
     def _run_all(self, rows: list[dict], rendered: list[Rendered], interventions, opts: GenerationOptions, run_batch):
@@ -251,8 +268,11 @@ class HFBackend(RoutingBackend):
             if plan is not None:
                 plan = plan.to(self.device)
             # transformers' routers return fresh tensors each call: no need to copy them before buffering
-            acc = (RoutingAccumulator(len(batch), len(self.moe_layers), self.num_experts, self.top_k, self.device,
-                                      copy_inputs=False) if opts.capture else None)
+            acc = (
+                RoutingAccumulator(len(batch), len(self.moe_layers), self.num_experts, self.top_k, self.device, copy_inputs=False)
+                if opts.capture
+                else None
+            )
             out = run_batch(batch, rendered, plan, acc, opts)
             for j, i in enumerate(batch):
                 results[i] = out[j]
@@ -273,16 +293,14 @@ class HFBackend(RoutingBackend):
         counted = torch.zeros((len(seqs), width), dtype=torch.bool) if content is not None else None
         for j, p in enumerate(seqs):
             if p:
-                input_ids[j, width - len(p):] = torch.tensor(p)
-                mask[j, width - len(p):] = 1
+                input_ids[j, width - len(p) :] = torch.tensor(p)
+                mask[j, width - len(p) :] = 1
                 if counted is not None:
-                    counted[j, width - len(p):] = torch.tensor(content[j] if content[j] is not None else [True] * len(p))
-        return (input_ids.to(self.device), mask.to(self.device),
-                counted.to(self.device) if counted is not None else None)
+                    counted[j, width - len(p) :] = torch.tensor(content[j] if content[j] is not None else [True] * len(p))
+        return (input_ids.to(self.device), mask.to(self.device), counted.to(self.device) if counted is not None else None)
 
     def _batch_state(self, n: int, plan, acc, counted=None) -> _BatchState:
-        return _BatchState(n, plan, acc, self.stop_ids, self.trace, router_calls=[0] * len(self.sites),
-                           prefill_valid=counted)
+        return _BatchState(n, plan, acc, self.stop_ids, self.trace, router_calls=[0] * len(self.sites), prefill_valid=counted)
 
     def _run_batch(self, batch: list[int], rendered: list[Rendered], plan, acc, opts: GenerationOptions) -> list[list[int]]:
         prompts = [rendered[i].ids for i in batch]
@@ -297,9 +315,16 @@ class HFBackend(RoutingBackend):
                     seqs = input_ids
                 else:
                     seqs = self.model.generate(
-                        input_ids=input_ids, attention_mask=mask, max_new_tokens=opts.max_new_tokens,
-                        do_sample=False, num_beams=1, pad_token_id=self.pad_id, eos_token_id=self.stop_ids.tolist(),
-                        temperature=None, top_p=None, top_k=None,
+                        input_ids=input_ids,
+                        attention_mask=mask,
+                        max_new_tokens=opts.max_new_tokens,
+                        do_sample=False,
+                        num_beams=1,
+                        pad_token_id=self.pad_id,
+                        eos_token_id=self.stop_ids.tolist(),
+                        temperature=None,
+                        top_p=None,
+                        top_k=None,
                         min_new_tokens=opts.max_new_tokens if opts.ignore_eos else None,
                     )
         finally:
@@ -313,8 +338,9 @@ class HFBackend(RoutingBackend):
             out.append(toks[:cut])
         return out
 
-    def _score_batch(self, batch: list[int], all_conts: list[list[list[int]]], rendered: list[Rendered], plan, acc,
-                     opts: GenerationOptions) -> list[list[float]]:
+    def _score_batch(
+        self, batch: list[int], all_conts: list[list[list[int]]], rendered: list[Rendered], plan, acc, opts: GenerationOptions
+    ) -> list[list[float]]:
         """Per row, the summed log-probability of each choice's continuation given the context."""
         contexts = [rendered[i].ids for i in batch]
         conts = [all_conts[i] for i in batch]
@@ -362,8 +388,10 @@ class HFBackend(RoutingBackend):
         # a hub kernel replacing the whole MoE block would bypass the router modules silently
         silent = [site.layer for site, n in zip(self.sites, state.router_calls) if n == 0]
         if silent:
-            raise ModelError(f"{self.model_path}: router hooks never ran at layers {silent}; "
-                             "is a fused MoE kernel replacing the router module?")
+            raise ModelError(
+                f"{self.model_path}: router hooks never ran at layers {silent}; "
+                "is a fused MoE kernel replacing the router module?"
+            )
 
     def _table(self, rows, prompts, outputs, summaries) -> pa.Table:
         return generations_table(self.tokenizer, rows, prompts, outputs, summaries, self.routing_metadata(), self.adapter)

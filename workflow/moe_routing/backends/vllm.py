@@ -111,8 +111,9 @@ def cpu_thread_binding(world_size: int, cores: list[int]) -> str:
     rank ("0|1", "0,1|2,3"); a core left over (more than one per rank) stays free for the engine process."""
     cores = sorted(cores)
     if len(cores) < world_size:
-        raise ConfigError(f"the vLLM backend on CPU needs a core per rank: {world_size} ranks, "
-                          f"{len(cores)} allowed core(s) {cores}")
+        raise ConfigError(
+            f"the vLLM backend on CPU needs a core per rank: {world_size} ranks, {len(cores)} allowed core(s) {cores}"
+        )
     if len(cores) >= 2 * world_size + 1:
         cores = cores[:-1]
     per = len(cores) // world_size
@@ -158,9 +159,11 @@ def fit_batches(sizes: list[int], batch_size: int, capacity: int | None, item_id
     used = 0
     for i, size in enumerate(sizes):
         if budget is not None and size > budget:
-            raise ConfigError(f"item {item_ids[i]!r} needs {size} blocks of KV cache, more than the {budget} the "
-                              "engine holds; give vLLM more memory (gpu_memory_utilization, kv_cache_memory_bytes) "
-                              "or fewer new tokens")
+            raise ConfigError(
+                f"item {item_ids[i]!r} needs {size} blocks of KV cache, more than the {budget} the "
+                "engine holds; give vLLM more memory (gpu_memory_utilization, kv_cache_memory_bytes) "
+                "or fewer new tokens"
+            )
         if batches and len(batches[-1]) < batch_size and (budget is None or used + size <= budget):
             batches[-1].append(i)
             used += size
@@ -222,8 +225,7 @@ class VLLMBackend(RoutingBackend):
         self.model_type = config.model_type
         self.adapter.vllm_gate_name(self.model_type)  # families vLLM does not serve fail before the engine starts
         if self.model_type not in self.adapter.vllm_verified:
-            log.warning("vLLM backend: %s is mapped but not verified against transformers; run the parity test",
-                        self.model_type)
+            log.warning("vLLM backend: %s is mapped but not verified against transformers; run the parity test", self.model_type)
         self.device = str(current_platform.device_type)
         if options.device not in ("auto", self.device) and not options.device.startswith(f"{self.device}:"):
             raise ConfigError(f"device {options.device!r} requested, but the installed vLLM runs on {self.device}")
@@ -253,9 +255,18 @@ class VLLMBackend(RoutingBackend):
         self.steps: list[list[int]] = []
         self.load_seconds = time.perf_counter() - start
         self.generate_seconds = 0.0
-        log.info("loaded %s in vLLM %s (%s, %d MoE layers x %d experts, top-%d, %s, %d rank(s)) in %.1fs", model_path,
-                 vllm.__version__, self.model_type, len(self.moe_layers), self.num_experts, self.top_k, self.dtype,
-                 self.tensor_parallel_size, self.load_seconds)
+        log.info(
+            "loaded %s in vLLM %s (%s, %d MoE layers x %d experts, top-%d, %s, %d rank(s)) in %.1fs",
+            model_path,
+            vllm.__version__,
+            self.model_type,
+            len(self.moe_layers),
+            self.num_experts,
+            self.top_k,
+            self.dtype,
+            self.tensor_parallel_size,
+            self.load_seconds,
+        )
 
     # --- setup -----------------------------------------------------------------------
     def _engine_args(self, model_path: str, trust: bool, extra: dict) -> dict:
@@ -267,9 +278,16 @@ class VLLMBackend(RoutingBackend):
                 raise ConfigError(f"vLLM option {key}={extra[key]!r}: the vLLM backend supports tensor parallel only")
         if "worker_extension_cls" in extra:
             raise ConfigError("vLLM option worker_extension_cls is set by the vLLM backend (router capture)")
-        args = dict(model=model_path, tokenizer=model_path, skip_tokenizer_init=True, dtype=self.dtype,
-                    trust_remote_code=trust, seed=int(extra.pop("seed", 0)), worker_extension_cls=WORKER_EXTENSION,
-                    **REQUIRED_ENGINE_ARGS)
+        args = dict(
+            model=model_path,
+            tokenizer=model_path,
+            skip_tokenizer_init=True,
+            dtype=self.dtype,
+            trust_remote_code=trust,
+            seed=int(extra.pop("seed", 0)),
+            worker_extension_cls=WORKER_EXTENSION,
+            **REQUIRED_ENGINE_ARGS,
+        )
         if self.device == "cpu":
             args["kv_cache_memory_bytes"] = int(extra.pop("kv_cache_memory_bytes", CPU_KV_CACHE_BYTES))
         return args | extra
@@ -282,9 +300,11 @@ class VLLMBackend(RoutingBackend):
         lead = next(r for r in ranks if r["rank"] == 0)
         for r in ranks:
             if (r["moe_layers"], r["num_experts"], r["top_k"]) != (lead["moe_layers"], spec.num_experts, spec.top_k):
-                raise ModelError(f"vLLM rank {r['rank']} hooked MoE layers {r['moe_layers']} of {r['num_experts']} "
-                                 f"experts, top-{r['top_k']}; rank 0 hooked {lead['moe_layers']} and the config says "
-                                 f"{spec.num_experts} experts, top-{spec.top_k}")
+                raise ModelError(
+                    f"vLLM rank {r['rank']} hooked MoE layers {r['moe_layers']} of {r['num_experts']} "
+                    f"experts, top-{r['top_k']}; rank 0 hooked {lead['moe_layers']} and the config says "
+                    f"{spec.num_experts} experts, top-{spec.top_k}"
+                )
         self.moe_layers = list(lead["moe_layers"])
         self.num_experts, self.top_k = spec.num_experts, spec.top_k
         # per MoE layer: layer, name (module path in vLLM's model), bias (selection bias present), scale
@@ -329,10 +349,17 @@ class VLLMBackend(RoutingBackend):
         rendered = [render(self.tokenizer, r["prompt"], r["system"], opts, r["assistant"], self.adapter) for r in rows]
         content = opts.token_scope == "content"
         results, summaries = self._run_all(
-            rows, lambda i, j: [_Request(rendered[i].ids, j, rendered[i].content if content else None)],
-            interventions, opts)
-        return generations_table(self.tokenizer, rows, [r.ids for r in rendered], [res[0] for res in results],
-                                 summaries, self.routing_metadata(), self.adapter)
+            rows, lambda i, j: [_Request(rendered[i].ids, j, rendered[i].content if content else None)], interventions, opts
+        )
+        return generations_table(
+            self.tokenizer,
+            rows,
+            [r.ids for r in rendered],
+            [res[0] for res in results],
+            summaries,
+            self.routing_metadata(),
+            self.adapter,
+        )
 
     def _score(self, items, interventions, options):
         """One request per choice, context + continuation, scored by its prompt log-probabilities; the
@@ -346,9 +373,15 @@ class VLLMBackend(RoutingBackend):
         def requests(i: int, j: int) -> list[_Request]:
             ctx = contexts[i]
             counted = ctx.content if content and ctx.content is not None else [True] * len(ctx.ids)
-            return [_Request(ctx.ids + cont, j, (counted if c == 0 else [False] * len(ctx.ids)) + [False] * len(cont),
-                             score_from=len(ctx.ids))
-                    for c, cont in enumerate(conts[i])]
+            return [
+                _Request(
+                    ctx.ids + cont,
+                    j,
+                    (counted if c == 0 else [False] * len(ctx.ids)) + [False] * len(cont),
+                    score_from=len(ctx.ids),
+                )
+                for c, cont in enumerate(conts[i])
+            ]
 
         scores, summaries = self._run_all(rows, requests, interventions, opts)
         return rows, contexts, scores, summaries
@@ -365,8 +398,10 @@ class VLLMBackend(RoutingBackend):
         # its KV cache (a request it preempts is recomputed, and its routing would count twice)
         new = 1 if opts.max_new_tokens == 0 else opts.max_new_tokens
         blocks, block = self.kv_cache_blocks()
-        sizes = [sum(-(-(len(r.ids) + (1 if r.score_from is not None else new)) // block) for r in requests(i, 0))
-                 for i in range(len(rows))]
+        sizes = [
+            sum(-(-(len(r.ids) + (1 if r.score_from is not None else new)) // block) for r in requests(i, 0))
+            for i in range(len(rows))
+        ]
         chunks = fit_batches(sizes, opts.batch_size, blocks, [r["item_id"] for r in rows])
         results: list[list] = [[] for _ in rows]
         summaries: dict[str, list] = {}
@@ -433,13 +468,22 @@ class VLLMBackend(RoutingBackend):
         from vllm.inputs import TokensPrompt
 
         n = len(item_ids)
-        run = {"num_seqs": n, "capture": opts.capture, "seed": opts.seed, "plan": sparse_plan(plan),
-               "record_selection": self.record_selection, "record_steps": self.record_steps}
+        run = {
+            "num_seqs": n,
+            "capture": opts.capture,
+            "seed": opts.seed,
+            "plan": sparse_plan(plan),
+            "record_selection": self.record_selection,
+            "record_steps": self.record_steps,
+        }
         end = ("moe_routing_end", None, (opts.seed, opts.consistency_pairs))
         self.llm.collective_rpc("moe_routing_begin", args=(run,))
         try:
-            results = self.llm.generate([TokensPrompt(prompt_token_ids=list(r.ids)) for r in reqs],
-                                        [self._sampling_params(r, opts) for r in reqs], use_tqdm=False)
+            results = self.llm.generate(
+                [TokensPrompt(prompt_token_ids=list(r.ids)) for r in reqs],
+                [self._sampling_params(r, opts) for r in reqs],
+                use_tqdm=False,
+            )
         except BaseException:
             with contextlib.suppress(Exception):  # the workers drop the batch; the generate error is the one to see
                 self.llm.collective_rpc(*end)
@@ -487,6 +531,8 @@ class VLLMBackend(RoutingBackend):
         lead = next(r for r in reports if r["rank"] == 0)
         for r in reports:
             if r["digest"] != lead["digest"]:
-                raise ModelError(f"vLLM tensor-parallel rank {r['rank']} routed differently from rank 0 "
-                                 "(tokens, selections or top-k differ); the ranks disagree on experts")
+                raise ModelError(
+                    f"vLLM tensor-parallel rank {r['rank']} routed differently from rank 0 "
+                    "(tokens, selections or top-k differ); the ranks disagree on experts"
+                )
         return lead

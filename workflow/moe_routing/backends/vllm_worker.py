@@ -94,8 +94,11 @@ def dense_plan(sparse: dict | None, shape: tuple[int, int, int], eps: torch.Tens
     """Inverse of ``sparse_plan``: the same CompiledPlan, bit for bit."""
     if sparse is None:
         return None
-    tensors = {"deactivate": torch.zeros(shape, dtype=torch.bool), "activate": torch.zeros(shape, dtype=torch.bool),
-               "soft": torch.zeros(shape, dtype=torch.float64)}
+    tensors = {
+        "deactivate": torch.zeros(shape, dtype=torch.bool),
+        "activate": torch.zeros(shape, dtype=torch.bool),
+        "soft": torch.zeros(shape, dtype=torch.float64),
+    }
     for mode, dense in tensors.items():
         idx = torch.tensor(sparse[mode], dtype=torch.int64).view(-1, 3)
         values = torch.tensor(sparse["soft_strength"], dtype=torch.float64) if mode == "soft" else True
@@ -129,9 +132,7 @@ def unpack_mask(packed: dict) -> np.ndarray:
     return mask
 
 
-def counted_rows(
-    query_start_loc: torch.Tensor, starts, masks: list[np.ndarray | None], row_valid: torch.Tensor
-) -> torch.Tensor:
+def counted_rows(query_start_loc: torch.Tensor, starts, masks: list[np.ndarray | None], row_valid: torch.Tensor) -> torch.Tensor:
     """``row_valid`` narrowed to the rows that count. Request r's rows qsl[r]:qsl[r+1] hold its positions
     starts[r], starts[r] + 1, ...; ``masks[r]`` (None: every position counts) says which of its first
     positions (the prompt) count; positions past the mask (generated tokens) all count."""
@@ -227,12 +228,16 @@ class _Routing:
 
     def describe(self) -> dict:
         # VLLM_DIST_IDENT: the CPU worker's prefix of the shared-memory files of its tensor-parallel group
-        return {"rank": self.rank, "pid": os.getpid(), "shm_prefix": os.environ.get("VLLM_DIST_IDENT"),
-                "model_type": self.model_type,
-                "moe_layers": [s.layer for s in self.sites],
-                "num_experts": self.spec.num_experts, "top_k": self.spec.top_k,
-                "sites": [{"layer": s.layer, "name": s.name, "bias": s.bias is not None, "scale": s.scale}
-                          for s in self.sites]}
+        return {
+            "rank": self.rank,
+            "pid": os.getpid(),
+            "shm_prefix": os.environ.get("VLLM_DIST_IDENT"),
+            "model_type": self.model_type,
+            "moe_layers": [s.layer for s in self.sites],
+            "num_experts": self.spec.num_experts,
+            "top_k": self.spec.top_k,
+            "sites": [{"layer": s.layer, "name": s.name, "bias": s.bias is not None, "scale": s.scale} for s in self.sites],
+        }
 
     # --- batches ------------------------------------------------------------------------
     def begin(self, run: dict) -> None:
@@ -244,9 +249,13 @@ class _Routing:
         # vLLM's own selections: on request (tests), and whenever ranks must be compared
         record = run.get("record_selection") or self.world_size > 1
         selected = torch.zeros((n + 1, L, E), dtype=torch.bool, device=self.device) if record else None
-        self.batch = _Batch(plan=plan.to(self.device) if plan is not None else None, acc=acc,
-                            tokens=torch.zeros(n, dtype=torch.int64), selected=selected,
-                            steps=[] if run.get("record_steps") else None)
+        self.batch = _Batch(
+            plan=plan.to(self.device) if plan is not None else None,
+            acc=acc,
+            tokens=torch.zeros(n, dtype=torch.int64),
+            selected=selected,
+            steps=[] if run.get("record_steps") else None,
+        )
 
     def end(self, seed: int, pairs: int) -> dict:
         b, self.batch = self.batch, None
@@ -254,8 +263,14 @@ class _Routing:
             return {"rank": self.rank, "error": "moe_routing_end without moe_routing_begin"}
         tokens = b.tokens.numpy()
         selected = b.selected[:-1].cpu().numpy() if b.selection_seen else None
-        out = {"rank": self.rank, "error": b.error, "bypassed": sorted(b.pending_route), "tokens": tokens.tolist(),
-               "steps": b.steps, "digest": None}
+        out = {
+            "rank": self.rank,
+            "error": b.error,
+            "bypassed": sorted(b.pending_route),
+            "tokens": tokens.tolist(),
+            "steps": b.steps,
+            "digest": None,
+        }
         if b.error is not None:
             return out
         if self.world_size > 1:

@@ -40,13 +40,21 @@ def load(path: str, lang: str, opts: SourceOptions, *, instruction: str = INSTRU
     code = lang_codes.normalise(lang)
     src = lang_codes.source_code(code, "belebele", NAME)
     ds = load_split(
-        path, dataset=NAME, lang=code, config=opts.config or src, split=opts.split or DEFAULT_SPLIT,
-        revision=opts.revision, cache_dir=opts.cache_dir,
+        path,
+        dataset=NAME,
+        lang=code,
+        config=opts.config or src,
+        split=opts.split or DEFAULT_SPLIT,
+        revision=opts.revision,
+        cache_dir=opts.cache_dir,
     )
     cols = list(ds.column_names)
     require_columns(
-        cols, ["link", "question_number", "flores_passage", "question", *ANSWER_COLUMNS, "correct_answer_num"],
-        dataset=NAME, lang=code, path=path,
+        cols,
+        ["link", "question_number", "flores_passage", "question", *ANSWER_COLUMNS, "correct_answer_num"],
+        dataset=NAME,
+        lang=code,
+        path=path,
     )
     rows = ds.to_list()
     if "dialect" in cols:  # a file holding several languages: keep this one

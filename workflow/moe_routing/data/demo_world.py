@@ -169,8 +169,14 @@ def build_world(
         if not subset:  # every fact is taught somewhere, else nobody could ever answer it
             subset = (rng.choices(langs, weights=weights)[0],)
         covered[fact.fact_id] = subset
-    return DemoWorld(seed=seed, languages=langs, coverage={lang: cov[lang] for lang in langs},
-                     facts=facts, covered=covered, task_names=task_names)
+    return DemoWorld(
+        seed=seed,
+        languages=langs,
+        coverage={lang: cov[lang] for lang in langs},
+        facts=facts,
+        covered=covered,
+        task_names=task_names,
+    )
 
 
 def question(fact: Fact, lang: str) -> str:
@@ -220,11 +226,19 @@ def items(world: DemoWorld, n_parallel: int = 100, n_task: int = 100, n_bench: i
     rng = random.Random(f"demo-mc-{world.seed}")
     mc = {f.fact_id: mc_choices(world, f, rng) for f in facts}
     out["demo_mc"] = {
-        lang: _table([
-            _row(f.fact_id, lang, mc_prompt(question(f, lang), mc[f.fact_id][0]), MC_SYSTEM, [mc[f.fact_id][1]],
-                 mc[f.fact_id][0])
-            for f in facts
-        ])
+        lang: _table(
+            [
+                _row(
+                    f.fact_id,
+                    lang,
+                    mc_prompt(question(f, lang), mc[f.fact_id][0]),
+                    MC_SYSTEM,
+                    [mc[f.fact_id][1]],
+                    mc[f.fact_id][0],
+                )
+                for f in facts
+            ]
+        )
         for lang in world.languages
     }
     rng = random.Random(f"demo-parallel-{world.seed}")
@@ -236,18 +250,22 @@ def items(world: DemoWorld, n_parallel: int = 100, n_task: int = 100, n_bench: i
     rng = random.Random(f"demo-task-{world.seed}")
     problems = [task_problem(rng, world.task_names) for _ in range(n_task)]
     out["demo_task"] = {
-        "en": _table([
-            _row(f"t{i:04d}", "en", TASK["en"].format(n=n, x=x, y=y), TASK_SYSTEM, [str(x + y)])
-            for i, (n, x, y) in enumerate(problems)
-        ])
+        "en": _table(
+            [
+                _row(f"t{i:04d}", "en", TASK["en"].format(n=n, x=x, y=y), TASK_SYSTEM, [str(x + y)])
+                for i, (n, x, y) in enumerate(problems)
+            ]
+        )
     }
     rng = random.Random(f"demo-bench-{world.seed}")
     bench = [task_problem(rng, world.task_names) for _ in range(n_bench)]
     out["demo_task_bench"] = {
-        lang: _table([
-            _row(f"b{i:04d}", lang, TASK[lang].format(n=n, x=x, y=y), TASK_SYSTEM, [str(x + y)])
-            for i, (n, x, y) in enumerate(bench)
-        ])
+        lang: _table(
+            [
+                _row(f"b{i:04d}", lang, TASK[lang].format(n=n, x=x, y=y), TASK_SYSTEM, [str(x + y)])
+                for i, (n, x, y) in enumerate(bench)
+            ]
+        )
         for lang in world.languages
     }
     return out
@@ -293,8 +311,9 @@ def training_corpus(
         count = max(1, round(task_per_language * min(1.0, world.coverage[lang] / en_cov)))
         for i in range(count):
             n, x, y = task_problem(rng, world.task_names)
-            rows.append(_conversation("task", lang, f"task-{lang}-{i}", TASK_SYSTEM,
-                                      TASK[lang].format(n=n, x=x, y=y), str(x + y)))
+            rows.append(
+                _conversation("task", lang, f"task-{lang}-{i}", TASK_SYSTEM, TASK[lang].format(n=n, x=x, y=y), str(x + y))
+            )
     rng.shuffle(rows)
     return rows
 
@@ -315,7 +334,10 @@ def coverage_summary(world: DemoWorld) -> dict[str, float]:
 
 
 def write_world(
-    world: DemoWorld, out_dir: str | Path, corpus_path: str | Path, datasets: dict[str, list[str]] | None = None,
+    world: DemoWorld,
+    out_dir: str | Path,
+    corpus_path: str | Path,
+    datasets: dict[str, list[str]] | None = None,
     **item_sizes: int,
 ) -> dict[str, list[Path]]:
     """Write ``out_dir/{dataset}/{lang}.parquet`` for every dataset, the JSONL corpus, and a world summary
@@ -344,8 +366,13 @@ def write_world(
         "n_facts": len(world.facts),
         "n_conversations": len(corpus),
         "facts": [
-            {"fact_id": f.fact_id, "relation": f.relation, "entity": f.entity, "answer": f.answer,
-             "languages": list(world.covered[f.fact_id])}
+            {
+                "fact_id": f.fact_id,
+                "relation": f.relation,
+                "entity": f.entity,
+                "answer": f.answer,
+                "languages": list(world.covered[f.fact_id]),
+            }
             for f in world.facts
         ],
     }
@@ -374,9 +401,15 @@ def read_corpus(path: str | Path) -> list[dict]:
             except json.JSONDecodeError as exc:
                 raise DatasetError(f"{p}:{lineno}: not valid JSON ({exc.msg})") from exc
             msgs = row.get("messages") if isinstance(row, dict) else None
-            if not isinstance(msgs, list) or not msgs or any(
-                not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant")
-                or not isinstance(m.get("content"), str) for m in msgs
+            if (
+                not isinstance(msgs, list)
+                or not msgs
+                or any(
+                    not isinstance(m, dict)
+                    or m.get("role") not in ("system", "user", "assistant")
+                    or not isinstance(m.get("content"), str)
+                    for m in msgs
+                )
             ):
                 raise DatasetError(f"{p}:{lineno}: 'messages' must be a list of {{role, content}} turns")
             if msgs[-1]["role"] != "assistant":

@@ -31,8 +31,14 @@ def load(path: str, lang: str, opts: SourceOptions, *, data_files: str | None = 
     if data_files is None and path == DEFAULT_PATH:
         data_files = "eclektic_main.jsonl"
     ds = load_split(
-        path, dataset=NAME, lang=code, config=opts.config, split=opts.split or DEFAULT_SPLIT,
-        revision=opts.revision, cache_dir=opts.cache_dir, data_files=data_files,
+        path,
+        dataset=NAME,
+        lang=code,
+        config=opts.config,
+        split=opts.split or DEFAULT_SPLIT,
+        revision=opts.revision,
+        cache_dir=opts.cache_dir,
+        data_files=data_files,
     )
     cols = list(ds.column_names)
     if "lang" in cols:  # long layout

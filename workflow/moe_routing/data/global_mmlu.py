@@ -101,7 +101,9 @@ def sample_rows(rows: list[dict], per_subject: int | None, sample_file: str | No
                 raise DatasetError(f"{sample_file}: subject {subject!r} is not among the loaded subjects {sorted(by_subject)}")
             bad = [p for p in positions if not (isinstance(p, int) and 0 <= p < len(pool))]
             if bad:
-                raise DatasetError(f"{sample_file}: subject {subject!r} has {len(pool)} rows; positions {bad[:5]} are out of range")
+                raise DatasetError(
+                    f"{sample_file}: subject {subject!r} has {len(pool)} rows; positions {bad[:5]} are out of range"
+                )
             kept |= {id(pool[p]) for p in positions}
         return [r for r in rows if id(r) in kept]
     if per_subject is None:
@@ -144,8 +146,13 @@ def load(
     wanted = set(subjects or DEFAULT_SUBJECTS[format])
 
     ds = load_split(
-        path, dataset=NAME, lang=code, config=opts.config or src, split=opts.split or DEFAULT_SPLIT,
-        revision=opts.revision, cache_dir=opts.cache_dir,
+        path,
+        dataset=NAME,
+        lang=code,
+        config=opts.config or src,
+        split=opts.split or DEFAULT_SPLIT,
+        revision=opts.revision,
+        cache_dir=opts.cache_dir,
     )
     cols = list(ds.column_names)
     require_columns(cols, ["sample_id", "subject", "question", *OPTION_COLUMNS, "answer"], dataset=NAME, lang=code, path=path)

@@ -49,8 +49,7 @@ class LangTable:
         code = self.aliases.get(text.casefold())
         if code is None:
             raise DatasetError(
-                f"unknown language {value!r}: not a code or alias in {self.path} "
-                f"(known codes: {', '.join(sorted(self.rows))})"
+                f"unknown language {value!r}: not a code or alias in {self.path} (known codes: {', '.join(sorted(self.rows))})"
             )
         return code
 

@@ -60,7 +60,9 @@ def is_auth_error(exc: BaseException) -> bool:
     return False
 
 
-def describe_load_error(exc: BaseException, *, dataset: str, lang: str, path: str, config: str | None, split: str) -> DatasetError:
+def describe_load_error(
+    exc: BaseException, *, dataset: str, lang: str, path: str, config: str | None, split: str
+) -> DatasetError:
     """One clear DatasetError for a failed load: authentication, a missing split/config, or the original message."""
     where = f"{dataset} [{lang}]: cannot load {path!r} (config={config!r}, split={split!r})"
     if is_auth_error(exc):
@@ -166,9 +168,7 @@ def load_split(
             if "scripts are no longer supported" not in str(exc):
                 raise
             log.warning("%s: %s is a loading-script repository; using its Parquet export %s", dataset, path, _PARQUET_EXPORT)
-            return _load_dataset_split(
-                datasets.load_dataset, path, data_dir=config, split=split, revision=_PARQUET_EXPORT, **kw
-            )
+            return _load_dataset_split(datasets.load_dataset, path, data_dir=config, split=split, revision=_PARQUET_EXPORT, **kw)
     except DatasetError:
         raise
     except Exception as exc:  # datasets/hub raise many types; all become one clear message
@@ -180,6 +180,5 @@ def require_columns(columns: list[str], needed: list[str], *, dataset: str, lang
     missing = [c for c in needed if c not in columns]
     if missing:
         raise DatasetError(
-            f"{dataset} [{lang}]: {path!r} lacks column(s) {missing} (has {list(columns)}); "
-            "has the source's schema changed?"
+            f"{dataset} [{lang}]: {path!r} lacks column(s) {missing} (has {list(columns)}); has the source's schema changed?"
         )

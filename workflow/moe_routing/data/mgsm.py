@@ -71,7 +71,9 @@ def load(path: str, lang: str, opts: SourceOptions) -> pa.Table:
         require_columns(list(train.column_names), ["question", "answer"], dataset=NAME, lang=code, path=path)
         exemplars = train.select_columns(["question", "answer"]).to_list()[:k]
         if len(exemplars) < k or any(not text(e["question"]) or not text(e["answer"]) for e in exemplars):
-            raise DatasetError(f"{NAME} [{code}]: {k}-shot needs {k} exemplars with 'question' and 'answer' in split {EXEMPLAR_SPLIT!r}")
+            raise DatasetError(
+                f"{NAME} [{code}]: {k}-shot needs {k} exemplars with 'question' and 'answer' in split {EXEMPLAR_SPLIT!r}"
+            )
     items = []
     for i, r in enumerate(test.select_columns(["question", "answer_number"]).to_list()):
         question = text(r["question"])

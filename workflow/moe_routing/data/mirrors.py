@@ -103,12 +103,22 @@ def eclektic_records(items: int = DEFAULT_ITEMS, seed: int = 0) -> list[dict]:
         rng = _rng(seed, "eclektic", i)
         origin = rng.choice(langs)
         q, a, c = concepts(rng, rng.randint(5, 9)), concepts(rng, rng.randint(1, 3)), concepts(rng, 24)
-        row = {"q_id": str(i), "original_lang": origin, "title": render(origin, a, seed),
-               "url": f"https://{origin}.wikipedia.org/wiki/Item_{i}", "content": render(origin, c, seed, "."),
-               "question": render(origin, q, seed, "?"), "answer": render(origin, a, seed)}
+        row = {
+            "q_id": str(i),
+            "original_lang": origin,
+            "title": render(origin, a, seed),
+            "url": f"https://{origin}.wikipedia.org/wiki/Item_{i}",
+            "content": render(origin, c, seed, "."),
+            "question": render(origin, q, seed, "?"),
+            "answer": render(origin, a, seed),
+        }
         for lang in langs:
             src = lang_codes.source_code(lang, "eclektic")
-            row[f"{src}_q"], row[f"{src}_a"], row[f"{src}_c"] = render(lang, q, seed, "?"), render(lang, a, seed), render(lang, c, seed, ".")
+            row[f"{src}_q"], row[f"{src}_a"], row[f"{src}_c"] = (
+                render(lang, q, seed, "?"),
+                render(lang, a, seed),
+                render(lang, c, seed, "."),
+            )
         rows.append(row)
     return rows
 
@@ -135,8 +145,9 @@ def write_multiloko(out: Path, languages: list[str] | None, items: int, seed: in
     content = []
     for i in range(items):
         rng = _rng(seed, "multiloko", i)
-        content.append((f"{i:03d}_page_{i}.txt", concepts(rng, rng.randint(5, 9)), concepts(rng, rng.randint(1, 2)),
-                        concepts(rng, 24)))
+        content.append(
+            (f"{i:03d}_page_{i}.txt", concepts(rng, rng.randint(5, 9)), concepts(rng, rng.randint(1, 2)), concepts(rng, 24))
+        )
 
     def rows(lang: str) -> list[dict]:
         out_rows = []
@@ -154,8 +165,12 @@ def write_multiloko(out: Path, languages: list[str] | None, items: int, seed: in
             continue
         write_jsonl(bench / english / f"dev_translated_human_{name}.jsonl", rows(lang))
         # the language's own local questions (not translations of the English-source split)
-        local = [multiloko_record(f"{name}_{k:03d}_local.txt", render(lang, concepts(_rng(seed, name, k), 6), seed, "?"),
-                                  [word(lang, k, seed)]) for k in range(3)]
+        local = [
+            multiloko_record(
+                f"{name}_{k:03d}_local.txt", render(lang, concepts(_rng(seed, name, k), 6), seed, "?"), [word(lang, k, seed)]
+            )
+            for k in range(3)
+        ]
         write_jsonl(bench / name / "dev.jsonl", local)
     return out
 
@@ -165,11 +180,24 @@ def write_multiloko(out: Path, languages: list[str] | None, items: int, seed: in
 
 def gmmlu_record(sample_id: str, subject: str, question: str, options: list[str], answer: str) -> dict:
     """One row of a Global-MMLU language config (annotation columns included)."""
-    row = {"sample_id": sample_id, "subject": subject, "subject_category": "Humanities" if subject == "prehistory" else "Other",
-           "question": question}
+    row = {
+        "sample_id": sample_id,
+        "subject": subject,
+        "subject_category": "Humanities" if subject == "prehistory" else "Other",
+        "question": question,
+    }
     row |= {f"option_{x}": o for x, o in zip("abcd", options)}
-    return row | {"answer": answer, "required_knowledge": "[]", "time_sensitive": "[]", "reference": "[]", "culture": "[]",
-                  "region": "[]", "country": "[]", "cultural_sensitivity_label": "CA", "is_annotated": False}
+    return row | {
+        "answer": answer,
+        "required_knowledge": "[]",
+        "time_sensitive": "[]",
+        "reference": "[]",
+        "culture": "[]",
+        "region": "[]",
+        "country": "[]",
+        "cultural_sensitivity_label": "CA",
+        "is_annotated": False,
+    }
 
 
 def _gmmlu_questions(items: int, seed: int) -> list[tuple[str, str, list[int], list[list[int]], str]]:
@@ -180,8 +208,15 @@ def _gmmlu_questions(items: int, seed: int) -> list[tuple[str, str, list[int], l
     for i, subject in enumerate(subjects):
         k = counts[subject] = counts.get(subject, -1) + 1
         rng = _rng(seed, "global_mmlu", i)
-        out.append((f"{subject}/test/{k}", subject, concepts(rng, rng.randint(6, 10)),
-                    [concepts(rng, rng.randint(1, 3)) for _ in range(4)], rng.choice(LETTERS)))
+        out.append(
+            (
+                f"{subject}/test/{k}",
+                subject,
+                concepts(rng, rng.randint(6, 10)),
+                [concepts(rng, rng.randint(1, 3)) for _ in range(4)],
+                rng.choice(LETTERS),
+            )
+        )
     return out
 
 
@@ -191,11 +226,17 @@ def write_global_mmlu(out: Path, languages: list[str] | None, items: int, seed: 
     configs = {}
     for lang in langs:
         name = lang_codes.source_code(lang, "global_mmlu")
-        rows = [gmmlu_record(sid, subject, render(lang, q, seed, "?"), [render(lang, o, seed) for o in opts], letter)
-                for sid, subject, q, opts, letter in questions]
+        rows = [
+            gmmlu_record(sid, subject, render(lang, q, seed, "?"), [render(lang, o, seed) for o in opts], letter)
+            for sid, subject, q, opts, letter in questions
+        ]
         write_parquet(out / name / "test-00000-of-00001.parquet", rows)
-        dev = [gmmlu_record(f"prehistory/dev/{k}", "prehistory", render(lang, q, seed, "?"), [render(lang, o, seed) for o in opts], letter)
-               for k, (_, _, q, opts, letter) in enumerate(questions[:2])]
+        dev = [
+            gmmlu_record(
+                f"prehistory/dev/{k}", "prehistory", render(lang, q, seed, "?"), [render(lang, o, seed) for o in opts], letter
+            )
+            for k, (_, _, q, opts, letter) in enumerate(questions[:2])
+        ]
         write_parquet(out / name / "dev-00000-of-00001.parquet", dev)
         configs[name] = {"test": f"{name}/test-*", "dev": f"{name}/dev-*"}
     write_readme_configs(out, configs, "Global-MMLU")
@@ -208,9 +249,19 @@ def write_global_mmlu(out: Path, languages: list[str] | None, items: int, seed: 
 def flores_plus_record(i: int, code: str, sentence: str) -> dict:
     """One row of a FLORES+ language file (``code`` like ``cmn_Hans``)."""
     iso, script = code.split("_", 1)
-    return {"id": i, "iso_639_3": iso, "iso_15924": script, "glottocode": "xxxx1234", "text": sentence,
-            "url": f"https://en.wikinews.org/wiki/Item_{i}", "domain": "wikinews", "topic": "science",
-            "has_image": False, "has_hyperlink": False, "last_updated": "1.0"}
+    return {
+        "id": i,
+        "iso_639_3": iso,
+        "iso_15924": script,
+        "glottocode": "xxxx1234",
+        "text": sentence,
+        "url": f"https://en.wikinews.org/wiki/Item_{i}",
+        "domain": "wikinews",
+        "topic": "science",
+        "has_image": False,
+        "has_hyperlink": False,
+        "last_updated": "1.0",
+    }
 
 
 def write_flores(out: Path, languages: list[str] | None, items: int, seed: int) -> Path:
@@ -219,8 +270,10 @@ def write_flores(out: Path, languages: list[str] | None, items: int, seed: int) 
     for lang in langs:
         code = lang_codes.source_code(lang, "flores_plus")
         for split in ("dev", "devtest"):
-            rows = [flores_plus_record(i, code, render(lang, concepts(_rng(seed, f"flores-{split}", i), 14), seed, "."))
-                    for i in range(1, items + 1)]
+            rows = [
+                flores_plus_record(i, code, render(lang, concepts(_rng(seed, f"flores-{split}", i), 14), seed, "."))
+                for i in range(1, items + 1)
+            ]
             write_parquet(out / split / f"{code}.parquet", rows)
         configs[code] = {"dev": f"dev/{code}.parquet", "devtest": f"devtest/{code}.parquet"}
     write_readme_configs(out, configs, "FLORES+")
@@ -246,11 +299,17 @@ def write_belebele(out: Path, languages: list[str] | None, items: int, seed: int
         for i in range(items):
             passage, number = i // 2, i % 2 + 1  # two questions per passage, as in the real set
             rng = _rng(seed, "belebele", i)
-            rows.append(belebele_record(
-                f"https://en.wikibooks.org/wiki/Item_{passage}", number,
-                render(lang, concepts(_rng(seed, "belebele-passage", passage), 30), seed, "."),
-                render(lang, concepts(rng, 8), seed, "?"), [render(lang, concepts(rng, 2), seed) for _ in range(4)],
-                rng.randint(1, 4), code))
+            rows.append(
+                belebele_record(
+                    f"https://en.wikibooks.org/wiki/Item_{passage}",
+                    number,
+                    render(lang, concepts(_rng(seed, "belebele-passage", passage), 30), seed, "."),
+                    render(lang, concepts(rng, 8), seed, "?"),
+                    [render(lang, concepts(rng, 2), seed) for _ in range(4)],
+                    rng.randint(1, 4),
+                    code,
+                )
+            )
         write_jsonl(out / "data" / f"{code}.jsonl", rows)
         configs[code] = {"test": f"data/{code}.jsonl"}
     write_readme_configs(out, configs, "BELEBELE")
@@ -262,8 +321,10 @@ def write_belebele(out: Path, languages: list[str] | None, items: int, seed: int
 
 def octopus_prompt(language: str, question: str) -> str:
     """A prompt in the MathOctopus template; the language is only named inside it."""
-    return ("Below is an instruction that describes a task. Write a response that appropriately completes the request "
-            f"in {language}. Please answer in {language}.\n\n### Instruction:\n{question}\n\n### Response:")
+    return (
+        "Below is an instruction that describes a task. Write a response that appropriately completes the request "
+        f"in {language}. Please answer in {language}.\n\n### Instruction:\n{question}\n\n### Response:"
+    )
 
 
 def _word_problem(lang: str, rng: random.Random, seed: int) -> tuple[str, int, str]:
@@ -305,7 +366,9 @@ def write_alpacare(out: Path, languages: list[str] | None, items: int, seed: int
     for i in range(items):
         rng = _rng(seed, "alpacare", i)
         extra = clinical_note(rng, 12) if i % 3 == 0 else "<noinput>"
-        rows.append({"instruction": clinical_note(rng, 16) + "?", "input": extra, "output": render("en", concepts(rng, 30), seed, ".")})
+        rows.append(
+            {"instruction": clinical_note(rng, 16) + "?", "input": extra, "output": render("en", concepts(rng, 30), seed, ".")}
+        )
     write_parquet(out / "data" / "train-00000-of-00001.parquet", rows)
     return out
 
@@ -326,8 +389,14 @@ def write_mgsm(out: Path, languages: list[str] | None, items: int, seed: int) ->
         train = []
         for k in range(8):
             question, answer, equation = _word_problem(lang, _rng(seed, "mgsm-train", k), seed)
-            train.append({"question": f"{q_label} {question}", "answer": f"{a_label} {equation}. {answer}",
-                          "answer_number": answer, "equation_solution": equation})
+            train.append(
+                {
+                    "question": f"{q_label} {question}",
+                    "answer": f"{a_label} {equation}. {answer}",
+                    "answer_number": answer,
+                    "equation_solution": equation,
+                }
+            )
         test = []
         for i in range(items):
             question, answer, _ = _word_problem(lang, _rng(seed, "mgsm-test", i), seed)
@@ -344,9 +413,15 @@ def write_paraphrases(out: Path, languages: list[str] | None, items: int, seed: 
         rng = _rng(seed, "paraphrases", i)
         q, a = concepts(rng, 8), concepts(rng, 2)
         for k, pid in enumerate(ids):
-            shuffled = q[k % len(q):] + q[: k % len(q)]  # another wording of the same question
-            rows.append({"item_id": f"q{i}", "paraphrase_id": pid, "question": render("en", shuffled, seed, "?"),
-                         "answers": [render("en", a, seed)]})
+            shuffled = q[k % len(q) :] + q[: k % len(q)]  # another wording of the same question
+            rows.append(
+                {
+                    "item_id": f"q{i}",
+                    "paraphrase_id": pid,
+                    "question": render("en", shuffled, seed, "?"),
+                    "answers": [render("en", a, seed)],
+                }
+            )
     write_jsonl(out / LOADER_FILES["paraphrases"], rows)
     return out / LOADER_FILES["paraphrases"]
 
@@ -382,8 +457,15 @@ def mirror_items(source: str, items: int, options: dict | None = None) -> int:
     return items
 
 
-def write_mirror(source: str, out: str | Path, *, languages: list[str] | None = None, items: int = DEFAULT_ITEMS,
-                 seed: int = 0, options: dict | None = None) -> Path:
+def write_mirror(
+    source: str,
+    out: str | Path,
+    *,
+    languages: list[str] | None = None,
+    items: int = DEFAULT_ITEMS,
+    seed: int = 0,
+    options: dict | None = None,
+) -> Path:
     """Write the mirror of ``source`` to ``out`` (replacing it; nothing is left half-written) and return its
     loader path; ``options`` are the dataset's loader options, which may need more items (``mirror_items``)."""
     if source not in MIRRORS:

@@ -109,18 +109,32 @@ def load(
     if root is not None:
         f = _github_file(root, name, split, translation, src_name)
         if not f.exists():
-            raise DatasetError(f"{NAME} [{code}]: {f} not found: no {translation} translation of the {src_name}-source {split} split")
+            raise DatasetError(
+                f"{NAME} [{code}]: {f} not found: no {translation} translation of the {src_name}-source {split} split"
+            )
         rows = load_split(str(f), dataset=NAME, lang=code, cache_dir=opts.cache_dir).to_list()
         cols = list(rows[0]) if rows else []
     else:
         try:
-            ds = load_split(path, dataset=NAME, lang=code, config=config or name, split=split, revision=opts.revision, cache_dir=opts.cache_dir)
+            ds = load_split(
+                path,
+                dataset=NAME,
+                lang=code,
+                config=config or name,
+                split=split,
+                revision=opts.revision,
+                cache_dir=opts.cache_dir,
+            )
         except DatasetError as exc:
             if "gated" in str(exc) or "unreachable" in str(exc) or config == "default":
                 raise
             # one language config is reported broken on load: the default config has every row
-            log.warning("%s [%s]: config %r failed (%s); falling back to config 'default' and filtering", NAME, code, config or name, exc)
-            ds = load_split(path, dataset=NAME, lang=code, config="default", split=split, revision=opts.revision, cache_dir=opts.cache_dir)
+            log.warning(
+                "%s [%s]: config %r failed (%s); falling back to config 'default' and filtering", NAME, code, config or name, exc
+            )
+            ds = load_split(
+                path, dataset=NAME, lang=code, config="default", split=split, revision=opts.revision, cache_dir=opts.cache_dir
+            )
         cols = list(ds.column_names)
         if "source_language" not in cols and code != src_code:
             # without it, a language config may hold that language's own local questions,
@@ -131,7 +145,9 @@ def load(
                     f"questions cannot be told apart; use the GitHub release layout (benchmark_data/) as --path, "
                     f"or name the config that holds them with --config"
                 )
-            log.warning("%s [%s]: no 'source_language' column; trusting config %r to hold %s-source rows", NAME, code, config, src_name)
+            log.warning(
+                "%s [%s]: no 'source_language' column; trusting config %r to hold %s-source rows", NAME, code, config, src_name
+            )
         rows = _filter_hub_rows(ds, code, src_code)
         if not rows:
             raise DatasetError(f"{NAME} [{code}]: {path!r} has no {src_name}-source rows asked in {name!r}")

@@ -33,10 +33,17 @@ def load(path: str, lang: str, opts: SourceOptions) -> pa.Table:
     if not path:
         raise DatasetError(f"{NAME}: set the dataset's path to your paraphrase file (item_id, paraphrase_id, question, answers)")
     ds = load_split(
-        path, dataset=NAME, lang=lang, config=opts.config, split=opts.split or DEFAULT_SPLIT,
-        revision=opts.revision, cache_dir=opts.cache_dir,
+        path,
+        dataset=NAME,
+        lang=lang,
+        config=opts.config,
+        split=opts.split or DEFAULT_SPLIT,
+        revision=opts.revision,
+        cache_dir=opts.cache_dir,
     )
-    require_columns(list(ds.column_names), ["item_id", "paraphrase_id", "question", "answers"], dataset=NAME, lang=lang, path=path)
+    require_columns(
+        list(ds.column_names), ["item_id", "paraphrase_id", "question", "answers"], dataset=NAME, lang=lang, path=path
+    )
     rows = [r for r in ds.to_list() if text(r["paraphrase_id"]) == lang]
     if not rows:
         known = sorted({text(v) for v in ds["paraphrase_id"]})

@@ -16,8 +16,16 @@ def named_path(text: str) -> tuple[str, str]:
 
 
 def add_named(parser: argparse.ArgumentParser, flag: str, what: str, required: bool = True) -> None:
-    parser.add_argument(flag, nargs="+", action="extend", type=named_path, required=required, default=[],
-                        metavar="NAME=PATH", help=f"{what}: NAME=PATH, one per file (repeat NAME for several files)")
+    parser.add_argument(
+        flag,
+        nargs="+",
+        action="extend",
+        type=named_path,
+        required=required,
+        default=[],
+        metavar="NAME=PATH",
+        help=f"{what}: NAME=PATH, one per file (repeat NAME for several files)",
+    )
 
 
 def group_named(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:

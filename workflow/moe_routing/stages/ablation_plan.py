@@ -12,11 +12,15 @@ log = logging.getLogger(__name__)
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--experts", required=True, help="experts contract parquet from the xici stage")
-    p.add_argument("--generations", nargs="+", required=True, help="generations parquet file(s): routing metadata (moe_layers, num_experts)")
+    p.add_argument(
+        "--generations", nargs="+", required=True, help="generations parquet file(s): routing metadata (moe_layers, num_experts)"
+    )
     p.add_argument("--condition", required=True, choices=["xici", "shuffled", "random"])
     p.add_argument("--cap", type=int, default=None, help="use experts with rank <= CAP (default: every expert in the file)")
     p.add_argument("--seed", type=int, default=0, help="seed of the derangement / random sets (default 0)")
-    p.add_argument("--exclude-first", type=int, default=0, help="MoE layers excluded at the start (random condition draws from the rest)")
+    p.add_argument(
+        "--exclude-first", type=int, default=0, help="MoE layers excluded at the start (random condition draws from the rest)"
+    )
     p.add_argument("--exclude-last", type=int, default=0, help="MoE layers excluded at the end")
     p.add_argument("--out", required=True, help="interventions parquet (item_id, layer, expert, mode, strength)")
 

@@ -23,8 +23,10 @@ def run(args: argparse.Namespace) -> int:
     from moe_routing.io import read_frame, write_tsv
     from moe_routing.tables import ablation_table
 
-    summaries = {name: read_frame(path, required=["item_id", "outcome", "n_langs"])
-                 for name, path in single_named(args.summary, "--summary").items()}
+    summaries = {
+        name: read_frame(path, required=["item_id", "outcome", "n_langs"])
+        for name, path in single_named(args.summary, "--summary").items()
+    }
     blacklists = single_named(args.blacklist, "--blacklist")
     if set(blacklists) != set(summaries):
         raise ConfigError(f"--summary names {sorted(summaries)} and --blacklist names {sorted(blacklists)} differ")

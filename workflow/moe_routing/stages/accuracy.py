@@ -11,7 +11,14 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--judgments", nargs="+", action="extend", required=True, metavar="J.parquet", help="judgments files (any number of languages)")
+    p.add_argument(
+        "--judgments",
+        nargs="+",
+        action="extend",
+        required=True,
+        metavar="J.parquet",
+        help="judgments files (any number of languages)",
+    )
     p.add_argument("--out", required=True, metavar="A.tsv")
 
 

@@ -14,22 +14,48 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--generations", nargs="+", action="extend", required=True, metavar="G.parquet",
-                   help="generations with routing of a parallel corpus; rows are grouped by their lang column (a file may hold several languages)")
+    p.add_argument(
+        "--generations",
+        nargs="+",
+        action="extend",
+        required=True,
+        metavar="G.parquet",
+        help="generations with routing of a parallel corpus; rows are grouped by their lang column (a file may hold several languages)",
+    )
     p.add_argument("--english", default="en", help="language the others are compared with (default en)")
     p.add_argument("--out-dir", required=True, help="directory for the TSV tables (names: moe_routing.paths.ROUTING_TABLES)")
-    p.add_argument("--accuracy", metavar="A.tsv", help="per-language accuracy (columns lang, accuracy) for the correlation and the Fig. 2 colours")
-    add_named(p, "--task", "generations of an English task set (task experts; its English rows, or its only language)", required=False)
-    p.add_argument("--importance", choices=["softmax", "topk"], default="softmax",
-                   help="expert importance compared by the divergence: softmax = the paper's Eq. 1 (mean softmax over all experts, "
-                        "default); topk = the public code's (per token top-k of the softmax renormalised, then averaged; needs topk_mean)")
-    p.add_argument("--entropy", choices=["token", "sequence"], default="token",
-                   help="routing entropy: token = the paper's mean over tokens of H(softmax) (default); sequence = the public "
-                        "notebook's H of each sequence's importance distribution, averaged over sequences")
+    p.add_argument(
+        "--accuracy",
+        metavar="A.tsv",
+        help="per-language accuracy (columns lang, accuracy) for the correlation and the Fig. 2 colours",
+    )
+    add_named(
+        p, "--task", "generations of an English task set (task experts; its English rows, or its only language)", required=False
+    )
+    p.add_argument(
+        "--importance",
+        choices=["softmax", "topk"],
+        default="softmax",
+        help="expert importance compared by the divergence: softmax = the paper's Eq. 1 (mean softmax over all experts, "
+        "default); topk = the public code's (per token top-k of the softmax renormalised, then averaged; needs topk_mean)",
+    )
+    p.add_argument(
+        "--entropy",
+        choices=["token", "sequence"],
+        default="token",
+        help="routing entropy: token = the paper's mean over tokens of H(softmax) (default); sequence = the public "
+        "notebook's H of each sequence's importance distribution, averaged over sequences",
+    )
     p.add_argument("--tau", nargs="+", type=float, default=[0.3], help="Δ thresholds for expert identification (default 0.3)")
-    p.add_argument("--figures-dir", help="directory for the PNG figures (names: moe_routing.paths.ROUTING_FIGURES; none when left out)")
+    p.add_argument(
+        "--figures-dir", help="directory for the PNG figures (names: moe_routing.paths.ROUTING_FIGURES; none when left out)"
+    )
     p.add_argument("--delta-layer", type=int, help="model layer shown in the Δ figure (default: the layer with the largest Δ)")
-    p.add_argument("--target-layers", nargs="+", help="steering target layers marked in the experts-per-layer figure, e.g. '7-34' or '7 8 9' (model layer indices)")
+    p.add_argument(
+        "--target-layers",
+        nargs="+",
+        help="steering target layers marked in the experts-per-layer figure, e.g. '7-34' or '7 8 9' (model layer indices)",
+    )
 
 
 def read_routing(paths: list[str], importance: str):
@@ -123,13 +149,21 @@ def run(args: argparse.Namespace) -> int:
         fr.plot_divergence(res.divergence, figs / "divergence.png", accuracy, args.english)
         label = "mean routing entropy (nats)" if args.entropy == "token" else "entropy of the sequence importance (nats)"
         fr.plot_layer_metric(res.entropy, figs / "entropy.png", label, "Routing entropy per layer", args.english)
-        fr.plot_layer_metric(res.consistency, figs / "consistency.png", "token-pair top-k Jaccard", "Token routing consistency per layer", args.english)
+        fr.plot_layer_metric(
+            res.consistency,
+            figs / "consistency.png",
+            "token-pair top-k Jaccard",
+            "Token routing consistency per layer",
+            args.english,
+        )
         lang_cmp = [k for k in res.deltas if not any(k == f"{t}-vs-{args.english}" for t in tasks)]
         comparison = lang_cmp[0] if lang_cmp else next(iter(res.deltas), None)
         if comparison is not None:
             if args.delta_layer is not None and args.delta_layer not in shape.moe_layers:
                 raise ConfigError(f"--delta-layer {args.delta_layer} is not an MoE layer ({shape.moe_layers})")
-            fr.plot_delta(res.deltas[comparison], shape.moe_layers, figs / "delta.png", comparison, tau=args.tau[0], layer=args.delta_layer)
+            fr.plot_delta(
+                res.deltas[comparison], shape.moe_layers, figs / "delta.png", comparison, tau=args.tau[0], layer=args.delta_layer
+            )
         tau = float(args.tau[0])
         counts = {"language experts": an.experts_per_layer(res.language_experts[tau], shape.moe_layers)}
         for name, df in res.task_experts[tau].items():

@@ -13,13 +13,29 @@ log = logging.getLogger(__name__)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from moe_routing.judge import DEFAULT_JUDGE_PROMPT, JUDGES
 
-    p.add_argument("--items", nargs="+", action="extend", required=True, metavar="ITEMS.parquet", help="items files of the languages in --generations")
+    p.add_argument(
+        "--items",
+        nargs="+",
+        action="extend",
+        required=True,
+        metavar="ITEMS.parquet",
+        help="items files of the languages in --generations",
+    )
     p.add_argument("--generations", required=True, metavar="G.parquet", help="generations file (one or several languages)")
     p.add_argument("--out", required=True, metavar="J.parquet", help="judgments file to write")
-    p.add_argument("--judge", required=True, choices=JUDGES, help="exact/contains: normalised string match; mc: option letter; number: last number (MGSM); llm: YES/NO judge model")
+    p.add_argument(
+        "--judge",
+        required=True,
+        choices=JUDGES,
+        help="exact/contains: normalised string match; mc: option letter; number: last number (MGSM); llm: YES/NO judge model",
+    )
     p.add_argument("--judge-model", help="checkpoint of the judge model (llm judge)")
     p.add_argument("--judge-backend", default="hf", help="backend running the judge model (default hf)")
-    p.add_argument("--judge-prompt", default=str(DEFAULT_JUDGE_PROMPT), help="judge prompt template with [system]/[user] sections (default %(default)s)")
+    p.add_argument(
+        "--judge-prompt",
+        default=str(DEFAULT_JUDGE_PROMPT),
+        help="judge prompt template with [system]/[user] sections (default %(default)s)",
+    )
     p.add_argument("--batch-size", type=int, default=16, help="judge model batch size (default 16)")
     p.add_argument("--max-new-tokens", type=int, default=16, help="judge model reply length (default 16)")
     p.add_argument("--device", default="auto", help="judge model device: auto, cpu, cuda (default auto)")
@@ -44,9 +60,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         items = pl.concat([read_frame(path, "items") for path in args.items], how="vertical_relaxed")
         gens = read_frame(args.generations, "generations")
-        judgments = judge_frame(items, gens, args.judge, backend=backend, prompt=prompt, batch_size=args.batch_size,
-                                max_new_tokens=args.max_new_tokens, items_name=" ".join(args.items),
-                                generations_name=args.generations)
+        judgments = judge_frame(
+            items,
+            gens,
+            args.judge,
+            backend=backend,
+            prompt=prompt,
+            batch_size=args.batch_size,
+            max_new_tokens=args.max_new_tokens,
+            items_name=" ".join(args.items),
+            generations_name=args.generations,
+        )
     finally:
         # a vLLM judge engine stops at once instead of at interpreter exit (seconds per job)
         getattr(backend, "close", lambda: None)()

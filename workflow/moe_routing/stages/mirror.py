@@ -13,15 +13,25 @@ log = logging.getLogger(__name__)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from moe_routing.data.mirrors import DEFAULT_ITEMS, MIRRORS
 
-    p.add_argument("--source", required=True, choices=sorted(MIRRORS), help="dataset source (as in a config's datasets.<name>.source)")
+    p.add_argument(
+        "--source", required=True, choices=sorted(MIRRORS), help="dataset source (as in a config's datasets.<name>.source)"
+    )
     p.add_argument("--out", required=True, help="folder to write (replaced); the loader path is printed")
-    p.add_argument("--languages", default=None,
-                   help="comma-separated languages (default: all the source has; eclektic and gsm8k_instruct always "
-                        "hold all theirs, as published)")
+    p.add_argument(
+        "--languages",
+        default=None,
+        help="comma-separated languages (default: all the source has; eclektic and gsm8k_instruct always "
+        "hold all theirs, as published)",
+    )
     p.add_argument("--items", type=int, default=DEFAULT_ITEMS, help=f"items per language (default {DEFAULT_ITEMS})")
     p.add_argument("--seed", type=int, default=0, help="content seed (default 0)")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="the dataset's loader options (as prepare gets them): a mirror holds enough items to meet them")
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="the dataset's loader options (as prepare gets them): a mirror holds enough items to meet them",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

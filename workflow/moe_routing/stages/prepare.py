@@ -14,19 +14,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from moe_routing.data.sources import SOURCES
 
     parser.add_argument("--source", required=True, choices=sorted(SOURCES), help="dataset source")
-    parser.add_argument("--path", default=None, help="hub id or local path (save_to_disk dir, data-file dir, or one file); default: the source's hub id")
-    parser.add_argument("--lang", required=True, help="language: project code (en, zh, ...) or any alias in resources/lang_codes.tsv")
+    parser.add_argument(
+        "--path",
+        default=None,
+        help="hub id or local path (save_to_disk dir, data-file dir, or one file); default: the source's hub id",
+    )
+    parser.add_argument(
+        "--lang", required=True, help="language: project code (en, zh, ...) or any alias in resources/lang_codes.tsv"
+    )
     parser.add_argument("--out", required=True, help="output items Parquet file")
     parser.add_argument("--split", default=None, help="split to read (default: the source's)")
     parser.add_argument("--config", default=None, help="hub config to read (default: the language's config)")
     parser.add_argument("--ids-file", default=None, help="keep only these item ids (one per line, # comments)")
     parser.add_argument("--limit", type=int, default=None, help="keep at most N items")
-    parser.add_argument("--seed", type=int, default=None, help="with --limit: pick the N items by a seeded hash of their id (same items in every language); without: the first N")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="with --limit: pick the N items by a seeded hash of their id (same items in every language); without: the first N",
+    )
     parser.add_argument("--system", default=None, help="system prompt ('' for none; default: the source's)")
     parser.add_argument("--few-shot", type=int, default=None, help="few-shot exemplars (mgsm; default 2)")
-    parser.add_argument("--missing", choices=("error", "skip"), default=None, help="a row without a translation: fail (default) or drop it")
+    parser.add_argument(
+        "--missing", choices=("error", "skip"), default=None, help="a row without a translation: fail (default) or drop it"
+    )
     parser.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="source-specific option, repeatable (e.g. format=short, translation=human)")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="source-specific option, repeatable (e.g. format=short, translation=human)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,8 +15,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--like", required=True, choices=sorted(STAND_INS), help="hub id of the model to stand in for")
     p.add_argument("--out", required=True, help="model folder to write (e.g. resources/models/stand-ins/qwen3)")
-    p.add_argument("--judge", action="store_true",
-                   help="the LLM judge's stand-in: answers YES or NO (decided by question and gold answer), then stops")
+    p.add_argument(
+        "--judge",
+        action="store_true",
+        help="the LLM judge's stand-in: answers YES or NO (decided by question and gold answer), then stops",
+    )
     p.add_argument("--seed", type=int, default=0, help="weights seed (default 0)")
     p.add_argument("--hidden", type=int, default=HIDDEN, help=f"hidden size, a multiple of 32 (default {HIDDEN})")
 

@@ -11,12 +11,21 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--specialisation", required=True, metavar="S.tsv", help="analyze's specialisation.tsv (comparison, layer, expert, delta)")
+    p.add_argument(
+        "--specialisation", required=True, metavar="S.tsv", help="analyze's specialisation.tsv (comparison, layer, expert, delta)"
+    )
     p.add_argument("--task", required=True, help="task whose experts are steered (its comparison is TASK-vs-ENGLISH)")
     p.add_argument("--english", default="en", help="language code of English (default en)")
-    p.add_argument("--layers", nargs="+", required=True, help="target layers as model layer indices, e.g. '7-34', '4,5,8-10' or '7 8 9'")
+    p.add_argument(
+        "--layers", nargs="+", required=True, help="target layers as model layer indices, e.g. '7-34', '4,5,8-10' or '7 8 9'"
+    )
     p.add_argument("--tau", type=float, required=True, help="Δ threshold: experts with Δ > τ are steered")
-    p.add_argument("--mode", choices=["soft", "activate", "hard"], default="soft", help="soft: z += λ·std(z); activate (= hard): force-activation z = max(z)+ε (default soft)")
+    p.add_argument(
+        "--mode",
+        choices=["soft", "activate", "hard"],
+        default="soft",
+        help="soft: z += λ·std(z); activate (= hard): force-activation z = max(z)+ε (default soft)",
+    )
     p.add_argument("--strength", type=float, default=0.5, help="λ for soft steering (default 0.5)")
     p.add_argument("--out", required=True, metavar="I.parquet", help="interventions file to write")
 

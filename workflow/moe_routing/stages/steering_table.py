@@ -32,8 +32,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--base benchmarks {sorted(base)} and --steered benchmarks {sorted(steered)} differ")
     tables = []
     for name, base_files in base.items():
-        judgments = [pl.concat([read_frame(p, "judgments").select("item_id", "lang", "correct") for p in files])
-                  for files in (base_files, steered[name])]
+        judgments = [
+            pl.concat([read_frame(p, "judgments").select("item_id", "lang", "correct") for p in files])
+            for files in (base_files, steered[name])
+        ]
         try:
             t = steering_table(*judgments, args.english, args.low_resource)
         except ConfigError as exc:

@@ -16,14 +16,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generations", nargs="+", required=True, help="generations parquet files with a 'weights' column")
     p.add_argument("--judgments", nargs="+", required=True, help="judgments parquet files (item_id, lang, correct)")
     p.add_argument("--out", help="experts contract parquet (item_id, layer, expert, p_value, p_adjusted, median_diff, rank)")
-    p.add_argument("--summary", help="per-question summary parquet (outcome, group sizes, tested, pass_test, pass_magnitude, kept)")
+    p.add_argument(
+        "--summary", help="per-question summary parquet (outcome, group sizes, tested, pass_test, pass_magnitude, kept)"
+    )
     p.add_argument("--blacklist", help="blacklisted experts parquet (layer, expert, share)")
     from moe_routing.xici import XiciSettings
 
     for f in dataclasses.fields(XiciSettings):
-        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,
-                       help=f"{f.metadata['help']} (default {f.default})")
-    p.add_argument("--sweep-out", help="also write the selection counts of every (alpha, tau, cap) of --alphas/--taus/--caps (TSV)")
+        p.add_argument(
+            "--" + f.name.replace("_", "-"),
+            type=type(f.default),
+            default=f.default,
+            help=f"{f.metadata['help']} (default {f.default})",
+        )
+    p.add_argument(
+        "--sweep-out", help="also write the selection counts of every (alpha, tau, cap) of --alphas/--taus/--caps (TSV)"
+    )
     p.add_argument("--alphas", nargs="+", type=float, default=[0.01, 0.05])
     p.add_argument("--taus", nargs="+", type=float, default=[0.001, 0.003, 0.005, 0.01, 0.05])
     p.add_argument("--caps", nargs="+", type=int, default=[5, 15, 25, 35, 45, 55, 65])
@@ -42,14 +50,22 @@ def run(args: argparse.Namespace) -> int:
     data = load_routing(args.generations, args.judgments)
     log.info(
         "%d sequences, %d questions, %d languages, %d MoE layers x %d experts",
-        data.weights.shape[0], len(data.item_ids), len(data.langs), data.num_layers, data.num_experts,
+        data.weights.shape[0],
+        len(data.item_ids),
+        len(data.langs),
+        data.num_layers,
+        data.num_experts,
     )
     res = identify(data, settings, progress=not args.no_progress, workers=args.workers)
     sm = res.summary
     n_mixed = int((sm["outcome"] == "mixed").sum())
     log.info(
         "blacklist: %d experts; mixed questions: %d (skipped %d not mixed); questions with experts: %d; experts: %d",
-        res.blacklist.height, n_mixed, sm.height - n_mixed, int((sm["kept"] > 0).sum()), res.experts.height,
+        res.blacklist.height,
+        n_mixed,
+        sm.height - n_mixed,
+        int((sm["kept"] > 0).sum()),
+        res.experts.height,
     )
     meta = {
         "xici_settings": json.dumps(dataclasses.asdict(settings)),
