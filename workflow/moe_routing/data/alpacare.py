@@ -29,15 +29,7 @@ def load(path: str, lang: str, opts: SourceOptions, *, with_answer: bool = False
     code = lang_codes.normalise(lang)
     if code != "en":
         raise DatasetError(f"{NAME}: language {code!r} is not available (the set is English only)")
-    ds = load_split(
-        path,
-        dataset=NAME,
-        lang=code,
-        config=opts.config,
-        split=opts.split or DEFAULT_SPLIT,
-        revision=opts.revision,
-        cache_dir=opts.cache_dir,
-    )
+    ds = load_split(path, dataset=NAME, lang=code, **opts.hub(DEFAULT_SPLIT))
     cols = list(ds.column_names)
     require_columns(cols, ["instruction", "output"], dataset=NAME, lang=code, path=path)
     has_input = "input" in cols

@@ -39,15 +39,7 @@ def load(path: str, lang: str, opts: SourceOptions, *, instruction: str = INSTRU
         raise DatasetError(f"{NAME}: style={style!r}; use one of {STYLES}")
     code = lang_codes.normalise(lang)
     src = lang_codes.source_code(code, "belebele", NAME)
-    ds = load_split(
-        path,
-        dataset=NAME,
-        lang=code,
-        config=opts.config or src,
-        split=opts.split or DEFAULT_SPLIT,
-        revision=opts.revision,
-        cache_dir=opts.cache_dir,
-    )
+    ds = load_split(path, dataset=NAME, lang=code, **opts.hub(DEFAULT_SPLIT, config=src))
     cols = list(ds.column_names)
     require_columns(
         cols,

@@ -30,16 +30,7 @@ def load(path: str, lang: str, opts: SourceOptions, *, data_files: str | None = 
     src = lang_codes.source_code(code, "eclektic", NAME)
     if data_files is None and path == DEFAULT_PATH:
         data_files = "eclektic_main.jsonl"
-    ds = load_split(
-        path,
-        dataset=NAME,
-        lang=code,
-        config=opts.config,
-        split=opts.split or DEFAULT_SPLIT,
-        revision=opts.revision,
-        cache_dir=opts.cache_dir,
-        data_files=data_files,
-    )
+    ds = load_split(path, dataset=NAME, lang=code, data_files=data_files, **opts.hub(DEFAULT_SPLIT))
     cols = list(ds.column_names)
     if "lang" in cols:  # long layout
         require_columns(cols, ["q_id", "lang", "question", "answer"], dataset=NAME, lang=code, path=path)

@@ -57,15 +57,7 @@ def load(path: str, lang: str, opts: SourceOptions, *, naming: str = "auto") -> 
         lines = release.read_text(encoding="utf-8").splitlines()
         items = [Item(str(i), text(s), []) for i, s in enumerate(lines, start=1)]
     else:
-        ds = load_split(
-            path,
-            dataset=NAME,
-            lang=code,
-            config=opts.config or src,
-            split=split,
-            revision=opts.revision,
-            cache_dir=opts.cache_dir,
-        )
+        ds = load_split(path, dataset=NAME, lang=code, **opts.hub(DEFAULT_SPLIT, config=src))
         cols = list(ds.column_names)
         candidates = ["text", f"sentence_{src}", "sentence"]
         col = next((c for c in candidates if c in cols), None)

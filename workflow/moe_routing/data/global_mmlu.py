@@ -145,15 +145,7 @@ def load(
         subjects = [s.strip() for s in subjects.split(",") if s.strip()]
     wanted = set(subjects or DEFAULT_SUBJECTS[format])
 
-    ds = load_split(
-        path,
-        dataset=NAME,
-        lang=code,
-        config=opts.config or src,
-        split=opts.split or DEFAULT_SPLIT,
-        revision=opts.revision,
-        cache_dir=opts.cache_dir,
-    )
+    ds = load_split(path, dataset=NAME, lang=code, **opts.hub(DEFAULT_SPLIT, config=src))
     cols = list(ds.column_names)
     require_columns(cols, ["sample_id", "subject", "question", *OPTION_COLUMNS, "answer"], dataset=NAME, lang=code, path=path)
     rows = [r for r in ds.to_list() if text(r["subject"]) in wanted]

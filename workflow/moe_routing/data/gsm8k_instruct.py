@@ -53,15 +53,7 @@ def load(path: str, lang: str, opts: SourceOptions, *, strip_template: bool = Tr
     reject_options(NAME, opts, "few_shot")
     code = lang_codes.normalise(lang)
     lang_codes.source_code(code, "gsm8k_instruct", NAME)  # fails clearly for a language the set lacks
-    ds = load_split(
-        path,
-        dataset=NAME,
-        lang=code,
-        config=opts.config,
-        split=opts.split or DEFAULT_SPLIT,
-        revision=opts.revision,
-        cache_dir=opts.cache_dir,
-    )
+    ds = load_split(path, dataset=NAME, lang=code, **opts.hub(DEFAULT_SPLIT))
     require_columns(list(ds.column_names), ["prompt"] + (["chosen"] if with_answer else []), dataset=NAME, lang=code, path=path)
     items: list[Item] = []
     unknown = 0

@@ -116,15 +116,7 @@ def load(
         cols = list(rows[0]) if rows else []
     else:
         try:
-            ds = load_split(
-                path,
-                dataset=NAME,
-                lang=code,
-                config=config or name,
-                split=split,
-                revision=opts.revision,
-                cache_dir=opts.cache_dir,
-            )
+            ds = load_split(path, dataset=NAME, lang=code, **opts.hub(DEFAULT_SPLIT, config=name))
         except DatasetError as exc:
             if "gated" in str(exc) or "unreachable" in str(exc) or config == "default":
                 raise

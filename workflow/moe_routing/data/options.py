@@ -26,6 +26,16 @@ class SourceOptions:
     revision: str | None = None  # hub revision (branch, tag or commit)
     cache_dir: str | None = None  # `datasets` cache directory
 
+    def hub(self, default_split: str, config: str | None = None) -> dict:
+        """Where ``loading.load_split`` reads: this split (else the source's ``default_split``), this
+        config (else the source's ``config`` for the language), revision and cache directory."""
+        return {
+            "split": self.split or default_split,
+            "config": self.config or config,
+            "revision": self.revision,
+            "cache_dir": self.cache_dir,
+        }
+
 
 def plain_type(hint) -> type:
     """The type a command-line value parses to: ``int | None`` -> int, ``str | list[str] | None`` -> str."""

@@ -32,15 +32,7 @@ def load(path: str, lang: str, opts: SourceOptions) -> pa.Table:
     reject_options(NAME, opts, "few_shot")
     if not path:
         raise DatasetError(f"{NAME}: set the dataset's path to your paraphrase file (item_id, paraphrase_id, question, answers)")
-    ds = load_split(
-        path,
-        dataset=NAME,
-        lang=lang,
-        config=opts.config,
-        split=opts.split or DEFAULT_SPLIT,
-        revision=opts.revision,
-        cache_dir=opts.cache_dir,
-    )
+    ds = load_split(path, dataset=NAME, lang=lang, **opts.hub(DEFAULT_SPLIT))
     require_columns(
         list(ds.column_names), ["item_id", "paraphrase_id", "question", "answers"], dataset=NAME, lang=lang, path=path
     )

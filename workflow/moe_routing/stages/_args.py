@@ -28,6 +28,11 @@ def add_named(parser: argparse.ArgumentParser, flag: str, what: str, required: b
     )
 
 
+def add_items(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--items`` of the stages that read items files, one per language (repeatable)."""
+    parser.add_argument("--items", nargs="+", action="extend", required=True, metavar="ITEMS.parquet", help=help)
+
+
 def group_named(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
     """[(name, path), ...] -> {name: [paths...]} in first-seen order."""
     out: dict[str, list[str]] = {}

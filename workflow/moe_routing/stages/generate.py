@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from moe_routing.stages._args import add_items
+
 HELP = "generate answers for items files with router capture (generations contract) and optional interventions"
 
 log = logging.getLogger(__name__)
@@ -27,14 +29,7 @@ def parse_engine_args(pairs: list[str]) -> dict:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory (safetensors)")
-    p.add_argument(
-        "--items",
-        nargs="+",
-        action="extend",
-        required=True,
-        metavar="ITEMS.parquet",
-        help="items files, one per language; all are generated in one pass (one model load) into --out",
-    )
+    add_items(p, "items files, one per language; all are generated in one pass (one model load) into --out")
     p.add_argument("--out", required=True, metavar="OUT.parquet", help="generations file to write (all languages of --items)")
     p.add_argument("--interventions", metavar="FILE", help="interventions parquet (item_id '*' = every item)")
     p.add_argument(

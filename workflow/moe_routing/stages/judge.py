@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from moe_routing.stages._args import add_items
+
 HELP = "judge generations against their items' gold answers (exact, contains, mc, number or an LLM judge)"
 
 log = logging.getLogger(__name__)
@@ -13,14 +15,7 @@ log = logging.getLogger(__name__)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from moe_routing.judge import DEFAULT_JUDGE_PROMPT, JUDGES
 
-    p.add_argument(
-        "--items",
-        nargs="+",
-        action="extend",
-        required=True,
-        metavar="ITEMS.parquet",
-        help="items files of the languages in --generations",
-    )
+    add_items(p, "items files of the languages in --generations")
     p.add_argument("--generations", required=True, metavar="G.parquet", help="generations file (one or several languages)")
     p.add_argument("--out", required=True, metavar="J.parquet", help="judgments file to write")
     p.add_argument(
