@@ -76,13 +76,13 @@ def judgments_table(lang: str, n: int = 12, seed: int = 0) -> pa.Table:
 
 
 def write_study(root: Path, langs=("en", "de", "sw"), n: int = 12) -> dict[str, dict[str, Path]]:
-    """items/{lang}, generations/{lang}, judged/{lang} for a few languages; returns kind -> lang -> path."""
-    paths: dict[str, dict[str, Path]] = {"items": {}, "generations": {}, "judged": {}}
+    """items/{lang}, generations/{lang}, judgments/{lang} for a few languages; returns kind -> lang -> path."""
+    paths: dict[str, dict[str, Path]] = {"items": {}, "generations": {}, "judgments": {}}
     for seed, lang in enumerate(langs):
         for kind, table in (
             ("items", items_table(lang, n)),
             ("generations", generations_table(lang, n, seed)),
-            ("judged", judgments_table(lang, n, seed)),
+            ("judgments", judgments_table(lang, n, seed)),
         ):
             paths[kind][lang] = root / kind / f"{lang}.parquet"
             write_parquet(table, paths[kind][lang])

@@ -191,13 +191,13 @@ def test_bad_routing_arrays_fail_every_reader(tmp_path, capsys, case):
     bad, de = tmp_path / "generations" / "en.parquet", tmp_path / "generations" / "de.parquet"
     io.write_parquet(table, bad)
     io.write_parquet(_gens("de"), de)
-    items, judged = tmp_path / "items" / "en.parquet", tmp_path / "judged" / "en.parquet"
+    items, judgments = tmp_path / "items" / "en.parquet", tmp_path / "judgments" / "en.parquet"
     io.write_parquet(items_table("en", N), items)
-    io.write_parquet(judgments_table("en", N), judged)
+    io.write_parquet(judgments_table("en", N), judgments)
     out = tmp_path / "out"
     for argv in (
         ["analyze", "--generations", str(bad), str(de), "--out-dir", str(out)],
-        ["xici", "--generations", str(bad), "--judgments", str(judged), "--out", str(out / "e.parquet"), "--no-progress"],
+        ["xici", "--generations", str(bad), "--judgments", str(judgments), "--out", str(out / "e.parquet"), "--no-progress"],
         ["judge", "--items", str(items), "--generations", str(bad), "--out", str(out / "j.parquet"), "--judge", "exact"],
     ):
         assert main(["--log-level", "ERROR", *argv]) == EXIT_BAD_INPUT, argv

@@ -46,13 +46,13 @@ def study(tmp_path):
 
 def stage_commands(p: dict, out: Path) -> dict[str, list[list[str]]]:
     """Per file kind, commands of every stage that reads that kind; each reads the 'en' file of it."""
-    gens, items, judged = p["generations"], p["items"], p["judged"]
+    gens, items, judgments = p["generations"], p["items"], p["judgments"]
     xici = [
         "xici",
         "--generations",
         *map(str, gens.values()),
         "--judgments",
-        *map(str, judged.values()),
+        *map(str, judgments.values()),
         "--out",
         str(out / "experts.parquet"),
         "--no-progress",
@@ -90,16 +90,16 @@ def stage_commands(p: dict, out: Path) -> dict[str, list[list[str]]]:
                 "exact",
             ],
         ],
-        "judged": [
+        "judgments": [
             xici,
-            ["accuracy", "--judgments", str(judged["en"]), "--out", str(out / "acc.tsv")],
-            ["outcome-table", "--judgments", *(f"d={j}" for j in judged.values()), "--out", str(out / "outcomes.tsv")],
+            ["accuracy", "--judgments", str(judgments["en"]), "--out", str(out / "acc.tsv")],
+            ["outcome-table", "--judgments", *(f"d={j}" for j in judgments.values()), "--out", str(out / "outcomes.tsv")],
             [
                 "ablation-metrics",
                 "--original",
-                str(judged["en"]),
+                str(judgments["en"]),
                 "--ablated",
-                str(judged["de"]),
+                str(judgments["de"]),
                 "--plan",
                 str(p["plan"]["en"]),
                 "--dataset",
@@ -139,9 +139,9 @@ def stage_commands(p: dict, out: Path) -> dict[str, list[list[str]]]:
             [
                 "ablation-metrics",
                 "--original",
-                str(judged["en"]),
+                str(judgments["en"]),
                 "--ablated",
-                str(judged["de"]),
+                str(judgments["de"]),
                 "--plan",
                 str(p["plan"]["en"]),
                 "--dataset",
@@ -207,7 +207,7 @@ def test_unverified_read_misses_the_damage_that_io_reports(study, tmp_path):
     assert silent > 0
 
 
-@pytest.mark.parametrize("kind", ["generations", "items", "judged", "experts", "plan"])
+@pytest.mark.parametrize("kind", ["generations", "items", "judgments", "experts", "plan"])
 def test_damaged_file_fails_every_stage_that_reads_it(study, tmp_path, capsys, kind):
     out = tmp_path / "out"
     path = study[kind]["en"]
@@ -318,7 +318,7 @@ def test_disk_full_is_one_line_and_leaves_nothing(study, tmp_path, capsys, monke
     out = tmp_path / "out"
     _fail_writes(monkeypatch, code, where)
     if where == "tsv":
-        target, argv = out / "acc.tsv", ["accuracy", "--judgments", str(study["judged"]["en"]), "--out", str(out / "acc.tsv")]
+        target, argv = out / "acc.tsv", ["accuracy", "--judgments", str(study["judgments"]["en"]), "--out", str(out / "acc.tsv")]
     else:
         target, argv = out / "j.parquet", stage_commands(study, out)["generations"][0]
     what = "no space left on device" if code == errno.ENOSPC else "disk quota exceeded"
@@ -333,11 +333,11 @@ def test_disk_full_on_a_real_full_file_system(study, tmp_path):
     full = tmp_path / "full"
     full.mkdir()
     moe = f"{sys.executable} -m moe_routing --log-level ERROR"
-    gens, judged = study["generations"], study["judged"]
+    gens, judgments = study["generations"], study["judgments"]
     script = (
         f"mount -t tmpfs -o size=64k tmpfs {full} && dd if=/dev/zero of={full}/fill bs=4k count=16 2>/dev/null; "
         f"{moe} judge --items {study['items']['en']} --generations {gens['en']} --out {full}/j.parquet --judge exact; echo rc=$?; "
-        f"{moe} accuracy --judgments {judged['en']} --out {full}/acc.tsv; echo rc=$?; "
+        f"{moe} accuracy --judgments {judgments['en']} --out {full}/acc.tsv; echo rc=$?; "
         f"{moe} analyze --generations {gens['en']} {gens['de']} --out-dir {tmp_path}/r --figures-dir {full}/figs; echo rc=$?; "
         f"find {full} -type f"
     )
@@ -383,7 +383,7 @@ def test_directory_instead_of_a_file(study, tmp_path, capsys):
 @pytest.mark.parametrize("code", [errno.EACCES, errno.EIO])
 def test_unreadable_file(study, tmp_path, capsys, monkeypatch, code):
     """Permission denied when the file is opened, an I/O error while its pages are read."""
-    victim = study["judged"]["en"]
+    victim = study["judgments"]["en"]
     real_open = open
     if code == errno.EACCES:
 
@@ -410,7 +410,7 @@ def test_unreadable_file(study, tmp_path, capsys, monkeypatch, code):
 
 def test_permission_denied_for_real(study, tmp_path):
     """chmod 000; root reads anything, so as root the run drops the capabilities that let it."""
-    victim = study["judged"]["en"]
+    victim = study["judgments"]["en"]
     victim.chmod(0)
     cmd = [
         sys.executable,
