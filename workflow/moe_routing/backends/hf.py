@@ -46,6 +46,7 @@ from moe_routing.backends import (
     scoring_requests,
 )
 from moe_routing.errors import ConfigError, ModelError
+from moe_routing.progress import progress
 from moe_routing.routing import RoutingAccumulator
 
 log = logging.getLogger(__name__)
@@ -253,8 +254,6 @@ class HFBackend(RoutingBackend):
     def _run_all(self, rows: list[dict], rendered: list[Rendered], interventions, opts: GenerationOptions, run_batch):
         """Length-sorted batches through ``run_batch(batch, rendered, plan, acc, opts)``; returns its
         per-row results in input order and the routing summaries (None without capture)."""
-        from tqdm.auto import tqdm
-
         eps = activation_eps(len(self.moe_layers), self.num_experts, opts.seed)
         torch.manual_seed(opts.seed)
         start = time.perf_counter()
@@ -262,7 +261,7 @@ class HFBackend(RoutingBackend):
         batches = [order[i : i + opts.batch_size] for i in range(0, len(order), opts.batch_size)]
         results: list = [None] * len(rows)
         summaries: dict[str, list] = {}
-        for batch in tqdm(batches, desc="generate", unit="batch", disable=len(batches) < 2):
+        for batch in progress(batches, desc="generate", unit="batch", disable=len(batches) < 2):
             ids = [rows[i]["item_id"] for i in batch]
             plan = iv.compile_batch(interventions, ids, self.moe_layers, self.num_experts, eps)
             if plan is not None:

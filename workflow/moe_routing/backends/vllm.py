@@ -79,6 +79,7 @@ from moe_routing.backends.vllm_worker import (
     unpack_array,
 )
 from moe_routing.errors import ConfigError, ModelError
+from moe_routing.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -390,8 +391,6 @@ class VLLMBackend(RoutingBackend):
         """Batches of ``batch_size`` items in input order; ``requests(i, j)`` gives item i's requests as
         sequence j of its batch. Returns per item the results of its requests (generated tokens or
         choice scores) and the routing summaries (None without capture)."""
-        from tqdm.auto import tqdm
-
         eps = activation_eps(len(self.moe_layers), self.num_experts, opts.seed)
         start = time.perf_counter()
         # the batch is what vLLM may hold at once: a smaller one (OOM retry) bounds its memory, and so does
@@ -408,7 +407,7 @@ class VLLMBackend(RoutingBackend):
         selected = []
         self.steps = []
         pending = list(reversed(chunks))
-        bar = tqdm(total=len(rows), desc="generate (vllm)", unit="item", disable=len(chunks) < 2)
+        bar = progress(total=len(rows), desc="generate (vllm)", unit="item", disable=len(chunks) < 2)
         while pending:
             chunk = pending.pop()
             ids = [rows[i]["item_id"] for i in chunk]
