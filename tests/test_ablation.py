@@ -13,6 +13,7 @@ from moe_routing.ablation import (
     metrics_frame,
 )
 from moe_routing.errors import ContractError, MoeRoutingError
+from moe_routing.xici import EXPERTS_SCHEMA
 
 KEPT = [3, 4, 5]
 E = 8
@@ -27,15 +28,7 @@ def experts_table(sizes: dict[str, int], seed: int = 0) -> pl.DataFrame:
             rows.append((item, KEPT[f // E], int(f % E), 0.01, 0.02, 0.1 / r, r))
     return pl.DataFrame(
         rows,
-        schema={
-            "item_id": pl.String,
-            "layer": pl.Int64,
-            "expert": pl.Int64,
-            "p_value": pl.Float64,
-            "p_adjusted": pl.Float64,
-            "median_diff": pl.Float64,
-            "rank": pl.Int64,
-        },
+        schema=EXPERTS_SCHEMA,
         orient="row",
     )
 

@@ -59,56 +59,26 @@ def stage_commands(p: dict, out: Path) -> dict[str, list[list[str]]]:
         "--workers",
         "1",
     ]
+    judge = ["judge", "--items", str(items["en"]), "--generations", str(gens["en"]), "--out", str(out / "j.parquet")]
+    judge += ["--judge", "exact"]
+    metrics = ["ablation-metrics", "--original", str(judgments["en"]), "--ablated", str(judgments["de"])]
+    metrics += ["--plan", str(p["plan"]["en"]), "--dataset", "d", "--condition", "xici", "--out", str(out / "m.tsv")]
     return {
         "generations": [
-            [
-                "judge",
-                "--items",
-                str(items["en"]),
-                "--generations",
-                str(gens["en"]),
-                "--out",
-                str(out / "j.parquet"),
-                "--judge",
-                "exact",
-            ],
+            judge,
             xici,
             ["analyze", "--generations", str(gens["en"]), str(gens["de"]), "--out-dir", str(out / "routing")],
         ],
         "items": [
             # generate checks its inputs before it loads a model: no checkpoint needed to see the error
             ["generate", "--model", str(out / "no-model"), "--items", str(items["en"]), "--out", str(out / "g.parquet")],
-            [
-                "judge",
-                "--items",
-                str(items["en"]),
-                "--generations",
-                str(gens["en"]),
-                "--out",
-                str(out / "j.parquet"),
-                "--judge",
-                "exact",
-            ],
+            judge,
         ],
         "judgments": [
             xici,
             ["accuracy", "--judgments", str(judgments["en"]), "--out", str(out / "acc.tsv")],
             ["outcome-table", "--judgments", *(f"d={j}" for j in judgments.values()), "--out", str(out / "outcomes.tsv")],
-            [
-                "ablation-metrics",
-                "--original",
-                str(judgments["en"]),
-                "--ablated",
-                str(judgments["de"]),
-                "--plan",
-                str(p["plan"]["en"]),
-                "--dataset",
-                "d",
-                "--condition",
-                "xici",
-                "--out",
-                str(out / "m.tsv"),
-            ],
+            metrics,
         ],
         "experts": [
             [
@@ -136,21 +106,7 @@ def stage_commands(p: dict, out: Path) -> dict[str, list[list[str]]]:
                 "--interventions",
                 str(p["plan"]["en"]),
             ],
-            [
-                "ablation-metrics",
-                "--original",
-                str(judgments["en"]),
-                "--ablated",
-                str(judgments["de"]),
-                "--plan",
-                str(p["plan"]["en"]),
-                "--dataset",
-                "d",
-                "--condition",
-                "xici",
-                "--out",
-                str(out / "m.tsv"),
-            ],
+            metrics,
         ],
     }
 

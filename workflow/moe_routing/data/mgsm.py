@@ -62,12 +62,12 @@ def load(path: str, lang: str, opts: SourceOptions) -> pa.Table:
     k = DEFAULT_FEW_SHOT if opts.few_shot is None else int(opts.few_shot)
     if k < 0:
         raise DatasetError(f"{NAME}: few_shot must be >= 0, got {k}")
-    hub = {"config": opts.config or src, "revision": opts.revision, "cache_dir": opts.cache_dir}
-    test = load_split(path, dataset=NAME, lang=code, split=opts.split or DEFAULT_SPLIT, **hub)
+    hub = opts.hub(DEFAULT_SPLIT, config=src)
+    test = load_split(path, dataset=NAME, lang=code, **hub)
     require_columns(list(test.column_names), ["question", "answer_number"], dataset=NAME, lang=code, path=path)
     exemplars: list[dict] = []
     if k:
-        train = load_split(path, dataset=NAME, lang=code, split=EXEMPLAR_SPLIT, **hub)
+        train = load_split(path, dataset=NAME, lang=code, **{**hub, "split": EXEMPLAR_SPLIT})
         require_columns(list(train.column_names), ["question", "answer"], dataset=NAME, lang=code, path=path)
         exemplars = train.select_columns(["question", "answer"]).to_list()[:k]
         if len(exemplars) < k or any(not text(e["question"]) or not text(e["answer"]) for e in exemplars):

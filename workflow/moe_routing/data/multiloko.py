@@ -115,8 +115,9 @@ def load(
         rows = load_split(str(f), dataset=NAME, lang=code, cache_dir=opts.cache_dir).to_list()
         cols = list(rows[0]) if rows else []
     else:
+        hub = opts.hub(DEFAULT_SPLIT, config=name)
         try:
-            ds = load_split(path, dataset=NAME, lang=code, **opts.hub(DEFAULT_SPLIT, config=name))
+            ds = load_split(path, dataset=NAME, lang=code, **hub)
         except DatasetError as exc:
             if "gated" in str(exc) or "unreachable" in str(exc) or config == "default":
                 raise
@@ -124,9 +125,7 @@ def load(
             log.warning(
                 "%s [%s]: config %r failed (%s); falling back to config 'default' and filtering", NAME, code, config or name, exc
             )
-            ds = load_split(
-                path, dataset=NAME, lang=code, config="default", split=split, revision=opts.revision, cache_dir=opts.cache_dir
-            )
+            ds = load_split(path, dataset=NAME, lang=code, **{**hub, "config": "default"})
         cols = list(ds.column_names)
         if "source_language" not in cols and code != src_code:
             # without it, a language config may hold that language's own local questions,

@@ -58,6 +58,18 @@ def parse_option(source: str, key: str, value: str):
     return value
 
 
+def parse_options(source: str, pairs: list[str]) -> dict:
+    """``KEY=VALUE`` strings from the command line (``--option``) -> typed keyword options."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise DatasetError(f"--option {pair!r}: expected KEY=VALUE")
+        key = key.strip().replace("-", "_")
+        options[key] = parse_option(source, key, value)
+    return options
+
+
 def load_items(source: str, path: str | None, lang: str, **options) -> pa.Table:
     """Items of ``lang`` from ``source`` read at ``path`` (hub id or local path; None = the source's hub id)."""
     module = get(source)

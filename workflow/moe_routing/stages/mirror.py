@@ -35,16 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from moe_routing.data.mirrors import write_mirror
-
-    from moe_routing.data.sources import parse_option
+    from moe_routing.data.mirrors import mirror_items, write_mirror
+    from moe_routing.data.sources import parse_options
 
     languages = [x.strip() for x in args.languages.split(",") if x.strip()] if args.languages else None
-    options = {}
-    for pair in args.option:
-        key, _, value = pair.partition("=")
-        options[key] = parse_option(args.source, key, value)
+    options = parse_options(args.source, args.option)
     path = write_mirror(args.source, args.out, languages=languages, items=args.items, seed=args.seed, options=options)
-    log.info("%s mirror: %d items per language in %s", args.source, args.items, path)
+    log.info("%s mirror: %d items per language in %s", args.source, mirror_items(args.source, args.items, options), path)
     print(path)
     return 0

@@ -50,17 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from moe_routing.data.options import COMMON_OPTIONS
-    from moe_routing.data.sources import load_items, parse_option
-    from moe_routing.errors import DatasetError
+    from moe_routing.data.sources import load_items, parse_options
     from moe_routing.io import write_parquet
 
     # every common option but cache_dir has a flag of its own
     options = {name: getattr(args, name, None) for name in COMMON_OPTIONS}
-    for pair in args.option:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise DatasetError(f"--option {pair!r}: expected KEY=VALUE")
-        options[key.strip().replace("-", "_")] = parse_option(args.source, key.strip().replace("-", "_"), value)
+    options.update(parse_options(args.source, args.option))
     table = load_items(args.source, args.path, args.lang, **options)
     # the items contract, named file included (its stem is its language), before anything is written
     write_parquet(table, args.out, metadata={"source": args.source, "source_path": args.path or ""}, contract="items")
