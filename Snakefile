@@ -14,12 +14,12 @@ min_version("9.0")
 # the package lives in workflow/; importing it from there keeps `snakemake` usable before `pip install -e .`
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
-from moe_routing import cluster
-from moe_routing import paths as P
-from moe_routing.commands import cli_flags
-from moe_routing.config import validate
-from moe_routing.errors import ConfigError
-from moe_routing.plan import Plan
+from moe_routing.pipeline import cluster
+from moe_routing.pipeline import paths as P
+from moe_routing.pipeline.commands import cli_flags
+from moe_routing.pipeline.config import validate
+from moe_routing.core.errors import ConfigError
+from moe_routing.pipeline.plan import Plan
 
 # the demo config is the default; a --configfile replaces it instead of being merged into it
 if not workflow.overwrite_configfiles:
@@ -28,7 +28,7 @@ if not workflow.overwrite_configfiles:
 
 
 try:
-    # the schema (filling defaults), cross-references, and checks of data files and models (moe_routing.config),
+    # the schema (filling defaults), cross-references, and checks of data files and models (moe_routing.pipeline.config),
     # then every job's request against the node sizes of the `cluster` block
     validate(config)
     cluster.check_config(config)

@@ -53,7 +53,7 @@ def items(n: int):
 
 
 def options(setting: str, args):
-    from moe_routing.backends import GenerationOptions
+    from moe_routing.capture.backends import GenerationOptions
 
     batch = 1 if setting.startswith("batch1") else args.batch
     return GenerationOptions(
@@ -65,7 +65,7 @@ def bench_backend(name: str, model: str, args, engine: dict) -> tuple[dict, obje
     """(figures, prefill-only generations table) of one backend."""
     import torch
 
-    from moe_routing.backends import GenerationOptions, LoadOptions, load_backend
+    from moe_routing.capture.backends import GenerationOptions, LoadOptions, load_backend
 
     df = items(args.prompts)
     sizes = {s: args.loop_prompts if s.startswith("batch1") else args.prompts for s in SETTINGS}
@@ -162,9 +162,9 @@ def main() -> int:
 
     import torch
 
-    from moe_routing.backends import resolve_device
+    from moe_routing.capture.backends import resolve_device
     from moe_routing.stages.generate import parse_engine_args
-    from moe_routing.tiny_models import build_tiny_checkpoint
+    from moe_routing.rehearsal.tiny_models import build_tiny_checkpoint
 
     device = resolve_device(args.device)
     if args.threads or device == "cpu":

@@ -16,8 +16,8 @@ import time
 import polars as pl
 import torch
 
-from moe_routing.backends import GenerationOptions, LoadOptions, load_backend
-from moe_routing.tiny_models import build_tiny_checkpoint
+from moe_routing.capture.backends import GenerationOptions, LoadOptions, load_backend
+from moe_routing.rehearsal.tiny_models import build_tiny_checkpoint
 
 PROMPTS = 16
 NEW_TOKENS = 32

@@ -27,7 +27,7 @@ import numpy as np
 
 
 def synth(n_q: int, n_lang: int, L: int, E: int, seed: int, exclude: int, boost: float):
-    from moe_routing.xici import RoutingData
+    from moe_routing.xici.identify import RoutingData
 
     rng = np.random.default_rng(seed)
     base = rng.gamma(2.0, 1.0, size=(L, E))
@@ -80,7 +80,7 @@ def loop_reference_seconds(data, settings, n_questions: int) -> tuple[float, flo
     """Per-expert scipy loop on the first ``n_questions`` mixed questions: (wall s, CPU s, questions timed)."""
     from scipy.stats import mannwhitneyu
 
-    from moe_routing.xici import _kept_columns, bh_adjust, generalist_blacklist, kept_layer_positions, language_means
+    from moe_routing.xici.identify import _kept_columns, bh_adjust, generalist_blacklist, kept_layer_positions, language_means
 
     kept = kept_layer_positions(data.num_layers, settings.exclude_first, settings.exclude_last)
     black, _ = generalist_blacklist(data.weights, kept, data.num_experts, settings.blacklist_top, settings.blacklist_share)
@@ -120,7 +120,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=None, help="threads over questions (default: CPU count)")
     args = ap.parse_args()
 
-    from moe_routing.xici import XiciSettings, identify, load_routing
+    from moe_routing.xici.identify import XiciSettings, identify, load_routing
 
     settings = XiciSettings(exclude_first=args.exclude, exclude_last=args.exclude, alpha=0.05, tau=0.005, cap=25)
     t = time.perf_counter()
@@ -131,8 +131,8 @@ def main() -> int:
     )
 
     if args.io:
-        from moe_routing.contracts import routing_metadata
-        from moe_routing.io import write_parquet
+        from moe_routing.core.contracts import routing_metadata
+        from moe_routing.core.io import write_parquet
         import polars as pl
         import pyarrow as pa
 

@@ -35,9 +35,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 
-from moe_routing import config as cfg  # noqa: E402
-from moe_routing.paths import chunk_languages  # noqa: E402
-from moe_routing.plan import Plan, chunks  # noqa: E402
+from moe_routing.pipeline import config as cfg  # noqa: E402
+from moe_routing.pipeline.paths import chunk_languages  # noqa: E402
+from moe_routing.pipeline.plan import Plan, chunks  # noqa: E402
 
 
 @dataclass
@@ -66,7 +66,7 @@ def run_times(run: Path, model: str) -> Times | None:
     """Times measured by a real run of ``model`` under ``run`` (None when it has no timed generations files)."""
     import pyarrow.parquet as pq
 
-    from moe_routing.contracts import parse_routing_metadata
+    from moe_routing.core.contracts import parse_routing_metadata
 
     loads, gen = [], {}
     for path in sorted((run / model).glob("*/**/generations/*.parquet")):
@@ -99,7 +99,7 @@ def run_times(run: Path, model: str) -> Times | None:
 def _generate_seconds(run: Path, model: str) -> list[float]:
     import pyarrow.parquet as pq
 
-    from moe_routing.contracts import parse_routing_metadata
+    from moe_routing.core.contracts import parse_routing_metadata
 
     metas = [parse_routing_metadata(pq.read_schema(p).metadata) for p in sorted((run / model).glob("*/**/generations/*.parquet"))]
     return [m["generate_seconds"] for m in metas if "generate_seconds" in m]

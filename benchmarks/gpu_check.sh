@@ -39,7 +39,7 @@ fi
 echo "== building the checkpoint: qwen3_moe, $SHAPE"
 "$PY" - <<PY
 import time
-from moe_routing.tiny_models import build_tiny_checkpoint
+from moe_routing.rehearsal.tiny_models import build_tiny_checkpoint
 t = time.perf_counter()
 build_tiny_checkpoint("qwen3_moe", "$OUT/model", $SHAPE, seed=0, $BUILD)
 print(f"built in {time.perf_counter() - t:.0f} s")

@@ -25,8 +25,8 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
-from moe_routing import paths as P  # noqa: E402
-from moe_routing.config import load as load_config  # noqa: E402
+from moe_routing.pipeline import paths as P  # noqa: E402
+from moe_routing.pipeline.config import load as load_config  # noqa: E402
 
 GENERATE = {
     "gen-prompt": ["--generation-prompt"],

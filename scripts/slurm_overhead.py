@@ -5,7 +5,7 @@ profile's sacct status checks work). The DAG has the workflow's shape with trivi
 language generate -> judge, then the outcome table and a figure from all languages.
 - before: the profile as it was (git show 2995492:profiles/slurm/config.yaml) with its placeholders
   filled in for this cluster: the plugin's first status check after 40 s, every job submitted;
-- after: profiles/slurm with resources from moe_routing.cluster and the table and figure as local rules.
+- after: profiles/slurm with resources from moe_routing.pipeline.cluster and the table and figure as local rules.
 Overhead per SLURM job = (wall time through SLURM - wall time locally) / SLURM jobs.
 
 Usage: python scripts/slurm_overhead.py [--languages 4] [--out DIR]
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = r"""
 import sys
 sys.path.insert(0, "@WORKFLOW@")
-from moe_routing import cluster
+from moe_routing.pipeline import cluster
 
 LANGS = config["languages"]
 if config.get("local_tables"):

@@ -1,4 +1,4 @@
-"""Shared fixtures. Tiny checkpoints are built once per session (see moe_routing.tiny_models)."""
+"""Shared fixtures. Tiny checkpoints are built once per session (see moe_routing.rehearsal.tiny_models)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def mc_items():
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
     """tiny_checkpoint(family, **kwargs) -> Path: a saved tiny random checkpoint, built once per argument set."""
-    from moe_routing.tiny_models import build_tiny_checkpoint
+    from moe_routing.rehearsal.tiny_models import build_tiny_checkpoint
 
     root = tmp_path_factory.mktemp("tiny_models")
     built: dict = {}
@@ -51,7 +51,7 @@ def load_hf():
     """load_hf(path) -> an HFBackend on a checkpoint folder (CPU, float32), loaded once per session."""
     import torch
 
-    from moe_routing.backends import LoadOptions, load_backend
+    from moe_routing.capture.backends import LoadOptions, load_backend
 
     torch.set_num_threads(1)
     loaded: dict = {}

@@ -1,4 +1,4 @@
-"""Small files in every contract a stage reads, written through moe_routing.io (safety tests)."""
+"""Small files in every contract a stage reads, written through moe_routing.core.io (safety tests)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from moe_routing.contracts import ITEMS, routing_metadata
-from moe_routing.io import write_parquet
+from moe_routing.core.contracts import ITEMS, routing_metadata
+from moe_routing.core.io import write_parquet
 
 MOE_LAYERS = [1, 2, 3, 4]
 E, TOP_K = 8, 2

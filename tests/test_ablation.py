@@ -6,14 +6,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from moe_routing.ablation import (
+from moe_routing.xici.ablation import (
     ablation_metrics,
     derangement,
     make_plan,
     metrics_frame,
 )
-from moe_routing.errors import ContractError, MoeRoutingError
-from moe_routing.xici import EXPERTS_SCHEMA
+from moe_routing.core.errors import ContractError, MoeRoutingError
+from moe_routing.xici.identify import EXPERTS_SCHEMA
 
 KEPT = [3, 4, 5]
 E = 8
@@ -133,8 +133,8 @@ def test_metrics_on_hand_made_example():
 
 def test_stages_plan_and_metrics(tmp_path):
     from moe_routing.cli import main
-    from moe_routing.contracts import routing_metadata
-    from moe_routing.io import write_parquet
+    from moe_routing.core.contracts import routing_metadata
+    from moe_routing.core.io import write_parquet
 
     gen = tmp_path / "gen.parquet"
     write_parquet(

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from conftest import ALL_FAMILIES
-from moe_routing.adapters import CompiledPlan, RouterSpec, activation_eps, get_adapter
-from moe_routing.adapters.base import RowPlan, apply_logit_interventions
-from moe_routing.adapters.sigmoid_groups import SigmoidGroupsAdapter
-from moe_routing.adapters.softmax_topk import SoftmaxTopKAdapter
-from moe_routing.backends import GenerationOptions
-from moe_routing.errors import ModelError
+from moe_routing.capture.adapters import CompiledPlan, RouterSpec, activation_eps, get_adapter
+from moe_routing.capture.adapters.base import RowPlan, apply_logit_interventions
+from moe_routing.capture.adapters.sigmoid_groups import SigmoidGroupsAdapter
+from moe_routing.capture.adapters.softmax_topk import SoftmaxTopKAdapter
+from moe_routing.capture.backends import GenerationOptions
+from moe_routing.core.errors import ModelError
 
 ITEMS = pl.DataFrame(
     {
@@ -83,7 +83,7 @@ def test_gating_from_captured_logits_equals_what_experts_received(hf_backend, fa
 
 @pytest.mark.parametrize("family", ["mixtral", "gpt_oss"])
 def test_gating_is_exact_in_bfloat16(tiny_checkpoint, family):
-    from moe_routing.backends import LoadOptions, load_backend
+    from moe_routing.capture.backends import LoadOptions, load_backend
 
     backend = load_backend("hf", str(tiny_checkpoint(family)), LoadOptions(device="cpu", dtype="bfloat16"))
     _, trace, received = traced_run(backend, ITEMS)
@@ -218,7 +218,7 @@ def test_unknown_model_type_is_a_clear_error(tmp_path):
         get_adapter(LlamaConfig())
     # through the backend: fails before loading weights
     LlamaConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=1, intermediate_size=32).save_pretrained(tmp_path)
-    from moe_routing.backends import load_backend
+    from moe_routing.capture.backends import load_backend
 
     with pytest.raises(ModelError, match="llama"):
         load_backend("hf", str(tmp_path))
@@ -237,8 +237,8 @@ def test_model_without_moe_router_is_a_clear_error(tiny_checkpoint, tmp_path):
 def test_tiny_checkpoints_are_reproducible_and_checked(tmp_path):
     from safetensors.torch import load_file
 
-    from moe_routing.errors import ConfigError
-    from moe_routing.tiny_models import build_tiny_checkpoint
+    from moe_routing.core.errors import ConfigError
+    from moe_routing.rehearsal.tiny_models import build_tiny_checkpoint
 
     a = build_tiny_checkpoint("qwen3-moe", tmp_path / "a", seed=3)
     b = build_tiny_checkpoint("qwen3_moe", tmp_path / "b", seed=3)

@@ -10,10 +10,10 @@ import pyarrow as pa
 import pytest
 from scipy import stats
 
-from moe_routing import analysis as an
+from moe_routing.multilingual import analysis as an
 from moe_routing.cli import main
-from moe_routing.contracts import routing_metadata
-from moe_routing.io import write_parquet
+from moe_routing.core.contracts import routing_metadata
+from moe_routing.core.io import write_parquet
 
 MOE_LAYERS = [1, 2, 3, 4, 5, 6, 7]  # model layer indices (layer 0 dense, as in GLM)
 E = 8

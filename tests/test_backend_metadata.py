@@ -7,9 +7,9 @@ import types
 import polars as pl
 import pytest
 
-from moe_routing.backends import GenerationOptions, resolve_dtype
-from moe_routing.contracts import parse_routing_metadata
-from moe_routing.errors import ConfigError
+from moe_routing.capture.backends import GenerationOptions, resolve_dtype
+from moe_routing.core.contracts import parse_routing_metadata
+from moe_routing.core.errors import ConfigError
 
 ITEMS = pl.DataFrame({"item_id": ["i1", "i2"], "lang": ["en"] * 2, "prompt": ["One?", "Two?"], "system": [None] * 2})
 

@@ -1,4 +1,4 @@
-"""SLURM resources derived from the config (moe_routing.cluster), without SLURM.
+"""SLURM resources derived from the config (moe_routing.pipeline.cluster), without SLURM.
 
 The log lines are the ones slurmstepd 22.05 wrote on the test cluster (scripts/slurm_test_cluster.sh)
 when it killed a job for memory (jobacct_gather OverMemoryKill) and for time, and the one a cgroup
@@ -13,9 +13,9 @@ import pytest
 from snakemake.iocontainers import Wildcards
 from workflow_helpers import load_config
 
-from moe_routing import cluster as cl
-from moe_routing.config import validate
-from moe_routing.errors import ConfigError
+from moe_routing.pipeline import cluster as cl
+from moe_routing.pipeline.config import validate
+from moe_routing.core.errors import ConfigError
 
 OVER_MEMORY_LOG = """host: vm
 slurmstepd-vm: error: StepId=2.0 exceeded memory limit (414658560 > 314572800), being killed

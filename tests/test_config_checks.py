@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from moe_routing import config as cfg
-from moe_routing.errors import ConfigError
+from moe_routing.pipeline import config as cfg
+from moe_routing.core.errors import ConfigError
 from workflow_helpers import REPO, load_config
 
 NAME_HINT = "a letter, then letters, digits and _"

@@ -4,7 +4,7 @@ Schemas (checked against the published cards/code, see docs/datasets.md):
 ECLeKTic eclektic_main.jsonl (wide q_id/{l}_q/{l}_a), MultiLoKo GitHub benchmark_data,
 Global-MMLU parquet per config, FLORES+ / facebook/flores, BELEBELE data/{code}.jsonl with
 README configs, MathOctopus MGSM8KInstruct_Parallel.json, AlpaCare, MGSM per-config parquet.
-The rows and files are built by moe_routing.data.mirrors, which writes the rehearsal mirrors
+The rows and files are built by moe_routing.rehearsal.mirrors, which writes the rehearsal mirrors
 (whole synthetic datasets in these layouts: tests/test_mirrors.py).
 """
 
@@ -17,10 +17,10 @@ import pyarrow as pa
 import pytest
 
 from moe_routing.cli import main as cli_main
-from moe_routing.contracts import ITEMS
+from moe_routing.core.contracts import ITEMS
 from moe_routing.data import lang_codes
 from moe_routing.data.loading import describe_load_error, is_auth_error
-from moe_routing.data.mirrors import (
+from moe_routing.rehearsal.mirrors import (
     belebele_record,
     eclektic_records,
     flores_plus_record,
@@ -32,8 +32,8 @@ from moe_routing.data.mirrors import (
     write_readme_configs,
 )
 from moe_routing.data.sources import load_items, parse_option
-from moe_routing.errors import DatasetError
-from moe_routing.io import read_table
+from moe_routing.core.errors import DatasetError
+from moe_routing.core.io import read_table
 
 LANGS12 = "de en es fr he hi id it ja ko pt zh".split()
 

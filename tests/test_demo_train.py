@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from moe_routing.data.demo_world import build_world, items, training_corpus
-from moe_routing.demo_train import (
+from moe_routing.demo.world import build_world, items, training_corpus
+from moe_routing.demo.train import (
     CheckResult,
     TrainConfig,
     better,
@@ -21,8 +21,8 @@ from moe_routing.demo_train import (
     teacher_forced_check,
     train,
 )
-from moe_routing.errors import DatasetError
-from moe_routing.io import write_parquet
+from moe_routing.core.errors import DatasetError
+from moe_routing.core.io import write_parquet
 
 LANGS = ("en", "de", "sv")
 TINY = dict(
@@ -200,8 +200,8 @@ def test_tokenizer_keeps_invented_names_whole():
 
 
 def test_default_world_has_no_unknown_words():
-    from moe_routing.data.demo_world import template_texts
-    from moe_routing.demo_train import corpus_texts
+    from moe_routing.demo.world import template_texts
+    from moe_routing.demo.train import corpus_texts
 
     world = build_world(n_entities=240, seed=0)
     tok = build_tokenizer(corpus_texts(training_corpus(world)) + template_texts())

@@ -8,9 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from moe_routing.cli import main as cli_main
-from moe_routing.contracts import ITEMS
-from moe_routing.data.demo_templates import FACT_SYSTEM, LANGUAGES, LETTERS, RELATIONS, TASK
-from moe_routing.data.demo_world import (
+from moe_routing.core.contracts import ITEMS
+from moe_routing.demo.templates import FACT_SYSTEM, LANGUAGES, LETTERS, RELATIONS, TASK
+from moe_routing.demo.world import (
     DATASETS,
     build_world,
     coverage_summary,
@@ -21,8 +21,8 @@ from moe_routing.data.demo_world import (
     world_summary_path,
     write_world,
 )
-from moe_routing.errors import DatasetError
-from moe_routing.io import read_table
+from moe_routing.core.errors import DatasetError
+from moe_routing.core.io import read_table
 
 LANGS = ("en", "de", "fr", "es", "tr")
 

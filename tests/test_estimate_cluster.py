@@ -10,8 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from moe_routing.contracts import routing_metadata, run_metadata
-from moe_routing.io import write_parquet
+from moe_routing.core.contracts import routing_metadata, run_metadata
+from moe_routing.core.io import write_parquet
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from moe_routing import figures_xici
-from moe_routing.io import write_parquet
+from moe_routing.xici import figures as figures_xici
+from moe_routing.core.io import write_parquet
 
 
 def _metrics(dataset, condition, cap, broken, orig_correct, gained, orig_wrong, questions=2, experts=5):

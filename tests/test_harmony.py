@@ -7,10 +7,10 @@ import re
 import pyarrow as pa
 import pytest
 
-from moe_routing.adapters import ADAPTERS
-from moe_routing.adapters.topk_softmax import harmony_final
-from moe_routing.backends import GenerationOptions, generations_table, render_prompt
-from moe_routing.stand_ins import build_stand_in_tokenizer, get
+from moe_routing.capture.adapters import ADAPTERS
+from moe_routing.capture.adapters.topk_softmax import harmony_final
+from moe_routing.capture.backends import GenerationOptions, generations_table, render_prompt
+from moe_routing.rehearsal.stand_ins import build_stand_in_tokenizer, get
 
 GPT_OSS = ADAPTERS["gpt_oss"]
 

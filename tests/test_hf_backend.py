@@ -9,10 +9,10 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from moe_routing.backends import GenerationOptions
+from moe_routing.capture.backends import GenerationOptions
 from moe_routing.cli import main
-from moe_routing.contracts import GENERATIONS
-from moe_routing.io import read_routing_metadata, write_parquet
+from moe_routing.core.contracts import GENERATIONS
+from moe_routing.core.io import read_routing_metadata, write_parquet
 
 ITEMS = pl.DataFrame(
     {
@@ -250,7 +250,7 @@ def test_generate_stage_items_missing_column_leaves_no_output(files, capsys):
 
 
 def test_silent_router_hooks_are_an_error(hf_backend, monkeypatch):
-    from moe_routing.errors import ModelError
+    from moe_routing.core.errors import ModelError
 
     backend = hf_backend("olmoe")
     block = backend.sites[0].router
@@ -265,7 +265,7 @@ def test_device_map_loading_gives_the_same_routing(tiny_checkpoint, hf_backend):
     import numpy as np
     import polars as pl
 
-    from moe_routing.backends import GenerationOptions, LoadOptions, load_backend
+    from moe_routing.capture.backends import GenerationOptions, LoadOptions, load_backend
 
     path = tiny_checkpoint("qwen3_moe")
     mapped = load_backend("hf", str(path), LoadOptions(device="cpu", dtype="float32", extra={"device_map": {"": "cpu"}}))
@@ -288,8 +288,8 @@ def test_device_map_loading_gives_the_same_routing(tiny_checkpoint, hf_backend):
 
 
 def test_unknown_engine_option_is_a_clear_error(tiny_checkpoint):
-    from moe_routing.backends import LoadOptions, load_backend
-    from moe_routing.errors import ConfigError
+    from moe_routing.capture.backends import LoadOptions, load_backend
+    from moe_routing.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="tensor_parallel_size"):
         load_backend("hf", str(tiny_checkpoint("qwen3_moe")), LoadOptions(device="cpu", extra={"tensor_parallel_size": 2}))
@@ -299,7 +299,7 @@ def test_only_intervened_with_nothing_to_reask_writes_an_empty_file(tiny_checkpo
     """An ablation plan with no question in this language still yields a valid (empty) generations file."""
     import polars as pl
 
-    from moe_routing.contracts import GENERATIONS, INTERVENTIONS
+    from moe_routing.core.contracts import GENERATIONS, INTERVENTIONS
 
     items = pl.DataFrame(
         {"item_id": ["a"], "lang": ["en"], "prompt": ["hello"], "system": [None], "answers": [["x"]], "choices": [None]},

@@ -1,4 +1,4 @@
-"""Input contracts where data enter a stage (contracts.check via moe_routing.io): bad items and bad
+"""Input contracts where data enter a stage (contracts.check via moe_routing.core.io): bad items and bad
 routing arrays are one line naming file, column and row, before any output is written."""
 
 from __future__ import annotations
@@ -8,9 +8,10 @@ import pyarrow as pa
 import pytest
 from synthetic_files import MOE_LAYERS, E, generations_table, items_table, judgments_table, routing_arrays
 
-from moe_routing import contracts, io
+from moe_routing.core import contracts
+from moe_routing.core import io
 from moe_routing.cli import main
-from moe_routing.errors import EXIT_BAD_INPUT, ContractError
+from moe_routing.core.errors import EXIT_BAD_INPUT, ContractError
 
 N = 8
 
@@ -246,7 +247,7 @@ def test_the_check_covers_every_routing_column(tmp_path, monkeypatch):
 
 def test_generate_does_not_write_nan_routing(tmp_path, capsys, monkeypatch):
     """A model whose router produced NaN (fp16 overflow): generate fails naming the file it would write."""
-    from moe_routing import backends
+    from moe_routing.capture import backends
 
     class NanBackend:
         moe_layers, num_experts, load_seconds = MOE_LAYERS, E, 0.0

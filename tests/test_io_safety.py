@@ -1,5 +1,5 @@
 """Damaged files and file-system faults: one line naming the file, a distinct exit code, nothing
-half-written. Page checksums and the footer check (moe_routing.io), the fsync of atomic writes,
+half-written. Page checksums and the footer check (moe_routing.core.io), the fsync of atomic writes,
 disk full, unreadable files and out of GPU memory through the CLI."""
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import pyarrow.parquet as pq
 import pytest
 from synthetic_files import generations_table, judgments_table, write_study
 
-from moe_routing import io
+from moe_routing.core import io
 from moe_routing.cli import main
-from moe_routing.contracts import EXPERTS, INTERVENTIONS
-from moe_routing.errors import EXIT_BAD_INPUT, EXIT_FILE_FAULT, EXIT_OUT_OF_MEMORY, ContractError
-from moe_routing.footer_check import FOOTER_CHECK_KEYS
+from moe_routing.core.contracts import EXPERTS, INTERVENTIONS
+from moe_routing.core.errors import EXIT_BAD_INPUT, EXIT_FILE_FAULT, EXIT_OUT_OF_MEMORY, ContractError
+from moe_routing.core.footer_check import FOOTER_CHECK_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 40  # items per language: routing pages of a few KB, so "the middle" of a file is page data
@@ -412,7 +412,7 @@ class _OomBackend:
     ],
 )
 def test_out_of_gpu_memory(study, tmp_path, capsys, monkeypatch, make):
-    from moe_routing import backends
+    from moe_routing.capture import backends
 
     monkeypatch.setattr(backends, "load_backend", lambda *a, **k: _OomBackend(make()))
     out = tmp_path / "out"
@@ -440,7 +440,7 @@ def test_out_of_gpu_memory(study, tmp_path, capsys, monkeypatch, make):
 
 
 def test_other_runtime_errors_are_not_mistaken_for_oom(study, tmp_path, monkeypatch):
-    from moe_routing import backends
+    from moe_routing.capture import backends
 
     monkeypatch.setattr(backends, "load_backend", lambda *a, **k: _OomBackend(RuntimeError("shape mismatch")))
     with pytest.raises(RuntimeError, match="shape mismatch"):
@@ -460,8 +460,8 @@ def test_other_runtime_errors_are_not_mistaken_for_oom(study, tmp_path, monkeypa
 
 def test_disk_full_while_saving_a_model_leaves_no_half_model(tmp_path):
     """safetensors reports ENOSPC as its own exception type; the demo model's folder swap still cleans up."""
-    from moe_routing.demo_train import TrainReport, save
-    from moe_routing.errors import FileFault
+    from moe_routing.demo.train import TrainReport, save
+    from moe_routing.core.errors import FileFault
 
     class Full:
         def save_pretrained(self, folder):

@@ -1,4 +1,4 @@
-"""What the rules read and the options they pass (moe_routing.jobs), without Snakemake."""
+"""What the rules read and the options they pass (moe_routing.pipeline.jobs), without Snakemake."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from types import SimpleNamespace as W
 
 import pytest
 
-from moe_routing import config as cfg
-from moe_routing.jobs import Jobs, as_named, flat
-from moe_routing.plan import Plan
+from moe_routing.pipeline import config as cfg
+from moe_routing.pipeline.jobs import Jobs, as_named, flat
+from moe_routing.pipeline.plan import Plan
 from workflow_helpers import REPO, load_config
 
 

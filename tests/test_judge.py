@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from moe_routing import judge as J
+from moe_routing.judging import judge as J
 from moe_routing.cli import main
-from moe_routing.contracts import GENERATIONS_BASE, ITEMS
-from moe_routing.io import read_frame, write_parquet
+from moe_routing.core.contracts import GENERATIONS_BASE, ITEMS
+from moe_routing.core.io import read_frame, write_parquet
 
 CHOICES = ["London", "Paris", "Rome", "Berlin"]
 
@@ -278,7 +278,7 @@ def test_llm_judge_needs_backend_and_answers():
 def test_judge_stage_closes_its_judge_model(tmp_path, monkeypatch):
     """The stage stops an LLM judge's engine when done, and when judging fails (a vLLM judge would
     otherwise keep the job waiting for the engine's own shutdown at exit)."""
-    import moe_routing.backends
+    import moe_routing.capture.backends
 
     closed = []
 
@@ -286,7 +286,7 @@ def test_judge_stage_closes_its_judge_model(tmp_path, monkeypatch):
         def close(self):
             closed.append(True)
 
-    monkeypatch.setattr(moe_routing.backends, "load_backend", lambda *a, **k: Closing())
+    monkeypatch.setattr(moe_routing.capture.backends, "load_backend", lambda *a, **k: Closing())
     ip, gp = tmp_path / "fr.parquet", tmp_path / "gen.parquet"
     write_parquet(pa.Table.from_pylist(ITEMS_ROWS, schema=ITEMS), ip)
     write_parquet(gens_frame(GEN_ROWS), gp)

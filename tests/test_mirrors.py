@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from moe_routing.cli import main as cli_main
-from moe_routing.contracts import ITEMS
+from moe_routing.core.contracts import ITEMS
 from moe_routing.data.global_mmlu import MEDICAL_SUBJECTS
-from moe_routing.data.mirrors import MIRRORS, write_mirror
+from moe_routing.rehearsal.mirrors import MIRRORS, write_mirror
 from moe_routing.data.sources import load_items
-from moe_routing.data.synthetic_text import script_of
-from moe_routing.errors import DatasetError
-from moe_routing.io import read_table
+from moe_routing.rehearsal.synthetic_text import script_of
+from moe_routing.core.errors import DatasetError
+from moe_routing.core.io import read_table
 
 # source -> (languages, loader options as in the paper configs)
 CASES = {

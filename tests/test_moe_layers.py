@@ -8,8 +8,8 @@ import types
 import pytest
 
 from conftest import ALL_FAMILIES
-from moe_routing.adapters import get_adapter
-from moe_routing.errors import ModelError
+from moe_routing.capture.adapters import get_adapter
+from moe_routing.core.errors import ModelError
 
 # (family, config.json changes, MoE layers of the 4-layer tiny model): the tiny defaults, then
 # layouts with dense layers as the real checkpoints have them (GLM-4.5-Air: first_k_dense_replace=1)

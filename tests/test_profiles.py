@@ -1,4 +1,4 @@
-"""The Snakemake profiles: the slurm profile submits every job with the resources moe_routing.cluster derives.
+"""The Snakemake profiles: the slurm profile submits every job with the resources moe_routing.pipeline.cluster derives.
 
 SLURM is replaced by stub commands on PATH that log their arguments; sbatch hands out job ids (and
 for generation jobs writes into the job's log what slurmstepd writes when it kills a job for memory),
@@ -79,7 +79,7 @@ CONFIG = {
 SNAKEFILE = """
 import sys
 sys.path.insert(0, "@WORKFLOW@")
-from moe_routing import cluster
+from moe_routing.pipeline import cluster
 
 cluster.check_config(config)
 
@@ -155,7 +155,7 @@ def test_profile_is_valid_yaml(name):
 
 
 def test_cluster_template_is_a_valid_config_overlay():
-    from moe_routing.config import validate
+    from moe_routing.pipeline.config import validate
 
     overlay = yaml.safe_load((PROFILES / "slurm" / "cluster.yaml").read_text())
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())

@@ -21,9 +21,9 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
-from moe_routing.backends import GenerationOptions
+from moe_routing.capture.backends import GenerationOptions
 from moe_routing.cli import main
-from moe_routing.io import write_parquet
+from moe_routing.core.io import write_parquet
 
 FAMILIES = ("qwen3_moe", "olmoe", "mixtral", "gpt_oss", "phimoe")
 SENTENCES = {

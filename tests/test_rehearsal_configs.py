@@ -9,9 +9,9 @@ import pytest
 import yaml
 from snakemake.utils import update_config
 
-from moe_routing.config import SCHEMA, validate
-from moe_routing.data.mirrors import MIRRORS, mirror_folder
-from moe_routing.stand_ins import STAND_INS
+from moe_routing.pipeline.config import SCHEMA, validate
+from moe_routing.rehearsal.mirrors import MIRRORS, mirror_folder
+from moe_routing.rehearsal.stand_ins import STAND_INS
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPERS = ("xici-paper", "routing-paper")
@@ -67,7 +67,7 @@ def test_schema_lists_exactly_the_stand_ins():
 
 def test_vllm_environment_file_is_a_conda_environment():
     """envs/vllm.yaml (rules' conda env for backend: vllm): conda's format, vLLM at the version the backend verifies."""
-    from moe_routing.backends.vllm import VERIFIED_VLLM_VERSION
+    from moe_routing.capture.backends.vllm import VERIFIED_VLLM_VERSION
 
     env = yaml.safe_load((ROOT / "envs" / "vllm.yaml").read_text())
     assert set(env) <= {"name", "channels", "dependencies", "variables"} and env["name"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from moe_routing.backends import (
+from moe_routing.capture.backends import (
     ASSISTANT_TURN,
     CONTENT_SCOPE,
     GenerationOptions,
@@ -14,8 +14,8 @@ from moe_routing.backends import (
     render,
     render_prompt,
 )
-from moe_routing.errors import ConfigError
-from moe_routing.tiny_models import build_tokenizer
+from moe_routing.core.errors import ConfigError
+from moe_routing.rehearsal.tiny_models import build_tokenizer
 
 # Qwen3's ways with the last assistant turn: an empty think block before it, its leading newlines
 # stripped; the user turn trimmed (the demo template's `| trim`)

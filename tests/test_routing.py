@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from conftest import ALL_FAMILIES
-from moe_routing.backends import GenerationOptions
-from moe_routing.routing import RoutingAccumulator, sample_pairs, token_consistency
+from moe_routing.capture.backends import GenerationOptions
+from moe_routing.capture.accumulator import RoutingAccumulator, sample_pairs, token_consistency
 
 ITEMS = pl.DataFrame(
     {

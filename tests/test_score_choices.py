@@ -8,10 +8,10 @@ import polars as pl
 import pytest
 import torch
 from conftest import mc_items
-from moe_routing.backends import GenerationOptions
+from moe_routing.capture.backends import GenerationOptions
 from moe_routing.cli import main
-from moe_routing.io import read_frame, write_parquet
-from moe_routing.judge import judge_frame
+from moe_routing.core.io import read_frame, write_parquet
+from moe_routing.judging.judge import judge_frame
 
 LETTERS = "ABCD"
 ITEMS = mc_items()

@@ -4,7 +4,7 @@ Start one with `bash scripts/slurm_test_cluster.sh start [--no-accounting]` (roo
 runs these tests in both accounting modes); without one every test here is skipped. The Snakefile is
 written here: it mirrors the workflow's rule names and resource shapes (generation per model and
 language from the model's `resources`, judging as a small job, the outcome table as a local rule) and
-wires moe_routing.cluster as the workflow does. What SLURM did is read back from squeue, which keeps
+wires moe_routing.pipeline.cluster as the workflow does. What SLURM did is read back from squeue, which keeps
 finished jobs for MinJobAge (300 s), by the run ID the executor gives every job as its name.
 """
 
@@ -31,7 +31,7 @@ OOM_MB = 600  # the first attempt of generate[oom] gets this much and uses more
 SNAKEFILE = r"""
 import sys
 sys.path.insert(0, "@WORKFLOW@")
-from moe_routing import cluster
+from moe_routing.pipeline import cluster
 
 cluster.check_config(config)
 
@@ -306,7 +306,7 @@ def demo_workdir(tmp_path_factory, node):
     random checkpoint built here instead of the training (MOE_SLURM_DEMO_CONFIG: another config to start from)."""
     if os.environ.get("MOE_SLURM_DEMO") != "1":
         pytest.skip("the real workflow through SLURM runs with MOE_SLURM_DEMO=1 (scripts/test_slurm.sh sets it once)")
-    from moe_routing.tiny_models import build_tiny_checkpoint
+    from moe_routing.rehearsal.tiny_models import build_tiny_checkpoint
     from workflow_helpers import copy_workflow
 
     root = copy_workflow(tmp_path_factory.mktemp("slurm_demo"))

@@ -9,11 +9,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from moe_routing.backends import GenerationOptions, render_prompt
+from moe_routing.capture.backends import GenerationOptions, render_prompt
 from moe_routing.cli import main as cli_main
-from moe_routing.errors import ConfigError
-from moe_routing.judge import judge_frame, parse_yes_no
-from moe_routing.stand_ins import ANSWER_TOKENS, STAND_INS, build_stand_in, get, token_class
+from moe_routing.core.errors import ConfigError
+from moe_routing.judging.judge import judge_frame, parse_yes_no
+from moe_routing.rehearsal.stand_ins import ANSWER_TOKENS, STAND_INS, build_stand_in, get, token_class
 
 SYSTEM = "In just a few words, answer in the language of the question."
 # what each template makes of a system + user turn with thinking off (the models' documented formats)

@@ -9,9 +9,9 @@ import pytest
 pytestmark = pytest.mark.vllm
 vllm = pytest.importorskip("vllm", reason="vllm is not installed (create .venv-vllm with scripts/setup_vllm.sh)")
 
-from moe_routing.adapters import get_adapter  # noqa: E402
-from moe_routing.backends import GenerationOptions, render_prompt  # noqa: E402
-from moe_routing.stand_ins import build_stand_in, judge_prompt_ids  # noqa: E402
+from moe_routing.capture.adapters import get_adapter  # noqa: E402
+from moe_routing.capture.backends import GenerationOptions, render_prompt  # noqa: E402
+from moe_routing.rehearsal.stand_ins import build_stand_in, judge_prompt_ids  # noqa: E402
 
 SYSTEM = "In just a few words, answer in the language of the question."
 # (hub id, judge?): the models and the judge the paper configs run with backend: vllm (the judge covers

@@ -7,13 +7,13 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from moe_routing import analysis
-from moe_routing import steering as S
-from moe_routing.steering import comparison_delta
+from moe_routing.multilingual import analysis
+from moe_routing.multilingual import steering as S
+from moe_routing.multilingual.steering import comparison_delta
 from moe_routing.cli import main
-from moe_routing.contracts import INTERVENTIONS, JUDGMENTS
-from moe_routing.errors import ConfigError, InterventionError
-from moe_routing.io import read_frame, write_parquet
+from moe_routing.core.contracts import INTERVENTIONS, JUDGMENTS
+from moe_routing.core.errors import ConfigError, InterventionError
+from moe_routing.core.io import read_frame, write_parquet
 
 MOE_LAYERS = [0, 1, 2, 3, 4, 5]
 E = 6
@@ -211,7 +211,7 @@ def test_steer_plan_and_table_stages(tmp_path):
 
 
 def _items(prompts: dict[str, list[str]]) -> pl.DataFrame:
-    from moe_routing.contracts import ITEMS
+    from moe_routing.core.contracts import ITEMS
 
     rows = [
         {"item_id": f"i{n}", "lang": lang, "prompt": p, "system": None, "answers": ["1"], "choices": None}
@@ -224,8 +224,8 @@ def _items(prompts: dict[str, list[str]]) -> pl.DataFrame:
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["activate", "soft"])
 def test_steering_changes_routing_only_from_target_layer_on_and_only_for_chosen_experts(hf_backend, mode):
-    from moe_routing import analysis as an
-    from moe_routing.backends import GenerationOptions
+    from moe_routing.multilingual import analysis as an
+    from moe_routing.capture.backends import GenerationOptions
 
     backend = hf_backend("qwen3_moe")  # 3 MoE layers, 8 experts, top-2
     layers, n_exp, k = backend.moe_layers, backend.num_experts, backend.top_k

@@ -7,8 +7,8 @@ import polars as pl
 import pytest
 
 from moe_routing.cli import main
-from moe_routing.errors import ContractError
-from moe_routing.io import write_parquet
+from moe_routing.core.errors import ContractError
+from moe_routing.core.io import write_parquet
 
 LANGS = ["en", "de", "fr", "sw"]
 
@@ -144,7 +144,7 @@ def test_ablation_table_stage(tmp_path):
 
 
 def test_missing_condition_gives_empty_cells():
-    from moe_routing.tables import ablation_table
+    from moe_routing.xici.tables import ablation_table
 
     s = pl.DataFrame({"item_id": ["a", "b"], "outcome": ["mixed", "mixed"], "n_langs": [3, 3]})
     m = pl.DataFrame([_metrics_row("d", "xici", np.random.default_rng(1))])

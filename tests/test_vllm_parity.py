@@ -34,17 +34,17 @@ from conftest import mc_items
 pytestmark = pytest.mark.vllm
 vllm = pytest.importorskip("vllm", reason="vllm is not installed (create .venv-vllm with scripts/setup_vllm.sh)")
 
-from moe_routing.backends import GenerationOptions, LoadOptions, load_backend  # noqa: E402
-from moe_routing.backends.vllm import (  # noqa: E402
+from moe_routing.capture.backends import GenerationOptions, LoadOptions, load_backend  # noqa: E402
+from moe_routing.capture.backends.vllm import (  # noqa: E402
     BIND_ENV,
     VERIFIED_VLLM_VERSION,
     check_vllm_version,
     cpu_thread_binding,
 )
-from moe_routing.contracts import parse_routing_metadata  # noqa: E402
-from moe_routing.errors import ConfigError  # noqa: E402
-from moe_routing.io import read_routing_metadata  # noqa: E402
-from moe_routing.tiny_models import build_tiny_checkpoint  # noqa: E402
+from moe_routing.core.contracts import parse_routing_metadata  # noqa: E402
+from moe_routing.core.errors import ConfigError  # noqa: E402
+from moe_routing.core.io import read_routing_metadata  # noqa: E402
+from moe_routing.rehearsal.tiny_models import build_tiny_checkpoint  # noqa: E402
 
 ROUTING = ("weights", "softmax_mean", "freq", "entropy", "consistency", "topk_mean")
 TOL = 1e-4
@@ -258,7 +258,7 @@ def test_a_preempted_batch_runs_again_in_halves(qwen, monkeypatch):
     would count twice (the rehearsal saw it with GPT-OSS's sliding-window layers): such a batch is
     discarded and run again in halves, and the results are exact. The engine here says "preempted" for
     any batch of more than 2 items."""
-    from moe_routing.backends.vllm import Preempted
+    from moe_routing.capture.backends.vllm import Preempted
 
     hf, vl = qwen
     tries, run_chunk = [], vl._run_chunk
@@ -361,7 +361,7 @@ def test_generate_stage_with_vllm_backend(tmp_path, tmp_path_factory, monkeypatc
     import pyarrow.parquet as pq
 
     from moe_routing.cli import main
-    from moe_routing.io import write_parquet
+    from moe_routing.core.io import write_parquet
 
     monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     model = _checkpoint(tmp_path_factory, "qwen3_moe")

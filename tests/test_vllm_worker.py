@@ -8,10 +8,10 @@ import polars as pl
 import pytest
 import torch
 
-from moe_routing import interventions as iv
-from moe_routing.adapters import ADAPTERS, activation_eps, get_adapter
-from moe_routing.backends.vllm import cpu_thread_binding, fit_batches
-from moe_routing.backends.vllm_worker import (
+from moe_routing.capture import interventions as iv
+from moe_routing.capture.adapters import ADAPTERS, activation_eps, get_adapter
+from moe_routing.capture.backends.vllm import cpu_thread_binding, fit_batches
+from moe_routing.capture.backends.vllm_worker import (
     counted_rows,
     dense_plan,
     digest,
@@ -22,7 +22,7 @@ from moe_routing.backends.vllm_worker import (
     unpack_array,
     unpack_mask,
 )
-from moe_routing.errors import ConfigError, ModelError
+from moe_routing.core.errors import ConfigError, ModelError
 
 
 def test_sparse_plan_rebuilds_the_compiled_plan_bit_for_bit():

@@ -7,11 +7,11 @@ import re
 
 import pytest
 
-from moe_routing import config as cfg
-from moe_routing import paths
-from moe_routing.commands import cli_flags
-from moe_routing.errors import ConfigError
-from moe_routing.plan import Plan, chunks
+from moe_routing.pipeline import config as cfg
+from moe_routing.pipeline import paths
+from moe_routing.pipeline.commands import cli_flags
+from moe_routing.core.errors import ConfigError
+from moe_routing.pipeline.plan import Plan, chunks
 from workflow_helpers import REPO, dry_run, load_config, snakemake, write_config
 
 

@@ -9,9 +9,9 @@ import json
 import polars as pl
 import pytest
 
-from moe_routing import config as cfg
-from moe_routing.errors import ConfigError
-from moe_routing.tiny_models import build_tiny_checkpoint
+from moe_routing.pipeline import config as cfg
+from moe_routing.core.errors import ConfigError
+from moe_routing.rehearsal.tiny_models import build_tiny_checkpoint
 from workflow_helpers import copy_workflow, load_config, snakemake, write_config
 
 pytestmark = pytest.mark.slow

@@ -11,10 +11,10 @@ import pytest
 from scipy.stats import mannwhitneyu
 from statsmodels.stats.multitest import multipletests
 
-from moe_routing.contracts import routing_metadata
-from moe_routing.errors import ContractError, MoeRoutingError
-from moe_routing.io import write_parquet
-from moe_routing.xici import (
+from moe_routing.core.contracts import routing_metadata
+from moe_routing.core.errors import ContractError, MoeRoutingError
+from moe_routing.core.io import write_parquet
+from moe_routing.xici.identify import (
     RoutingData,
     XiciSettings,
     identify,

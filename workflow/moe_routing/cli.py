@@ -5,7 +5,7 @@ Each stage lives in ``moe_routing/stages/<module>.py`` and exposes
 Stages are imported lazily so that `--help` and light stages do not import torch.
 
 Every failure the user can act on is one line on stderr, without a traceback, and an exit code
-that says what kind it is (``moe_routing.errors``): 2 bad input, 74 a file the operating system
+that says what kind it is (``moe_routing.core.errors``): 2 bad input, 74 a file the operating system
 cannot read or write (disk full included), 75 out of GPU memory (retry with a smaller batch).
 """
 
@@ -16,8 +16,8 @@ import importlib
 import logging
 import sys
 
-from moe_routing import faults
-from moe_routing.errors import MoeRoutingError
+from moe_routing.core import faults
+from moe_routing.core.errors import MoeRoutingError
 
 # stage name on the command line -> module under moe_routing.stages
 STAGES: dict[str, str] = {
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:
             if faults.is_out_of_memory(exc):
                 raise faults.out_of_memory(args.stage, getattr(args, "batch_size", None)) from exc
-            # a file-system fault outside moe_routing.io (loading or saving a model)
+            # a file-system fault outside moe_routing.core.io (loading or saving a model)
             raise faults.os_fault(exc) or exc
     except MoeRoutingError as exc:
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)

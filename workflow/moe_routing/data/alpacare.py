@@ -15,7 +15,7 @@ from moe_routing.data import lang_codes
 from moe_routing.data.items import Item, finalize, text
 from moe_routing.data.loading import load_split, require_columns
 from moe_routing.data.options import SourceOptions, reject_options
-from moe_routing.errors import DatasetError
+from moe_routing.core.errors import DatasetError
 
 NAME = "alpacare"
 DEFAULT_PATH = "lavita/AlpaCare-MedInstruct-52k"

@@ -17,7 +17,7 @@ from moe_routing.data import lang_codes
 from moe_routing.data.items import MC_LETTERS, Item, finalize, mc_prompt, text
 from moe_routing.data.loading import load_split, require_columns
 from moe_routing.data.options import SourceOptions, reject_options
-from moe_routing.errors import DatasetError
+from moe_routing.core.errors import DatasetError
 
 NAME = "belebele"
 DEFAULT_PATH = "facebook/belebele"

@@ -16,7 +16,7 @@ from moe_routing.data import lang_codes
 from moe_routing.data.items import XICI_SYSTEM, Item, finalize, text
 from moe_routing.data.loading import load_split, require_columns
 from moe_routing.data.options import SourceOptions, reject_options
-from moe_routing.errors import DatasetError
+from moe_routing.core.errors import DatasetError
 
 NAME = "eclektic"
 DEFAULT_PATH = "ura-hcmut/ECLeKTic"

@@ -45,7 +45,7 @@ from moe_routing.data.items import (
 )
 from moe_routing.data.loading import load_split, require_columns
 from moe_routing.data.options import SourceOptions, reject_options
-from moe_routing.errors import DatasetError
+from moe_routing.core.errors import DatasetError
 
 log = logging.getLogger(__name__)
 

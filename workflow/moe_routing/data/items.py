@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from moe_routing.contracts import ITEMS
+from moe_routing.core.contracts import ITEMS
 from moe_routing.data.options import SourceOptions
-from moe_routing.errors import DatasetError
+from moe_routing.core.errors import DatasetError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from moe_routing.errors import DatasetError
+from moe_routing.core.errors import DatasetError
 
 # workflow/moe_routing/data/lang_codes.py -> repository root
 REPO_ROOT = Path(__file__).resolve().parents[3]

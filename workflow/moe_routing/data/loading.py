@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from moe_routing.errors import DatasetError
+from moe_routing.core.errors import DatasetError
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from moe_routing.data import lang_codes
 from moe_routing.data.items import Item, finalize, text
 from moe_routing.data.loading import load_split, require_columns
 from moe_routing.data.options import SourceOptions
-from moe_routing.errors import DatasetError
+from moe_routing.core.errors import DatasetError
 
 NAME = "mgsm"
 DEFAULT_PATH = "juletxara/mgsm"

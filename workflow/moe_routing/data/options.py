@@ -10,7 +10,7 @@ import inspect
 import typing
 from dataclasses import dataclass, fields
 
-from moe_routing.errors import DatasetError
+from moe_routing.core.errors import DatasetError
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pyarrow as pa
 from moe_routing.data.items import XICI_SYSTEM, Item, finalize, text
 from moe_routing.data.loading import load_split, require_columns
 from moe_routing.data.options import SourceOptions, reject_options
-from moe_routing.errors import DatasetError
+from moe_routing.core.errors import DatasetError
 
 NAME = "paraphrases"
 DEFAULT_PATH = None  # there is no hub copy: the file is the user's

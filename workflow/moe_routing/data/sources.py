@@ -13,7 +13,7 @@ from types import ModuleType
 import pyarrow as pa
 
 from moe_routing.data.options import COMMON_OPTIONS, SourceOptions, own_options
-from moe_routing.errors import DatasetError
+from moe_routing.core.errors import DatasetError
 
 SOURCES: dict[str, str] = {
     "eclektic": "eclektic",

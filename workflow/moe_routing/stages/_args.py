@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from moe_routing.errors import ConfigError
+from moe_routing.core.errors import ConfigError
 
 
 def named_path(text: str) -> tuple[str, str]:

@@ -23,8 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from moe_routing.ablation import ablation_metrics, metrics_frame
-    from moe_routing.io import read_frame, write_parquet, write_tsv
+    from moe_routing.xici.ablation import ablation_metrics, metrics_frame
+    from moe_routing.core.io import read_frame, write_parquet, write_tsv
 
     def judgments(paths):
         return pl.concat([read_frame(p, contract="judgments").select("item_id", "lang", "correct") for p in paths])

@@ -26,10 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from moe_routing.ablation import make_plan
-    from moe_routing.errors import ContractError
-    from moe_routing.io import read_frame, read_routing_metadata, write_parquet
-    from moe_routing.xici import kept_layer_positions
+    from moe_routing.xici.ablation import make_plan
+    from moe_routing.core.errors import ContractError
+    from moe_routing.core.io import read_frame, read_routing_metadata, write_parquet
+    from moe_routing.xici.identify import kept_layer_positions
 
     meta = read_routing_metadata(args.generations[0])
     for g in args.generations[1:]:

@@ -19,9 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from moe_routing.errors import ConfigError
-    from moe_routing.io import read_frame, write_tsv
-    from moe_routing.tables import ablation_table
+    from moe_routing.core.errors import ConfigError
+    from moe_routing.core.io import read_frame, write_tsv
+    from moe_routing.xici.tables import ablation_table
 
     summaries = {
         name: read_frame(path, required=["item_id", "outcome", "n_langs"])
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 def read_metrics(path: str):
     import polars as pl
 
-    from moe_routing.io import read_frame, read_tsv
+    from moe_routing.core.io import read_frame, read_tsv
 
     if str(path).endswith(".parquet"):
         return read_frame(path, required=["dataset", "condition"])

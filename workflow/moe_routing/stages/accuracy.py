@@ -25,9 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from moe_routing.errors import ContractError
-    from moe_routing.io import read_frame, write_tsv
-    from moe_routing.judge import accuracy_table
+    from moe_routing.core.errors import ContractError
+    from moe_routing.core.io import read_frame, write_tsv
+    from moe_routing.judging.judge import accuracy_table
 
     frames = [read_frame(p, "judgments").select("item_id", "lang", "correct") for p in args.judgments]
     judgments = pl.concat(frames)

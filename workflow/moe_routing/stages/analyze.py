@@ -23,7 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="generations with routing of a parallel corpus; rows are grouped by their lang column (a file may hold several languages)",
     )
     p.add_argument("--english", default="en", help="language the others are compared with (default en)")
-    p.add_argument("--out-dir", required=True, help="directory for the TSV tables (names: moe_routing.paths.ROUTING_TABLES)")
+    p.add_argument(
+        "--out-dir", required=True, help="directory for the TSV tables (names: moe_routing.pipeline.paths.ROUTING_TABLES)"
+    )
     p.add_argument(
         "--accuracy",
         metavar="A.tsv",
@@ -48,7 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--tau", nargs="+", type=float, default=[0.3], help="Δ thresholds for expert identification (default 0.3)")
     p.add_argument(
-        "--figures-dir", help="directory for the PNG figures (names: moe_routing.paths.ROUTING_FIGURES; none when left out)"
+        "--figures-dir",
+        help="directory for the PNG figures (names: moe_routing.pipeline.paths.ROUTING_FIGURES; none when left out)",
     )
     p.add_argument("--delta-layer", type=int, help="model layer shown in the Δ figure (default: the layer with the largest Δ)")
     p.add_argument(
@@ -63,8 +66,8 @@ def read_routing(paths: list[str], importance: str):
     it), and each file's routing layout."""
     import polars as pl
 
-    from moe_routing import analysis as an
-    from moe_routing.io import read_frame, read_routing_metadata
+    from moe_routing.multilingual import analysis as an
+    from moe_routing.core.io import read_frame, read_routing_metadata
 
     needed = an.needed_columns(importance)
     frames, shapes = [], {}
@@ -83,7 +86,7 @@ def read_routing(paths: list[str], importance: str):
 def _task_rows(frame, name: str, english: str):
     import polars as pl
 
-    from moe_routing.errors import ConfigError
+    from moe_routing.core.errors import ConfigError
 
     langs = sorted(set(frame["lang"].to_list()))
     if english in langs:
@@ -96,8 +99,8 @@ def _task_rows(frame, name: str, english: str):
 def read_accuracy(path: str):
     import polars as pl
 
-    from moe_routing.errors import ConfigError
-    from moe_routing.io import read_tsv
+    from moe_routing.core.errors import ConfigError
+    from moe_routing.core.io import read_tsv
 
     accuracy = read_tsv(path, required=["lang", "accuracy"])
     try:
@@ -107,11 +110,11 @@ def read_accuracy(path: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from moe_routing import analysis as an
-    from moe_routing.errors import ConfigError
-    from moe_routing.io import write_tsv
-    from moe_routing.paths import ROUTING_TABLES
-    from moe_routing.steering import parse_layers
+    from moe_routing.multilingual import analysis as an
+    from moe_routing.core.errors import ConfigError
+    from moe_routing.core.io import write_tsv
+    from moe_routing.pipeline.paths import ROUTING_TABLES
+    from moe_routing.multilingual.steering import parse_layers
 
     frame, shapes = read_routing(args.generations, args.importance)
     shape = an.check_same_shape(shapes)
@@ -143,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     log.info("analysis of %d languages, %d task set(s) -> %s", len(languages), len(tasks), out)
 
     if args.figures_dir:
-        from moe_routing import figures_routing as fr
+        from moe_routing.multilingual import figures as fr
 
         figs = Path(args.figures_dir)
         fr.plot_divergence(res.divergence, figs / "divergence.png", accuracy, args.english)

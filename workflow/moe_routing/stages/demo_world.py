@@ -79,9 +79,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def write_check_copies(items_root: str, dataset: str, outs: list[str]) -> None:
     from pathlib import Path
 
-    from moe_routing import paths
-    from moe_routing.errors import ConfigError
-    from moe_routing.io import read_table, write_parquet
+    from moe_routing.pipeline import paths
+    from moe_routing.core.errors import ConfigError
+    from moe_routing.core.io import read_table, write_parquet
 
     if outs and not dataset:
         raise ConfigError("--check-out needs --check-dataset")
@@ -90,7 +90,7 @@ def write_check_copies(items_root: str, dataset: str, outs: list[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from moe_routing.data.demo_world import build_world, coverage_summary, write_world
+    from moe_routing.demo.world import build_world, coverage_summary, write_world
 
     languages = [s.strip() for s in args.languages.split(",") if s.strip()]
     world = build_world(

@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from moe_routing import figures_xici
+    from moe_routing.xici import figures as figures_xici
 
     if args.figure == "experts-per-layer":
         figures_xici.experts_per_layer(single_named(args.experts, "--experts"), args.out, cap=args.cap)

@@ -16,7 +16,7 @@ def parse_engine_args(pairs: list[str]) -> dict:
     """['tensor_parallel_size=4', 'enforce_eager=true'] -> {'tensor_parallel_size': 4, 'enforce_eager': True}."""
     import yaml
 
-    from moe_routing.errors import ConfigError
+    from moe_routing.core.errors import ConfigError
 
     out = {}
     for pair in pairs:
@@ -91,10 +91,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from moe_routing import interventions as iv
-    from moe_routing.backends import GenerationOptions, LoadOptions, load_backend
-    from moe_routing.errors import ConfigError
-    from moe_routing.io import read_frame, write_parquet
+    from moe_routing.capture import interventions as iv
+    from moe_routing.capture.backends import GenerationOptions, LoadOptions, load_backend
+    from moe_routing.core.errors import ConfigError
+    from moe_routing.core.io import read_frame, write_parquet
 
     # validate every input before loading the model, so bad input leaves no output
     items = pl.concat([read_frame(path, "items") for path in args.items], how="vertical_relaxed")

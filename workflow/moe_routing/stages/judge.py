@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from moe_routing.judge import DEFAULT_JUDGE_PROMPT, JUDGES
+    from moe_routing.judging.judge import DEFAULT_JUDGE_PROMPT, JUDGES
 
     add_items(p, "items files of the languages in --generations")
     p.add_argument("--generations", required=True, metavar="G.parquet", help="generations file (one or several languages)")
@@ -40,15 +40,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from moe_routing.errors import ConfigError
-    from moe_routing.io import read_frame, write_parquet
-    from moe_routing.judge import judge_frame, load_judge_prompt
+    from moe_routing.core.errors import ConfigError
+    from moe_routing.core.io import read_frame, write_parquet
+    from moe_routing.judging.judge import judge_frame, load_judge_prompt
 
     backend = prompt = None
     if args.judge == "llm":
         if not args.judge_model:
             raise ConfigError("--judge llm needs --judge-model PATH")
-        from moe_routing.backends import LoadOptions, load_backend
+        from moe_routing.capture.backends import LoadOptions, load_backend
 
         prompt = load_judge_prompt(args.judge_prompt)
         backend = load_backend(args.judge_backend, args.judge_model, LoadOptions(dtype=args.dtype, device=args.device))

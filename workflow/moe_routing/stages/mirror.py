@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from moe_routing.data.mirrors import DEFAULT_ITEMS, MIRRORS
+    from moe_routing.rehearsal.mirrors import DEFAULT_ITEMS, MIRRORS
 
     p.add_argument(
         "--source", required=True, choices=sorted(MIRRORS), help="dataset source (as in a config's datasets.<name>.source)"
@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from moe_routing.data.mirrors import mirror_items, write_mirror
+    from moe_routing.rehearsal.mirrors import mirror_items, write_mirror
     from moe_routing.data.sources import parse_options
 
     languages = [x.strip() for x in args.languages.split(",") if x.strip()] if args.languages else None

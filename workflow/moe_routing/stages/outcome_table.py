@@ -18,8 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from moe_routing.io import read_frame, write_tsv
-    from moe_routing.tables import outcome_table
+    from moe_routing.core.io import read_frame, write_tsv
+    from moe_routing.xici.tables import outcome_table
 
     judgments = {
         name: pl.concat([read_frame(p, contract="judgments").select("item_id", "lang", "correct") for p in paths])

@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from moe_routing.data.options import COMMON_OPTIONS
     from moe_routing.data.sources import load_items, parse_options
-    from moe_routing.io import write_parquet
+    from moe_routing.core.io import write_parquet
 
     # every common option but cache_dir has a flag of its own
     options = {name: getattr(args, name, None) for name in COMMON_OPTIONS}

@@ -1,4 +1,4 @@
-"""Stage `stand-in`: build the tiny stand-in checkpoint of a paper model (rehearsals, see moe_routing.stand_ins)."""
+"""Stage `stand-in`: build the tiny stand-in checkpoint of a paper model (rehearsals, see moe_routing.rehearsal.stand_ins)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from moe_routing.stand_ins import HIDDEN, STAND_INS
+    from moe_routing.rehearsal.stand_ins import HIDDEN, STAND_INS
 
     p.add_argument("--like", required=True, choices=sorted(STAND_INS), help="hub id of the model to stand in for")
     p.add_argument("--out", required=True, help="model folder to write (e.g. resources/models/stand-ins/qwen3)")
@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from moe_routing.stand_ins import build_stand_in, describe
+    from moe_routing.rehearsal.stand_ins import build_stand_in, describe
 
     out = build_stand_in(args.like, args.out, judge=args.judge, seed=args.seed, hidden=args.hidden)
     log.info("wrote %s%s: %s", out, " (judge)" if args.judge else "", describe(args.like))

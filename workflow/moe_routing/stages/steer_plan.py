@@ -31,8 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from moe_routing.io import read_tsv, write_parquet
-    from moe_routing.steering import comparison_delta, parse_layers, plan_steering
+    from moe_routing.core.io import read_tsv, write_parquet
+    from moe_routing.multilingual.steering import comparison_delta, parse_layers, plan_steering
 
     table = read_tsv(args.specialisation, required=["comparison", "layer", "expert", "delta"])
     delta, moe_layers = comparison_delta(table, f"{args.task}-vs-{args.english}", args.specialisation)

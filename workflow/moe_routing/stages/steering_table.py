@@ -23,9 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from moe_routing.errors import ConfigError
-    from moe_routing.io import read_frame, write_tsv
-    from moe_routing.steering import steering_table
+    from moe_routing.core.errors import ConfigError
+    from moe_routing.core.io import read_frame, write_tsv
+    from moe_routing.multilingual.steering import steering_table
 
     base, steered = group_named(args.base), group_named(args.steered)
     if set(base) != set(steered):

@@ -29,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from moe_routing import summary as sm
-    from moe_routing.io import atomic_path, read_frame, read_tsv
+    from moe_routing.report import summary as sm
+    from moe_routing.core.io import atomic_path, read_frame, read_tsv
 
     lines: list[tuple[str, str]] = []
     if args.model_dir:

@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from moe_routing.demo_train import TrainConfig
+    from moe_routing.demo.train import TrainConfig
 
     d = TrainConfig()
     p.add_argument("--corpus", required=True, help="JSONL chat corpus written by demo-world")
@@ -43,8 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from moe_routing.data.demo_world import read_corpus
-    from moe_routing.demo_train import TrainConfig, load_check_items, train
+    from moe_routing.demo.world import read_corpus
+    from moe_routing.demo.train import TrainConfig, load_check_items, train
 
     cfg = TrainConfig(
         seed=args.seed,

@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--summary", help="per-question summary parquet (outcome, group sizes, tested, pass_test, pass_magnitude, kept)"
     )
     p.add_argument("--blacklist", help="blacklisted experts parquet (layer, expert, share)")
-    from moe_routing.xici import XiciSettings
+    from moe_routing.xici.identify import XiciSettings
 
     for f in dataclasses.fields(XiciSettings):
         p.add_argument(
@@ -40,9 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from moe_routing.errors import MoeRoutingError
-    from moe_routing.io import write_parquet, write_tsv
-    from moe_routing.xici import XiciSettings, identify, load_routing, sweep
+    from moe_routing.core.errors import MoeRoutingError
+    from moe_routing.core.io import write_parquet, write_tsv
+    from moe_routing.xici.identify import XiciSettings, identify, load_routing, sweep
 
     if not args.out and not args.sweep_out:
         raise MoeRoutingError("give --out and/or --sweep-out")

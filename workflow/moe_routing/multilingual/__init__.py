@@ -1,0 +1,3 @@
+"""The multilingual routing study: divergence, entropy, consistency, correlation, specialisation;
+steering plans and table; figures. Imports core.
+"""

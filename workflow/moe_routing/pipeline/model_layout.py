@@ -1,0 +1,97 @@
+"""A model's layer layout from its config.json alone (no weights), for checks before any job runs.
+
+A model path is a local checkpoint directory or a hub id. A local directory must exist and hold
+a config.json. A hub id is looked up in the local Hugging Face cache only, never on the network:
+its layout is known when its config.json was downloaded before
+(``hf download ORG/NAME config.json``), else it is None and the layer checks are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+from moe_routing.core.errors import ConfigError, ModelError
+
+# one part of a hub id (huggingface_hub's validate_repo_id, simplified)
+HUB_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass(frozen=True)
+class Layout:
+    config_json: str  # the file read
+    model_type: str
+    num_layers: int  # decoder layers
+    moe_layers: tuple[int, ...]  # decoder layers with an MoE router (0-based)
+
+
+def is_local(path: str) -> bool:
+    """Whether ``path`` names a local directory (existing or not) rather than a hub id.
+
+    A hub id is ``name`` or ``org/name``; ``dir/name`` counts as local when ``dir`` exists here
+    (``resources/models/x``, ``models/x``), as does anything absolute, relative (``./``) or deeper.
+    """
+    if Path(path).exists() or path.startswith(("/", ".", "~")):
+        return True
+    parts = path.split("/")
+    if len(parts) > 2 or not all(HUB_PART.fullmatch(p) and ".." not in p and "--" not in p for p in parts):
+        return True
+    return len(parts) == 2 and Path(parts[0]).is_dir()
+
+
+def find_config_json(path: str) -> Path | None:
+    """config.json of a local checkpoint (ConfigError when it is missing) or of a hub id in the cache (else None)."""
+    if is_local(path):
+        local = Path(path)
+        if not local.is_dir():
+            raise ConfigError(
+                f"local checkpoint {path!r} does not exist" if not local.exists() else f"{path!r} is not a directory"
+            )
+        if not (local / "config.json").is_file():
+            raise ConfigError(f"{path!r} has no config.json: not a transformers checkpoint")
+        return local / "config.json"
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(path, "config.json")
+    except ValueError:  # an id the hub would reject: let the loader report it
+        return None
+    return Path(cached) if isinstance(cached, str) else None
+
+
+def read_layout(config_json: Path) -> Layout:
+    """Family and MoE layers of one config.json; ModelError for a family with no adapter or no MoE layer."""
+    from moe_routing.capture.adapters import get_adapter  # imports torch: only when a config.json is there to read
+
+    try:
+        raw = json.loads(Path(config_json).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{config_json}: cannot read ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{config_json}: not a JSON object")
+    config = types.SimpleNamespace(**raw)
+    try:
+        moe_layers = get_adapter(config).moe_layer_indices(config)
+        if not moe_layers:
+            raise ModelError(f"{config.model_type} with no MoE layer (every decoder layer is dense): no router to capture")
+    except ModelError as exc:
+        raise ModelError(f"{config_json}: {exc}") from None
+    return Layout(str(config_json), config.model_type, int(config.num_hidden_layers), tuple(moe_layers))
+
+
+def layer_ranges(layers) -> str:
+    """[1, 2, 3, 7] -> '1-3, 7'."""
+    out: list[str] = []
+    layers = sorted(layers)
+    start = prev = None
+    for x in [*layers, None]:
+        if prev is not None and x == prev + 1:
+            prev = x
+            continue
+        if start is not None:
+            out.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = x
+    return ", ".join(out)
