@@ -372,3 +372,25 @@ def test_prepare_warns_when_a_copy_differs_from_the_published_count(tmp_path, ca
             == 0
         )
     assert not [r for r in caplog.records if "published split" in r.getMessage()]
+
+
+def test_a_mirror_is_not_compared_with_the_published_count(tmp_path, caplog):
+    path = write_mirror("mgsm", tmp_path / "mgsm", languages=["en"], items=4)
+    out = tmp_path / "items" / "en.parquet"
+    with caplog.at_level(logging.WARNING):
+        assert cli_main(["prepare", "--source", "mgsm", "--path", str(path), "--lang", "en", "--out", str(out)]) == 0
+    assert not [r for r in caplog.records if "published split" in r.getMessage()]
+
+
+def test_docs_name_the_published_counts():
+    doc = (Path(__file__).parents[1] / "docs" / "datasets.md").read_text(encoding="utf-8")
+    for phrase in (
+        "250 test items per language",
+        "devtest 1,012",
+        "dev 997",
+        "900 questions per language",
+        "420 = 60 per subject",
+    ):
+        assert phrase in doc, phrase
+    for source in sorted(s for s in SOURCES if s != "paraphrases"):
+        assert get(source).FORMS, source
