@@ -394,3 +394,15 @@ def test_docs_name_the_published_counts():
         assert phrase in doc, phrase
     for source in sorted(s for s in SOURCES if s != "paraphrases"):
         assert get(source).FORMS, source
+
+
+def test_a_hub_readme_without_data_is_a_layout_problem_not_a_missing_language(tmp_path, cache):
+    # the case: a README whose dataset_info names the configs, but data only a loading script knows
+    repo = mgsm_hub_copy(tmp_path / "juletxara_mgsm")
+    for f in repo.glob("*.tsv"):
+        f.unlink()
+    with pytest.raises(DatasetError) as err:
+        load_items("mgsm", str(repo), "en", cache_dir=cache)
+    msg = str(err.value)
+    assert "matches none of the forms this loader reads" in msg and "language is missing" not in msg, msg
+    assert "Found: README.md, exemplars.py, mgsm.py" in msg
