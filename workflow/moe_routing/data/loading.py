@@ -140,13 +140,19 @@ def seen_files(p: Path, limit: int = 12) -> str:
     """The files under ``p`` (relative, sorted, at most ``limit``), for an error message."""
     if p.is_file():
         return p.name
+    files: list[str] = []
     try:
-        files = sorted(str(f.relative_to(p)) for f in p.rglob("*") if f.is_file() and ".cache" not in f.parts)
+        for f in p.rglob("*"):  # a wrong --path may be a large tree: look at the first few thousand entries
+            if len(files) >= 5000:
+                break
+            if f.is_file() and ".cache" not in f.parts:
+                files.append(str(f.relative_to(p)))
     except OSError as exc:
         return f"(cannot list: {exc})"
     if not files:
         return "no files"
-    more = f" ... ({len(files)} in all)" if len(files) > limit else ""
+    files.sort()
+    more = f" ... ({len(files)}{'+' if len(files) >= 5000 else ''} in all)" if len(files) > limit else ""
     return ", ".join(files[:limit]) + more
 
 
@@ -180,7 +186,7 @@ def load_file(path: Path, builder: str, *, dataset: str, lang: str, cache_dir: s
             return datasets.load_dataset(builder, data_files=str(path), split="train", **builder_kwargs, **kw)
     except Exception as exc:  # datasets raises many types; all become one clear message
         raise DatasetError(
-            f"{dataset} [{lang}]: cannot read {path} with the {builder!r} builder: {type(exc).__name__}: {exc}"
+            f"{dataset} [{lang}]: cannot read {path} with the {builder!r} builder: {_first_line(exc, 300)}"
         ) from exc
 
 
