@@ -7,15 +7,23 @@ item_id = ``{link}#{question_number}`` (a passage and its question, the same in 
 The prompt is the passage, the question and the options A-D; the gold answer is the letter.
 ``style="harness"`` writes the prompt exactly as the LM Evaluation Harness's belebele tasks do
 ("P: {passage}\nQ: {question}\nA: ...\nD: ...\nAnswer:"), for scoring by log-likelihood.
+
+Published forms read (``FORMS``): the hub id; a copy of the hub repository (``data/{code}.jsonl`` with
+README configs) or its Parquet export (``{code}/test/0000.parquet``); the release zip
+(``Belebele.zip`` from dl.fbaipublicfiles.com, unpacked to ``Belebele/{code}.jsonl``; ``--path`` is that
+folder or its parent); one ``{code}.jsonl`` file (rows of other dialects in it are dropped).
 """
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import pyarrow as pa
 
 from moe_routing.data import lang_codes
 from moe_routing.data.items import MC_LETTERS, Item, finalize, mc_prompt, text
-from moe_routing.data.loading import load_split, require_columns
+from moe_routing.data.loading import readme_configs, find_file, load_file, load_split, require_columns
 from moe_routing.data.options import SourceOptions, reject_options
 from moe_routing.core.errors import DatasetError
 
@@ -25,6 +33,35 @@ DEFAULT_SPLIT = "test"
 INSTRUCTION = "Answer with the letter of the correct option."
 ANSWER_COLUMNS = ("mc_answer1", "mc_answer2", "mc_answer3", "mc_answer4")
 STYLES = ("instruct", "harness")
+PUBLISHED_COUNTS = {"test": 900}
+FORMS = (
+    "hub id facebook/belebele",
+    "a copy of the hub repository (data/{code}.jsonl, README configs) or its Parquet export ({code}/test/0000.parquet)",
+    "the release zip unpacked: Belebele/{code}.jsonl (path: that folder or its parent)",
+    "a single {code}.jsonl",
+)
+_RELEASE_NAME = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}\.jsonl$")
+
+
+def published_count(split: str | None, options: dict) -> int | None:
+    """Items in the published split (None: not known)."""
+    return PUBLISHED_COUNTS.get(split or DEFAULT_SPLIT)
+
+
+def _release_file(path: str, src: str, code: str) -> Path | None:
+    """The language's ``{code}.jsonl`` in a release folder (``Belebele/``) or a hub copy's ``data/``."""
+    p = Path(path).expanduser()
+    folders = ["", "Belebele/", "data/"]
+    found = find_file(p, [f"{d}{src}.jsonl" for d in folders])
+    if found is not None or readme_configs(p):
+        return found  # a hub copy without the file: its README configs say which languages it has
+    others = sorted(f.stem for d in folders if (p / d).is_dir() for f in (p / d).iterdir() if _RELEASE_NAME.match(f.name))
+    if others:
+        raise DatasetError(
+            f"{NAME} [{code}]: {path!r} holds BELEBELE release files but no {src}.jsonl, i.e. the language is missing; "
+            f"it has {len(others)} languages, e.g. {others[:5]}"
+        )
+    return None
 
 
 def harness_prompt(passage: str, question: str, options: list[str]) -> str:
@@ -39,7 +76,18 @@ def load(path: str, lang: str, opts: SourceOptions, *, instruction: str = INSTRU
         raise DatasetError(f"{NAME}: style={style!r}; use one of {STYLES}")
     code = lang_codes.normalise(lang)
     src = lang_codes.source_code(code, "belebele", NAME)
-    ds = load_split(path, dataset=NAME, lang=code, **opts.hub(DEFAULT_SPLIT, config=src))
+    release = _release_file(path, src, code)
+    if release is not None:
+        ds = load_file(release, "json", dataset=NAME, lang=code, cache_dir=opts.cache_dir)
+    else:
+        ds = load_split(
+            path,
+            dataset=NAME,
+            lang=code,
+            forms=FORMS,
+            columns=("flores_passage", "question"),
+            **opts.hub(DEFAULT_SPLIT, config=src),
+        )
     cols = list(ds.column_names)
     require_columns(
         cols,

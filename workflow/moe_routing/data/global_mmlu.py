@@ -22,6 +22,9 @@ every language: ``per_subject=60`` draws them by a seeded hash of ``sample_id`` 
 0), identical across languages since ``sample_id`` is; ``sample_file`` instead takes the authors'
 own draw, a JSON {subject: [row positions]} (their ``gmmlu_medical_samples_dict.json``: positions
 in the subject's test rows in dataset order, as the harness's ``process_docs`` filter keeps them).
+
+Published forms read (``FORMS``): the hub id; a copy of the hub repository (``{lang}/test-*.parquet``,
+the release itself is Parquet); one JSON/JSONL/CSV/Parquet export of a language's split.
 """
 
 from __future__ import annotations
@@ -67,6 +70,23 @@ DEFAULT_IDS_FILE = lang_codes.REPO_ROOT / "resources" / "global_mmlu_prehistory_
 MC_INSTRUCTION = "Answer with the letter of the correct option."
 OPTION_COLUMNS = ("option_a", "option_b", "option_c", "option_d")
 STYLES = ("instruct", "harness")
+FORMS = (
+    "hub id CohereLabs/Global-MMLU",
+    "a copy of the hub repository: {lang}/test-00000-of-00001.parquet, {lang}/dev-...",
+    "one .json/.jsonl/.csv/.parquet export of one language's split",
+)
+
+
+def published_count(split: str | None, options: dict) -> int | None:
+    """The items a configured per-subject draw gives: the routing paper's 420 = 60 x its 7 medical subjects."""
+    per_subject = options.get("per_subject")
+    if per_subject is None or options.get("sample_file"):
+        return None
+    fmt = options.get("format") or "mc"
+    subjects = options.get("subjects") or DEFAULT_SUBJECTS.get(fmt, ())
+    if isinstance(subjects, str):
+        subjects = [s for s in subjects.split(",") if s.strip()]
+    return int(per_subject) * len(subjects)
 
 
 def _ids_file(fmt: str, ids_file: str | None) -> str | None:
@@ -145,7 +165,9 @@ def load(
         subjects = [s.strip() for s in subjects.split(",") if s.strip()]
     wanted = set(subjects or DEFAULT_SUBJECTS[format])
 
-    ds = load_split(path, dataset=NAME, lang=code, **opts.hub(DEFAULT_SPLIT, config=src))
+    ds = load_split(
+        path, dataset=NAME, lang=code, forms=FORMS, columns=("sample_id", "question"), **opts.hub(DEFAULT_SPLIT, config=src)
+    )
     cols = list(ds.column_names)
     require_columns(cols, ["sample_id", "subject", "question", *OPTION_COLUMNS, "answer"], dataset=NAME, lang=code, path=path)
     rows = [r for r in ds.to_list() if text(r["subject"]) in wanted]

@@ -12,18 +12,22 @@ teacher-forced after the question (routing of the math domain: the routing paper
 routes question + solution).
 There are no ids: item_id = ``gsm8k-{n}``, n the row's position among this language's rows
 (rows of different languages are not aligned; the paper uses the English rows).
+
+Published forms read (``FORMS``): the hub id; a copy of the hub repository or a folder holding
+``MGSM8KInstruct_Parallel.json``; that JSON file itself; the hub's Parquet export.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 import pyarrow as pa
 
 from moe_routing.data import lang_codes
 from moe_routing.data.items import Item, finalize, text
-from moe_routing.data.loading import load_split, require_columns
+from moe_routing.data.loading import find_file, load_split, require_columns
 from moe_routing.data.options import SourceOptions, reject_options
 from moe_routing.core.errors import DatasetError
 
@@ -32,6 +36,12 @@ log = logging.getLogger(__name__)
 NAME = "gsm8k_instruct"
 DEFAULT_PATH = "Mathoctopus/GSM8KInstruct_Parallel"
 DEFAULT_SPLIT = "train"
+RELEASE_FILE = "MGSM8KInstruct_Parallel.json"
+FORMS = (
+    "hub id Mathoctopus/GSM8KInstruct_Parallel",
+    f"{RELEASE_FILE} (the file, or a copy of the hub repository holding it)",
+    "the hub's Parquet export (default/train/0000.parquet)",
+)
 
 _LANG_RE = re.compile(r"(?:Please answer in|completes the request in)\s+([A-Za-z]+)")
 _QUESTION_RE = re.compile(r"###\s*Instruction:\s*(.*?)\s*###\s*Response:", re.S)
@@ -53,7 +63,8 @@ def load(path: str, lang: str, opts: SourceOptions, *, strip_template: bool = Tr
     reject_options(NAME, opts, "few_shot")
     code = lang_codes.normalise(lang)
     lang_codes.source_code(code, "gsm8k_instruct", NAME)  # fails clearly for a language the set lacks
-    ds = load_split(path, dataset=NAME, lang=code, **opts.hub(DEFAULT_SPLIT))
+    release = find_file(Path(path).expanduser(), [RELEASE_FILE])
+    ds = load_split(str(release or path), dataset=NAME, lang=code, forms=FORMS, columns=("prompt",), **opts.hub(DEFAULT_SPLIT))
     require_columns(list(ds.column_names), ["prompt"] + (["chosen"] if with_answer else []), dataset=NAME, lang=code, path=path)
     items: list[Item] = []
     unknown = 0

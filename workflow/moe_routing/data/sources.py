@@ -1,8 +1,10 @@
 """Registry: source name -> loader module, and one entry point ``load_items``.
 
-Every loader module has ``NAME``, ``DEFAULT_PATH`` (hub id), ``DEFAULT_SPLIT`` and
+Every loader module has ``NAME``, ``DEFAULT_PATH`` (hub id), ``DEFAULT_SPLIT``, ``FORMS`` (the
+published forms it reads, named in its errors and in docs/datasets.md) and
 ``load(path, lang, opts: SourceOptions, *, <own options>) -> pa.Table`` returning the items
-contract (see options.py). Callers pass all options flat to ``load_items``.
+contract (see options.py). Callers pass all options flat to ``load_items``. A loader that knows
+how many items the published split holds has ``published_count(split, options) -> int | None``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from types import ModuleType
 
 import pyarrow as pa
 
+from moe_routing.data.items import ids_option
 from moe_routing.data.options import COMMON_OPTIONS, SourceOptions, own_options
 from moe_routing.core.errors import DatasetError
 
@@ -80,3 +83,19 @@ def load_items(source: str, path: str | None, lang: str, **options) -> pa.Table:
     own = {k: v for k, v in options.items() if v is not None}
     common = SourceOptions(**{k: own.pop(k) for k in COMMON_OPTIONS if k in own})
     return module.load(path or module.DEFAULT_PATH, lang, common, **own)
+
+
+def count_mismatch(source: str, table: pa.Table, **options) -> str | None:
+    """A warning when the items written differ in number from the published split (an incomplete or
+    altered copy), or None; not asked when ``limit`` or a list of ids picks a subset."""
+    count = getattr(get(source), "published_count", None)
+    if count is None or options.get("limit") is not None or ids_option(options.get("ids_file")) is not None:
+        return None
+    expected = count(options.get("split"), options)
+    if expected is None or expected == table.num_rows:
+        return None
+    lang = table.column("lang")[0].as_py() if table.num_rows else "?"
+    return (
+        f"{source} [{lang}]: {table.num_rows} items, but the published split has {expected}; "
+        "is the local copy complete (or were rows skipped with missing=skip)?"
+    )

@@ -48,6 +48,14 @@ PARAPHRASE_IDS = tuple(f"p{i}" for i in range(10))
 LETTERS = "ABCD"
 # sources whose loader path is a file inside the mirror folder, not the folder
 LOADER_FILES = {"paraphrases": "paraphrases.jsonl"}
+# a hidden file (`datasets` skips hidden files) that tells `prepare` not to compare counts with the published ones
+MARKER = ".moe_routing_mirror"
+
+
+def is_mirror(path: str | Path) -> bool:
+    """True for a loader path inside a folder ``write_mirror`` wrote."""
+    p = Path(path)
+    return (p / MARKER).exists() or (p.parent / MARKER).exists()
 
 
 # ---------------------------------------------------------------- files
@@ -478,6 +486,9 @@ def write_mirror(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         written = MIRRORS[source](tmp, languages, items, seed)
+        (tmp / MARKER).write_text(
+            f"synthetic {source} mirror written by moe_routing.rehearsal.mirrors (seed {seed})\n", encoding="utf-8"
+        )
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

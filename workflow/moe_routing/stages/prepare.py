@@ -49,14 +49,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from moe_routing.rehearsal.mirrors import is_mirror
     from moe_routing.data.options import COMMON_OPTIONS
-    from moe_routing.data.sources import load_items, parse_options
+    from moe_routing.data.sources import count_mismatch, load_items, parse_options
     from moe_routing.core.io import write_parquet
 
     # every common option but cache_dir has a flag of its own
     options = {name: getattr(args, name, None) for name in COMMON_OPTIONS}
     options.update(parse_options(args.source, args.option))
     table = load_items(args.source, args.path, args.lang, **options)
+    # a synthetic mirror is small on purpose
+    mismatch = None if args.path and is_mirror(args.path) else count_mismatch(args.source, table, **options)
+    if mismatch:
+        log.warning(mismatch)
     # the items contract, named file included (its stem is its language), before anything is written
     write_parquet(table, args.out, metadata={"source": args.source, "source_path": args.path or ""}, contract="items")
     log.info("%s [%s]: wrote %d items to %s", args.source, table.column("lang")[0].as_py(), table.num_rows, args.out)
