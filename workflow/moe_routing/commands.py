@@ -15,6 +15,28 @@ def stage_prefix(python: str) -> str:
     return shlex.join([python, "-m", "moe_routing"])
 
 
+class StageCommand:
+    """``python -m moe_routing`` of each backend's environment, as the rules' shell commands write it: ``{MOE}`` is
+    the main environment's, ``{MOE:vllm}`` (or ``{MOE:{params.backend}}``) that of the models served by vLLM.
+
+    The rules read it as a workflow global, not from ``params``: Snakemake records each job's params, and the text of
+    its shell command before formatting, and reruns the job when either changes. An interpreter path in params would
+    make a finished study rerun every job after moving the checkout or switching environments; the environment
+    running the same ``moe_routing`` code is not part of a job's identity.
+    """
+
+    def __init__(self, main: str, vllm: str):
+        self.prefixes = {"hf": stage_prefix(main), "vllm": stage_prefix(vllm)}
+
+    def __format__(self, backend: str) -> str:
+        if (backend or "hf") not in self.prefixes:
+            raise ValueError(f"no stage command for backend {backend!r}; backends: {sorted(self.prefixes)}")
+        return self.prefixes[backend or "hf"]
+
+    def __str__(self) -> str:
+        return self.prefixes["hf"]
+
+
 def flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 

@@ -18,10 +18,12 @@ import yaml
 
 from moe_routing.errors import ConfigError, MoeRoutingError
 from moe_routing.model_layout import Layout, find_config_json, layer_ranges, read_layout
+from moe_routing import paths
 from moe_routing.paths import items as items_path
+from moe_routing.paths import repository_file
 from moe_routing.plan import Plan, is_built
 
-SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+SCHEMA = repository_file(paths.SCHEMA)
 PREFIX = "invalid config: "
 
 

@@ -14,7 +14,7 @@ import shlex
 import sys
 
 from moe_routing import paths as P
-from moe_routing.commands import cli_flags, key_values, stage_prefix
+from moe_routing.commands import StageCommand, cli_flags, key_values
 from moe_routing.plan import Plan
 
 
@@ -26,13 +26,16 @@ class Jobs:
         self.steering = plan.steering()
 
     # --- how a stage runs -----------------------------------------------------------------------
-    def moe(self, backend: str = "hf") -> str:
-        """``python -m moe_routing`` of a stage: the job's conda environment's, or the configured interpreter
-        (``python.vllm`` for models served by vLLM)."""
+    def stage_command(self) -> StageCommand:
+        """``python -m moe_routing`` of the stages (``{MOE}`` in the rules): the job's conda environment's, or the
+        configured interpreter (``python.vllm`` for models served by vLLM)."""
         if self.use_conda:
-            return stage_prefix("python")
+            return StageCommand("python", "python")
         main = self.config["python"]["main"] or sys.executable
-        return stage_prefix((self.config["python"]["vllm"] or main) if backend == "vllm" else main)
+        return StageCommand(main, self.config["python"]["vllm"] or main)
+
+    def moe(self, backend: str = "hf") -> str:
+        return format(self.stage_command(), backend)
 
     @staticmethod
     def conda_env(backend: str = "hf") -> str:

@@ -13,6 +13,9 @@ for a model with ``languages_per_job: 3``); its generations and its judgments ar
 
 from __future__ import annotations
 
+from functools import cache
+from pathlib import Path
+
 RESULTS = "results"
 LOGS = "logs"
 # a model, dataset or language name (the config schema enforces the same pattern)
@@ -67,6 +70,29 @@ ROUTING_FIGURES = ("divergence", "entropy", "consistency", "delta", "experts_per
 STEERING_PLAN = "results/{model}/steering/{dataset}/interventions.parquet"
 STEERING_TABLE = "results/{model}/steering_table.tsv"
 SUMMARY = "results/{model}/summary.md"
+
+
+# --- the repository's own files -------------------------------------------------------------------
+SCHEMA = "workflow/schemas/config.schema.yaml"
+JUDGE_PROMPT = "resources/judge_prompt.txt"
+LANG_CODES = "resources/lang_codes.tsv"
+GLOBAL_MMLU_IDS = "resources/global_mmlu_prehistory_ids.txt"
+
+
+@cache
+def repository_root() -> Path:
+    """The checkout this package runs from: the nearest folder above it holding the Snakefile and resources/
+    (the package is installed editable, so its files stay in the checkout wherever a module moves)."""
+    here = Path(__file__).resolve()
+    for folder in here.parents:
+        if (folder / "Snakefile").is_file() and (folder / "resources").is_dir():
+            return folder
+    raise FileNotFoundError(f"{here}: no repository (a folder with Snakefile and resources/) above the package")
+
+
+def repository_file(relative: str) -> Path:
+    """A file of the repository (``SCHEMA``, ``JUDGE_PROMPT``, ...) as an absolute path."""
+    return repository_root() / relative
 
 
 def fill(pattern: str, **wildcards) -> str:

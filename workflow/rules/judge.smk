@@ -21,10 +21,10 @@ rule judge:
     resources:
         **SMALL_JOB,
     params:
-        moe=JOBS.moe(),
         flags=JOBS.judge_flags,
+        backend="hf",
     shell:
-        "{params.moe} judge --items {input.item_files:q} --generations {input.generations:q} --out {output:q} "
+        "{MOE:{params.backend}} judge --items {input.item_files:q} --generations {input.generations:q} --out {output:q} "
         "{params.flags} > {log:q} 2>&1"
 
 
@@ -49,6 +49,6 @@ if LLM_JUDGED:
         resources:
             **cluster.rule_resources(config, JUDGE_MODEL["resources"]),
         params:
-            moe=JOBS.moe(JUDGE_MODEL["backend"]),
+            backend=JUDGE_MODEL["backend"],
 
     ruleorder: judge_llm > judge

@@ -19,10 +19,9 @@ if STAND_INS:
         resources:
             **SMALL_JOB,
         params:
-            moe=JOBS.moe(),
             flags=JOBS.stand_in_flags,
         shell:
-            "{params.moe} stand-in {params.flags} --out {wildcards.path:q} > {log:q} 2>&1"
+            "{MOE} stand-in {params.flags} --out {wildcards.path:q} > {log:q} 2>&1"
 
 
 if MIRRORS:
@@ -39,10 +38,9 @@ if MIRRORS:
         resources:
             **SMALL_JOB,
         params:
-            moe=JOBS.moe(),
             flags=JOBS.mirror_flags,
         shell:
-            "{params.moe} mirror {params.flags} --out {output:q} > {log:q} 2>&1"
+            "{MOE} mirror {params.flags} --out {output:q} > {log:q} 2>&1"
 
     localrules:
         mirror,

@@ -14,10 +14,9 @@ rule summary:
     resources:
         **SMALL_JOB,
     params:
-        moe=JOBS.moe(),
         flags=JOBS.summary_flags,
     shell:
-        "{params.moe} summary {params.flags} --out {output:q} > {log:q} 2>&1"
+        "{MOE} summary {params.flags} --out {output:q} > {log:q} 2>&1"
 
 
 localrules:

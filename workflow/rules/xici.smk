@@ -13,12 +13,10 @@ rule outcome_table:
     resources:
         **SMALL_JOB,
     params:
-        moe=JOBS.moe(),
         judgments=as_named(JOBS.get_xici("judgments")),
         english=config["english"],
     shell:
-        "{params.moe} outcome-table --judgments {params.judgments} --english {params.english:q} "
-        "--out {output:q} > {log:q} 2>&1"
+        "{MOE} outcome-table --judgments {params.judgments} --english {params.english:q} --out {output:q} > {log:q} 2>&1"
 
 
 localrules:
@@ -42,10 +40,9 @@ rule xici:
     resources:
         **cluster.rule_resources(config, XICI_RESOURCES),
     params:
-        moe=JOBS.moe(),
         flags=JOBS.xici_flags,
     shell:
-        "{params.moe} xici --generations {input.generations:q} --judgments {input.judgments:q} "
+        "{MOE} xici --generations {input.generations:q} --judgments {input.judgments:q} "
         "--out {output.experts:q} --summary {output.summary:q} --blacklist {output.blacklist:q} "
         "--sweep-out {output.sweep:q} {params.flags} --workers {threads} > {log:q} 2>&1"
 
@@ -64,12 +61,11 @@ rule xici_figures:
     resources:
         **SMALL_JOB,
     params:
-        moe=JOBS.moe(),
         experts=as_named(JOBS.get_xici(P.EXPERTS)),
         cap=lambda wc: PLAN.main_cap(wc.model),
     shell:
-        "({params.moe} figures experts-per-layer --experts {params.experts} --cap {params.cap} --out {output.layers:q} && "
-        "{params.moe} figures outcomes --table {input.outcomes:q} --out {output.outcomes:q}) > {log:q} 2>&1"
+        "({MOE} figures experts-per-layer --experts {params.experts} --cap {params.cap} --out {output.layers:q} && "
+        "{MOE} figures outcomes --table {input.outcomes:q} --out {output.outcomes:q}) > {log:q} 2>&1"
 
 
 localrules:
