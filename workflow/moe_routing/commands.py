@@ -16,25 +16,32 @@ def stage_prefix(python: str) -> str:
 
 
 class StageCommand:
-    """``python -m moe_routing`` of each backend's environment, as the rules' shell commands write it: ``{MOE}`` is
-    the main environment's, ``{MOE:vllm}`` (or ``{MOE:{params.backend}}``) that of the models served by vLLM.
+    """``python -m moe_routing`` of a stage, as the rules pass it (``params.moe``): it formats as the quoted words, but
+    it is not a string, so that it is no part of a job's identity.
 
-    The rules read it as a workflow global, not from ``params``: Snakemake records each job's params, and the text of
-    its shell command before formatting, and reruns the job when either changes. An interpreter path in params would
-    make a finished study rerun every job after moving the checkout or switching environments; the environment
-    running the same ``moe_routing`` code is not part of a job's identity.
+    Snakemake records each job's params and reruns the job when they change; it records only values of builtin types
+    (persistence: ``_serialize_param``, anything else is left out). An interpreter path recorded there would rerun
+    every job of a finished study after moving the checkout or switching environments; the same ``moe_routing`` code
+    in another environment is the same job. tests/test_workflow_demo.py proves it on a copied finished demo.
     """
 
-    def __init__(self, main: str, vllm: str):
-        self.prefixes = {"hf": stage_prefix(main), "vllm": stage_prefix(vllm)}
+    def __init__(self, python: str):
+        self.words = stage_prefix(python)
 
-    def __format__(self, backend: str) -> str:
-        if (backend or "hf") not in self.prefixes:
-            raise ValueError(f"no stage command for backend {backend!r}; backends: {sorted(self.prefixes)}")
-        return self.prefixes[backend or "hf"]
+    def __format__(self, spec: str) -> str:
+        return format(self.words, spec)
 
     def __str__(self) -> str:
-        return self.prefixes["hf"]
+        return self.words
+
+    def __repr__(self) -> str:
+        return f"StageCommand({self.words!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, StageCommand) and other.words == self.words
+
+    def __hash__(self) -> int:
+        return hash(self.words)
 
 
 def flag(key: str) -> str:

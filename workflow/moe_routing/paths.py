@@ -13,6 +13,7 @@ for a model with ``languages_per_job: 3``); its generations and its judgments ar
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
@@ -108,6 +109,22 @@ def log(rule: str, pattern: str | None = None) -> str:
     rel = pattern.removeprefix(f"{RESULTS}/").removeprefix("resources/")
     rel = rel.replace("/generations/", "/").replace("/judgments/", "/")
     return f"{LOGS}/{rule}/{rel.rsplit('.', 1)[0]}.log"
+
+
+def at_root(pattern: str) -> str:
+    """The pattern of a rule matching only absolute paths, whose wildcard holds the path without its leading ``/``."""
+    return "/" + pattern
+
+
+def under_root(path: str) -> str:
+    """An absolute path without its leading ``/`` (what a rule matching ``/{path}`` sees); '' for a relative one."""
+    return path.lstrip("/") if path.startswith("/") else ""
+
+
+def alternatives(values) -> str:
+    """A wildcard constraint matching exactly these values (none: nothing at all)."""
+    escaped = [re.escape(v) for v in values]
+    return "|".join(escaped) if escaped else "(?!)"
 
 
 def benchmark(rule: str, pattern: str) -> str:

@@ -15,10 +15,11 @@ rule ablation_plan:
     resources:
         **SMALL_JOB,
     params:
+        moe=JOBS.moe(),
         flags=JOBS.layer_flags,
         seed=config["seed"],
     shell:
-        "{MOE} ablation-plan --experts {input.experts:q} --generations {input.generations:q} "
+        "{params.moe} ablation-plan --experts {input.experts:q} --generations {input.generations:q} "
         "--condition {wildcards.condition} --cap {wildcards.cap} --seed {params.seed} "
         "{params.flags} --out {output:q} > {log:q} 2>&1"
 
@@ -36,8 +37,10 @@ rule ablation_metrics:
         JOBS.conda_env()
     resources:
         **SMALL_JOB,
+    params:
+        moe=JOBS.moe(),
     shell:
-        "{MOE} ablation-metrics --plan {input.plan:q} --original {input.original:q} --ablated {input.ablated:q} "
+        "{params.moe} ablation-metrics --plan {input.plan:q} --original {input.original:q} --ablated {input.ablated:q} "
         "--condition {wildcards.condition} --cap {wildcards.cap} --dataset {wildcards.dataset} --out {output:q} > {log:q} 2>&1"
 
 
@@ -55,10 +58,11 @@ rule ablation_table:
     resources:
         **SMALL_JOB,
     params:
+        moe=JOBS.moe(),
         summaries=as_named(JOBS.get_xici(P.XICI_SUMMARY)),
         blacklists=as_named(JOBS.get_xici(P.BLACKLIST)),
     shell:
-        "{MOE} ablation-table --summary {params.summaries} --blacklist {params.blacklists} "
+        "{params.moe} ablation-table --summary {params.summaries} --blacklist {params.blacklists} "
         "--metrics {input.metrics:q} --out {output:q} > {log:q} 2>&1"
 
 
@@ -78,8 +82,10 @@ rule cap_sweep:
         JOBS.conda_env()
     resources:
         **SMALL_JOB,
+    params:
+        moe=JOBS.moe(),
     shell:
-        "{MOE} figures cap-sweep --metrics {input.metrics:q} --table {output.table:q} --out {output.figure:q} > {log:q} 2>&1"
+        "{params.moe} figures cap-sweep --metrics {input.metrics:q} --table {output.table:q} --out {output.figure:q} > {log:q} 2>&1"
 
 
 localrules:

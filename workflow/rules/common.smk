@@ -7,9 +7,6 @@ from snakemake.settings.types import DeploymentMethod
 from moe_routing.jobs import Jobs, as_named, flat
 
 JOBS = Jobs(config, PLAN, use_conda=DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method)
-# `python -m moe_routing` of the stages: shell commands read it as {MOE} ({MOE:vllm} for vLLM), never from params,
-# so that the interpreter's location is not part of any job's identity (moe_routing.commands.StageCommand)
-MOE = JOBS.stage_command()
 # every job's CPUs, GPUs, memory, runtime and partition come from moe_routing.cluster: a model's (or the
 # judge's) `resources` for GPU jobs, `cluster.small_job` for the rest. The tables, figures, string judges
 # and prepare are `localrules` (declared beside each rule): on SLURM each would pay a round trip of

@@ -18,9 +18,10 @@ if LOADED_DATASETS:
         resources:
             **SMALL_JOB,
         params:
+            moe=JOBS.moe(),
             flags=JOBS.prepare_flags,
         shell:
-            "{MOE} prepare {params.flags} --lang {wildcards.lang:q} --out {output:q} > {log:q} 2>&1"
+            "{params.moe} prepare {params.flags} --lang {wildcards.lang:q} --out {output:q} > {log:q} 2>&1"
 
     localrules:
         prepare,

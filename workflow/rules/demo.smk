@@ -23,6 +23,7 @@ if DEMO_DATASETS:
         resources:
             **SMALL_JOB,
         params:
+            moe=JOBS.moe(),
             flags=cli_flags(
                 {
                     "seed": config["seed"],
@@ -35,7 +36,7 @@ if DEMO_DATASETS:
             items_root=lambda wc, output: os.path.dirname(os.path.dirname(output.data[0])),
             check_dataset=DEMO_CHECK_DATASET or "",
         shell:
-            "{MOE} demo-world --out-dir {params.items_root:q} --corpus {output.corpus:q} {params.flags} "
+            "{params.moe} demo-world --out-dir {params.items_root:q} --corpus {output.corpus:q} {params.flags} "
             "--check-dataset {params.check_dataset:q} --check-out {output.check:q} > {log:q} 2>&1"
 
 
@@ -56,8 +57,9 @@ if config["demo"].get("model"):
         resources:
             **SMALL_JOB,
         params:
+            moe=JOBS.moe(),
             out=lambda wc, output: os.path.dirname(output[0]),
             flags=cli_flags({"seed": config["seed"], **config["demo"]["train"]}),
         shell:
-            "{MOE} train-demo --corpus {input.corpus:q} --check-items {input.check:q} --out {params.out:q} "
+            "{params.moe} train-demo --corpus {input.corpus:q} --check-items {input.check:q} --out {params.out:q} "
             "--threads 1 {params.flags} > {log:q} 2>&1"

@@ -24,8 +24,8 @@ rule generate:
         **cluster.rule_resources(config, JOBS.run_resources),
         batch_size=JOBS.batch_size,
     params:
-        backend=lambda wc: JOBS.run_model(wc)["backend"],
+        moe=lambda wc: JOBS.moe(JOBS.run_model(wc)["backend"]),
         flags=JOBS.generation_flags,
     shell:
-        "{MOE:{params.backend}} generate {params.flags} --items {input.item_files:q} --out {output:q} "
+        "{params.moe} generate {params.flags} --items {input.item_files:q} --out {output:q} "
         "--batch-size {resources.batch_size} > {log:q} 2>&1"

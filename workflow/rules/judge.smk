@@ -21,10 +21,10 @@ rule judge:
     resources:
         **SMALL_JOB,
     params:
+        moe=JOBS.moe(),
         flags=JOBS.judge_flags,
-        backend="hf",
     shell:
-        "{MOE:{params.backend}} judge --items {input.item_files:q} --generations {input.generations:q} --out {output:q} "
+        "{params.moe} judge --items {input.item_files:q} --generations {input.generations:q} --out {output:q} "
         "{params.flags} > {log:q} 2>&1"
 
 
@@ -49,6 +49,6 @@ if LLM_JUDGED:
         resources:
             **cluster.rule_resources(config, JUDGE_MODEL["resources"]),
         params:
-            backend=JUDGE_MODEL["backend"],
+            moe=JOBS.moe(JUDGE_MODEL["backend"]),
 
     ruleorder: judge_llm > judge

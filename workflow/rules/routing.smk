@@ -16,8 +16,10 @@ if ROUTING.get("accuracy"):
             JOBS.conda_env()
         resources:
             **SMALL_JOB,
+        params:
+            moe=JOBS.moe(),
         shell:
-            "{MOE} accuracy --judgments {input.judgments:q} --out {output:q} > {log:q} 2>&1"
+            "{params.moe} accuracy --judgments {input.judgments:q} --out {output:q} > {log:q} 2>&1"
 
     localrules:
         accuracy,
@@ -39,9 +41,10 @@ if ROUTING.get("parallel"):
         resources:
             **SMALL_JOB,
         params:
+            moe=JOBS.moe(),
             flags=JOBS.analyze_flags,
             tables=lambda wc: P.fill(P.ROUTING_DIR, model=wc.model),
             figures=lambda wc: P.fill(P.ROUTING_FIGURES_DIR, model=wc.model),
         shell:
-            "{MOE} analyze --generations {input.generations:q} {params.flags} "
+            "{params.moe} analyze --generations {input.generations:q} {params.flags} "
             "--out-dir {params.tables:q} --figures-dir {params.figures:q} > {log:q} 2>&1"

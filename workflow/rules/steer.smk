@@ -15,9 +15,10 @@ if PLAN.steering():
         resources:
             **SMALL_JOB,
         params:
+            moe=JOBS.moe(),
             flags=JOBS.steering_flags,
         shell:
-            "{MOE} steer-plan --specialisation {input.specialisation:q} {params.flags} --out {output:q} > {log:q} 2>&1"
+            "{params.moe} steer-plan --specialisation {input.specialisation:q} {params.flags} --out {output:q} > {log:q} 2>&1"
 
     rule steering_table:
         input:
@@ -32,11 +33,12 @@ if PLAN.steering():
         resources:
             **SMALL_JOB,
         params:
+            moe=JOBS.moe(),
             base=as_named(JOBS.get_steering_judgments("")),
             steered=as_named(JOBS.get_steering_judgments("steered")),
             flags=JOBS.steering_table_flags(),
         shell:
-            "{MOE} steering-table --base {params.base} --steered {params.steered} {params.flags} "
+            "{params.moe} steering-table --base {params.base} --steered {params.steered} {params.flags} "
             "--out {output:q} > {log:q} 2>&1"
 
     localrules:

@@ -14,9 +14,10 @@ rule summary:
     resources:
         **SMALL_JOB,
     params:
+        moe=JOBS.moe(),
         flags=JOBS.summary_flags,
     shell:
-        "{MOE} summary {params.flags} --out {output:q} > {log:q} 2>&1"
+        "{params.moe} summary {params.flags} --out {output:q} > {log:q} 2>&1"
 
 
 localrules:

@@ -13,10 +13,12 @@ rule outcome_table:
     resources:
         **SMALL_JOB,
     params:
+        moe=JOBS.moe(),
         judgments=as_named(JOBS.get_xici("judgments")),
         english=config["english"],
     shell:
-        "{MOE} outcome-table --judgments {params.judgments} --english {params.english:q} --out {output:q} > {log:q} 2>&1"
+        "{params.moe} outcome-table --judgments {params.judgments} --english {params.english:q} "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 localrules:
@@ -40,9 +42,10 @@ rule xici:
     resources:
         **cluster.rule_resources(config, XICI_RESOURCES),
     params:
+        moe=JOBS.moe(),
         flags=JOBS.xici_flags,
     shell:
-        "{MOE} xici --generations {input.generations:q} --judgments {input.judgments:q} "
+        "{params.moe} xici --generations {input.generations:q} --judgments {input.judgments:q} "
         "--out {output.experts:q} --summary {output.summary:q} --blacklist {output.blacklist:q} "
         "--sweep-out {output.sweep:q} {params.flags} --workers {threads} > {log:q} 2>&1"
 
@@ -61,11 +64,12 @@ rule xici_figures:
     resources:
         **SMALL_JOB,
     params:
+        moe=JOBS.moe(),
         experts=as_named(JOBS.get_xici(P.EXPERTS)),
         cap=lambda wc: PLAN.main_cap(wc.model),
     shell:
-        "({MOE} figures experts-per-layer --experts {params.experts} --cap {params.cap} --out {output.layers:q} && "
-        "{MOE} figures outcomes --table {input.outcomes:q} --out {output.outcomes:q}) > {log:q} 2>&1"
+        "({params.moe} figures experts-per-layer --experts {params.experts} --cap {params.cap} --out {output.layers:q} && "
+        "{params.moe} figures outcomes --table {input.outcomes:q} --out {output.outcomes:q}) > {log:q} 2>&1"
 
 
 localrules:
