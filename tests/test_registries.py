@@ -55,3 +55,12 @@ def test_no_module_counts_parents_of_its_own_file():
         if f.name != "paths.py" and counting.search(f.read_text(encoding="utf-8"))
     ]
     assert not offenders, offenders
+
+
+@pytest.mark.parametrize(
+    "key, names", [("source", BUILT_IN_SOURCES | set(SOURCES)), ("judge", set(JUDGES) | {"none"})], ids=["source", "judge"]
+)
+def test_the_config_reference_lists_every_registered_name(key, names):
+    row = next(line for line in (REPO / "config" / "README.md").read_text().splitlines() if line.startswith(f"| `{key}` |"))
+    documented = set(re.findall(r"`(\w+)`", row.split("|")[3]))
+    assert names <= documented, sorted(names - documented)
