@@ -34,6 +34,7 @@ from moe_routing.rehearsal.mirrors import (
 from moe_routing.data.sources import load_items, parse_option
 from moe_routing.core.errors import DatasetError
 from moe_routing.core.io import read_table
+from moe_routing.core.paths import GLOBAL_MMLU_IDS, repository_file
 
 LANGS12 = "de en es fr he hi id it ja ko pt zh".split()
 
@@ -262,7 +263,7 @@ def test_global_mmlu_short_answer_all_when_no_ids(tmp_path, cache, monkeypatch):
     got = rows(load_items("global_mmlu", str(repo), "en", format="short", cache_dir=cache))
     assert len(got) == 4 and all(r["item_id"].startswith("prehistory/") for r in got)
     # the shipped file lists no ids, so it means "all" too
-    monkeypatch.setattr(global_mmlu, "DEFAULT_IDS_FILE", lang_codes.REPO_ROOT / "resources" / "global_mmlu_prehistory_ids.txt")
+    monkeypatch.setattr(global_mmlu, "DEFAULT_IDS_FILE", repository_file(GLOBAL_MMLU_IDS))
     assert len(rows(load_items("global_mmlu", str(repo), "en", format="short", cache_dir=cache))) == 4
     # an explicit ids file that lists no ids means all questions as well
     empty = tmp_path / "empty_ids.txt"

@@ -86,7 +86,7 @@ def test_config_values_are_quoted(tmp_path):
 
 
 def test_the_stage_command_follows_the_backend_and_conda(demo):
-    assert demo.moe().endswith("-m moe_routing") and "python" in demo.moe()
+    assert str(demo.moe()).endswith("-m moe_routing") and "python" in str(demo.moe())
     conda = Jobs(demo.config, demo.plan, use_conda=True)
-    assert conda.moe("vllm") == "python -m moe_routing"
+    assert f"{conda.moe('vllm')} judge" == "python -m moe_routing judge"
     assert conda.conda_env("vllm") == "../../envs/vllm.yaml"

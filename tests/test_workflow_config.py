@@ -8,7 +8,7 @@ import re
 import pytest
 
 from moe_routing.pipeline import config as cfg
-from moe_routing.pipeline import paths
+from moe_routing.core import paths
 from moe_routing.pipeline.commands import cli_flags
 from moe_routing.core.errors import ConfigError
 from moe_routing.pipeline.plan import Plan, chunks

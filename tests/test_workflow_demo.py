@@ -4,6 +4,7 @@ language is redone alone with what depends on it."""
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import subprocess
@@ -154,6 +155,40 @@ def test_summary_quotes_the_tables(workdir):
     assert f"XICI ASR {100 * float(ablation['xici_asr']['total']):.1f} %" in summary
     outcomes = _table(workdir / "results" / "demo" / "outcome_table.tsv")
     assert f"{outcomes['mixed']['demo_facts']} mixed" in summary
+
+
+def test_a_copy_with_another_interpreter_plans_nothing(workdir, tmp_path):
+    """The interpreter is not part of a job's identity: a finished study copied elsewhere (`cp -a`, .snakemake
+    included) and pointed at its own environment (python.main) has nothing to do."""
+    copy = tmp_path / "moved"
+    subprocess.run(["cp", "-a", str(workdir), str(copy)], check=True)
+    (copy / ".venv").symlink_to(sys.prefix, target_is_directory=True)
+    config = {**TEST_CONFIG, "python": {"main": ".venv/bin/python"}}
+    (copy / "moved.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    proc = snakemake("-n", "--configfile", "moved.yaml", cwd=copy)
+    assert job_counts(proc.stdout + proc.stderr) == {}, (proc.stdout + proc.stderr)[-3000:]
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_a_changed_statistic_plans_only_the_jobs_that_read_it(workdir, tmp_path):
+    """xici.alpha reruns the XICI test and what depends on its experts (ablation plans, reruns, tables),
+    no base-run generation or judgment and nothing of the routing study."""
+    config = copy.deepcopy(TEST_CONFIG)
+    config["models"]["demo"]["xici"]["alpha"] = 0.01
+    path = tmp_path / "alpha.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    proc = snakemake("-n", "--configfile", str(path), cwd=workdir)
+    counts = job_counts(proc.stdout + proc.stderr)
+    downstream = {"ablation_plan", "generate", "judge", "ablation_metrics", "ablation_table", "cap_sweep", "xici_figures"}
+    assert set(counts) - {"total"} == {"xici", *downstream, "summary", "all"}, counts
+    caps, conditions = TEST_CONFIG["xici"]["cap_sweep"], TEST_CONFIG["xici"]["conditions"]
+    assert counts["xici"] == 1 and counts["ablation_plan"] == counts["ablation_metrics"] == len(caps) * len(conditions)
+    # every generation planned is an ablation rerun's
+    lines = (proc.stdout + proc.stderr).splitlines()
+    planned = [line.split("output:", 1)[1].strip() for line in lines if "output: results/demo/demo_facts/" in line]
+    generations = [p for p in planned if "/generations/" in p]
+    assert len(generations) == counts["generate"] and all("/ablation/" in p for p in generations), generations
+    assert not generated(proc)
 
 
 def test_a_deleted_output_plans_its_producer(workdir):

@@ -18,6 +18,7 @@ import sys
 
 from moe_routing.core import faults
 from moe_routing.core.errors import MoeRoutingError
+from moe_routing.stages._args import StageParser
 
 # stage name on the command line -> module under moe_routing.stages
 STAGES: dict[str, str] = {
@@ -47,7 +48,7 @@ def _load(stage: str):
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m moe_routing", description=__doc__.splitlines()[0])
+    parser = StageParser(prog="python -m moe_routing", description=__doc__.splitlines()[0])
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     sub = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
     # only import the module of the stage being run, plus one-line help for the rest

@@ -1,6 +1,6 @@
 # Shared by all rules: JOBS (moe_routing.pipeline.jobs) gives each rule its input functions (get_*), option
 # strings (*_flags, quoted by moe_routing.pipeline.commands) and the stage command; file paths are patterns
-# of moe_routing.pipeline.paths (P), quoted in shell commands by Snakemake's :q.
+# of moe_routing.core.paths (P), quoted in shell commands by Snakemake's :q.
 
 from snakemake.settings.types import DeploymentMethod
 

@@ -21,11 +21,11 @@ if ROUTING.get("accuracy"):
         shell:
             "{params.moe} accuracy --judgments {input.judgments:q} --out {output:q} > {log:q} 2>&1"
 
-
-if ROUTING.get("parallel"):
-
     localrules:
         accuracy,
+
+
+if ROUTING.get("parallel"):
 
     rule analyze:
         input:

@@ -49,6 +49,7 @@ from moe_routing.data.items import (
 from moe_routing.data.loading import load_split, require_columns
 from moe_routing.data.options import SourceOptions, reject_options
 from moe_routing.core.errors import DatasetError
+from moe_routing.core.paths import GLOBAL_MMLU_IDS, repository_file
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ MEDICAL_SUBJECTS = (
     "virology",
 )
 DEFAULT_SUBJECTS = {"short": ("prehistory",), "mc": MEDICAL_SUBJECTS}
-DEFAULT_IDS_FILE = lang_codes.REPO_ROOT / "resources" / "global_mmlu_prehistory_ids.txt"
+DEFAULT_IDS_FILE = repository_file(GLOBAL_MMLU_IDS)
 MC_INSTRUCTION = "Answer with the letter of the correct option."
 OPTION_COLUMNS = ("option_a", "option_b", "option_c", "option_d")
 STYLES = ("instruct", "harness")

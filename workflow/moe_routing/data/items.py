@@ -98,6 +98,19 @@ def finalize(
     ids, limit, seed, missing = ids_option(opts.ids_file), opts.limit, opts.seed, opts.missing
     if missing not in MISSING_POLICIES:
         raise DatasetError(f"{dataset} [{lang}]: missing={missing!r}; use one of {MISSING_POLICIES}")
+    kept = drop_empty_rows(items, dataset, lang, missing, require_answers)
+    if ids is not None:
+        kept = keep_ids(kept, ids, dataset, lang, missing)
+    if limit is not None:
+        kept = apply_limit(kept, limit, seed, dataset, lang)
+    if not kept:
+        raise DatasetError(f"{dataset} [{lang}]: no items left to write")
+    return items_table(kept, lang, system)
+
+
+def drop_empty_rows(items: list[Item], dataset: str, lang: str, missing: str, require_answers: bool) -> list[Item]:
+    """The items with a prompt (and answers, when required, and no empty choice); an empty or repeated id is an
+    error, and so is a row without its text unless ``missing`` is ``skip``."""
     seen: set[str] = set()
     kept: list[Item] = []
     dropped: list[str] = []
@@ -125,29 +138,34 @@ def finalize(
         kept.append(it)
     if dropped:
         log.warning("%s [%s]: dropped %d row(s) without a translation, e.g. %s", dataset, lang, len(dropped), dropped[:5])
+    return kept
 
-    if ids is not None:
-        by_id = {it.item_id: it for it in kept}
-        absent = [i for i in ids if i not in by_id]
-        if absent:
-            msg = f"{dataset} [{lang}]: {len(absent)} requested id(s) not in this language, e.g. {absent[:5]}"
-            if missing == "error":
-                raise DatasetError(msg + "; pass missing=skip to ignore them")
-            log.warning(msg)
-        wanted = set(ids)
-        kept = [it for it in kept if it.item_id in wanted]
 
-    if limit is not None:
-        if limit < 1:
-            raise DatasetError(f"{dataset} [{lang}]: limit must be >= 1, got {limit}")
-        if seed is not None:
-            chosen = {it.item_id for it in sorted(kept, key=lambda it: item_rank(seed, it.item_id))[:limit]}
-            kept = [it for it in kept if it.item_id in chosen]
-        else:
-            kept = kept[:limit]
+def keep_ids(kept: list[Item], ids: list[str], dataset: str, lang: str, missing: str) -> list[Item]:
+    """The items of the id subset, in source order; a requested id absent here is an error unless ``missing`` is ``skip``."""
+    by_id = {it.item_id: it for it in kept}
+    absent = [i for i in ids if i not in by_id]
+    if absent:
+        msg = f"{dataset} [{lang}]: {len(absent)} requested id(s) not in this language, e.g. {absent[:5]}"
+        if missing == "error":
+            raise DatasetError(msg + "; pass missing=skip to ignore them")
+        log.warning(msg)
+    wanted = set(ids)
+    return [it for it in kept if it.item_id in wanted]
 
-    if not kept:
-        raise DatasetError(f"{dataset} [{lang}]: no items left to write")
+
+def apply_limit(kept: list[Item], limit: int, seed: int | None, dataset: str, lang: str) -> list[Item]:
+    """The first ``limit`` items, or with a seed the ``limit`` items of smallest hash of (seed, item_id), in source order."""
+    if limit < 1:
+        raise DatasetError(f"{dataset} [{lang}]: limit must be >= 1, got {limit}")
+    if seed is not None:
+        chosen = {it.item_id for it in sorted(kept, key=lambda it: item_rank(seed, it.item_id))[:limit]}
+        return [it for it in kept if it.item_id in chosen]
+    return kept[:limit]
+
+
+def items_table(kept: list[Item], lang: str, system: str | None) -> pa.Table:
+    """Items -> a table of the items contract."""
     return pa.table(
         {
             "item_id": [it.item_id for it in kept],

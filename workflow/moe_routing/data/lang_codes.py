@@ -15,11 +15,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from moe_routing.core import paths
 from moe_routing.core.errors import DatasetError
+from moe_routing.core.paths import repository_file
 
-# workflow/moe_routing/data/lang_codes.py -> repository root
-REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_TABLE = REPO_ROOT / "resources" / "lang_codes.tsv"
+DEFAULT_TABLE = repository_file(paths.LANG_CODES)
 
 # columns that are a source's naming (the rest are descriptive)
 SOURCE_COLUMNS = (

@@ -1,1 +1,1 @@
-"""The CPU demo: the synthetic fact world, its templates, the demo model. Imports core, pipeline.paths."""
+"""The CPU demo: the synthetic fact world, its templates, the demo model. Imports core, data."""

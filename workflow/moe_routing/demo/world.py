@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from moe_routing.pipeline import paths
+from moe_routing.core import paths
 from moe_routing.core.contracts import ITEMS
 from moe_routing.demo.templates import (
     FACT_SYSTEM,

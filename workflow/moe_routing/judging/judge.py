@@ -67,12 +67,13 @@ from pathlib import Path
 
 import polars as pl
 
+from moe_routing.core import paths
 from moe_routing.core.errors import MoeRoutingError
+from moe_routing.core.paths import repository_file
 
 log = logging.getLogger(__name__)
 
-JUDGES = ("exact", "contains", "mc", "number", "llm")
-DEFAULT_JUDGE_PROMPT = Path(__file__).resolve().parents[3] / "resources" / "judge_prompt.txt"
+DEFAULT_JUDGE_PROMPT = repository_file(paths.JUDGE_PROMPT)
 
 
 class JudgeError(MoeRoutingError):
@@ -364,6 +365,18 @@ def judge_number(output: str, answers: list[str]) -> tuple[bool, str]:
     return ok, f"last number {got.text!r}; gold {gold}"
 
 
+# the judges that read the verdict off the output itself: name -> (output, answers, choices) -> (correct, reason)
+ANSWER_JUDGES = {
+    "exact": lambda output, answers, choices: judge_exact(output, answers),
+    "contains": lambda output, answers, choices: judge_contains(output, answers),
+    "mc": judge_mc,
+    "number": lambda output, answers, choices: judge_number(output, answers),
+}
+# the one registry of judges (the llm judge asks a judge model): the judge stage's choices follow it, and
+# tests/test_registries.py ties the config schema's `judge` values to it
+JUDGES = (*ANSWER_JUDGES, "llm")
+
+
 # ---------------------------------------------------------------- LLM judge
 
 
@@ -504,14 +517,7 @@ def judge_frame(
         results = []
         for r in pairs.iter_rows(named=True):
             try:
-                if judge == "exact":
-                    results.append(judge_exact(r["output"], r["answers"]))
-                elif judge == "contains":
-                    results.append(judge_contains(r["output"], r["answers"]))
-                elif judge == "mc":
-                    results.append(judge_mc(r["output"], r["answers"], r["choices"]))
-                else:
-                    results.append(judge_number(r["output"], r["answers"]))
+                results.append(ANSWER_JUDGES[judge](r["output"], r["answers"], r["choices"]))
             except JudgeError as exc:
                 raise JudgeError(f"{items_name}: item {r['item_id']!r} ({r['lang']}): {exc}") from None
     return pl.DataFrame(

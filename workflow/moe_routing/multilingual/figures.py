@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import matplotlib
 import matplotlib.ticker
@@ -12,6 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
+from moe_routing.multilingual.analysis import AnalysisResult, RoutingShape, experts_per_layer  # noqa: E402
+from moe_routing.core.errors import ConfigError  # noqa: E402
 from moe_routing.core.io import atomic_path  # noqa: E402
 
 
@@ -104,3 +107,37 @@ def plot_expert_counts(
     ax.set_title(f"Identified experts per layer (τ = {tau:g})")
     ax.legend(fontsize=8)
     _save(fig, path)
+
+
+def plot_analysis(
+    res: AnalysisResult,
+    shape: RoutingShape,
+    figs: Path,
+    *,
+    english: str,
+    accuracy: pl.DataFrame | None,
+    entropy: str,
+    taus: list[float],
+    tasks: list[str],
+    delta_layer: int | None = None,
+    target_layers: list[int] | None = None,
+) -> None:
+    """The analysis' figures (moe_routing.core.paths.ROUTING_FIGURES) in ``figs``: divergence, entropy, consistency, the Δ
+    of the first language comparison and the experts per layer at the first τ."""
+    plot_divergence(res.divergence, figs / "divergence.png", accuracy, english)
+    label = "mean routing entropy (nats)" if entropy == "token" else "entropy of the sequence importance (nats)"
+    plot_layer_metric(res.entropy, figs / "entropy.png", label, "Routing entropy per layer", english)
+    plot_layer_metric(
+        res.consistency, figs / "consistency.png", "token-pair top-k Jaccard", "Token routing consistency per layer", english
+    )
+    lang_cmp = [k for k in res.deltas if not any(k == f"{t}-vs-{english}" for t in tasks)]
+    comparison = lang_cmp[0] if lang_cmp else next(iter(res.deltas), None)
+    if comparison is not None:
+        if delta_layer is not None and delta_layer not in shape.moe_layers:
+            raise ConfigError(f"--delta-layer {delta_layer} is not an MoE layer ({shape.moe_layers})")
+        plot_delta(res.deltas[comparison], shape.moe_layers, figs / "delta.png", comparison, tau=taus[0], layer=delta_layer)
+    tau = float(taus[0])
+    counts = {"language experts": experts_per_layer(res.language_experts[tau], shape.moe_layers)}
+    for name, df in res.task_experts[tau].items():
+        counts[f"{name} experts"] = experts_per_layer(df, shape.moe_layers)
+    plot_expert_counts(counts, shape.moe_layers, figs / "experts_per_layer.png", tau, target_layers)

@@ -15,6 +15,35 @@ def stage_prefix(python: str) -> str:
     return shlex.join([python, "-m", "moe_routing"])
 
 
+class StageCommand:
+    """``python -m moe_routing`` of a stage, as the rules pass it (``params.moe``): it formats as the quoted words, but
+    it is not a string, so that it is no part of a job's identity.
+
+    Snakemake records each job's params and reruns the job when they change; it records only values of builtin types
+    (persistence: ``_serialize_param``, anything else is left out). An interpreter path recorded there would rerun
+    every job of a finished study after moving the checkout or switching environments; the same ``moe_routing`` code
+    in another environment is the same job. tests/test_workflow_demo.py proves it on a copied finished demo.
+    """
+
+    def __init__(self, python: str):
+        self.words = stage_prefix(python)
+
+    def __format__(self, spec: str) -> str:
+        return format(self.words, spec)
+
+    def __str__(self) -> str:
+        return self.words
+
+    def __repr__(self) -> str:
+        return f"StageCommand({self.words!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, StageCommand) and other.words == self.words
+
+    def __hash__(self) -> int:
+        return hash(self.words)
+
+
 def flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 

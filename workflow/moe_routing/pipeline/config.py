@@ -18,10 +18,12 @@ import yaml
 
 from moe_routing.core.errors import ConfigError, MoeRoutingError
 from moe_routing.pipeline.model_layout import Layout, find_config_json, layer_ranges, read_layout
-from moe_routing.pipeline.paths import items as items_path
+from moe_routing.core import paths
+from moe_routing.core.paths import items as items_path
+from moe_routing.core.paths import repository_file
 from moe_routing.pipeline.plan import Plan, is_built
 
-SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+SCHEMA = repository_file(paths.SCHEMA)
 PREFIX = "invalid config: "
 
 

@@ -13,8 +13,8 @@ import os
 import shlex
 import sys
 
-from moe_routing.pipeline import paths as P
-from moe_routing.pipeline.commands import cli_flags, key_values, stage_prefix
+from moe_routing.core import paths as P
+from moe_routing.pipeline.commands import StageCommand, cli_flags, key_values
 from moe_routing.pipeline.plan import Plan
 
 
@@ -26,13 +26,13 @@ class Jobs:
         self.steering = plan.steering()
 
     # --- how a stage runs -----------------------------------------------------------------------
-    def moe(self, backend: str = "hf") -> str:
+    def moe(self, backend: str = "hf") -> StageCommand:
         """``python -m moe_routing`` of a stage: the job's conda environment's, or the configured interpreter
         (``python.vllm`` for models served by vLLM)."""
         if self.use_conda:
-            return stage_prefix("python")
+            return StageCommand("python")
         main = self.config["python"]["main"] or sys.executable
-        return stage_prefix((self.config["python"]["vllm"] or main) if backend == "vllm" else main)
+        return StageCommand((self.config["python"]["vllm"] or main) if backend == "vllm" else main)
 
     @staticmethod
     def conda_env(backend: str = "hf") -> str:
@@ -231,12 +231,13 @@ class Jobs:
     def steering_table_flags(self) -> str:
         return cli_flags({"english": self.english, "low_resource": self.config["routing"]["low_resource"]})
 
-    def stand_in_flags(self, wildcards) -> str:
-        s = self.plan.stand_ins()[wildcards.path]
+    def stand_in_flags(self, wildcards, root: str = "") -> str:
+        """Options of the stand-in at ``{path}`` (``root`` '/': the wildcard of a rule matching ``/{path}``)."""
+        s = self.plan.stand_ins()[root + wildcards.path]
         return cli_flags({"like": s["like"], "judge": s["judge"]})
 
-    def mirror_flags(self, wildcards) -> str:
-        dataset = self.plan.mirrors()[wildcards.folder]
+    def mirror_flags(self, wildcards, root: str = "") -> str:
+        dataset = self.plan.mirrors()[root + wildcards.folder]
         d = self.config["datasets"][dataset]
         return cli_flags(
             {

@@ -6,7 +6,7 @@ DAG's shape is unit-tested without Snakemake. File names come from ``paths``.
 
 from __future__ import annotations
 
-from moe_routing.pipeline import paths
+from moe_routing.core import paths
 
 
 def is_built(model: dict) -> bool:

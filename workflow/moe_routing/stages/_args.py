@@ -1,10 +1,47 @@
-"""Argument types shared by the stages: the one way a stage is told which dataset a file belongs to."""
+"""The stages' command-line parser, and the argument types they share: the one way a stage is told which
+dataset a file belongs to."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import NoReturn
 
 from moe_routing.core.errors import ConfigError
+
+# the options an ArgumentParser has seen in the current parse, kept on the namespace while it parses
+_GIVEN = "_options_given"
+
+
+class _StoreOnce(argparse._StoreAction):
+    """``store``, except that an option given twice is an error instead of the last one silently winning."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string is not None:
+            given = namespace.__dict__.setdefault(_GIVEN, set())
+            if self.dest in given:
+                raise argparse.ArgumentError(self, "given more than once")
+            given.add(self.dest)
+        super().__call__(parser, namespace, values, option_string)
+
+
+class StageParser(argparse.ArgumentParser):
+    """The parser of ``python -m moe_routing`` and of every stage (subparsers are of their parent's class): an option
+    that stores one value may be given once, and a usage error is one line on stderr, exit code 2."""
+
+    def add_argument(self, *args, **kwargs):
+        if kwargs.get("action", "store") == "store":
+            kwargs["action"] = _StoreOnce
+        return super().add_argument(*args, **kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, rest = super().parse_known_args(args, namespace)
+        parsed.__dict__.pop(_GIVEN, None)
+        return parsed, rest
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {' '.join(message.split())}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def named_path(text: str) -> tuple[str, str]:

@@ -23,9 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="generations with routing of a parallel corpus; rows are grouped by their lang column (a file may hold several languages)",
     )
     p.add_argument("--english", default="en", help="language the others are compared with (default en)")
-    p.add_argument(
-        "--out-dir", required=True, help="directory for the TSV tables (names: moe_routing.pipeline.paths.ROUTING_TABLES)"
-    )
+    p.add_argument("--out-dir", required=True, help="directory for the TSV tables (names: moe_routing.core.paths.ROUTING_TABLES)")
     p.add_argument(
         "--accuracy",
         metavar="A.tsv",
@@ -51,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tau", nargs="+", type=float, default=[0.3], help="Δ thresholds for expert identification (default 0.3)")
     p.add_argument(
         "--figures-dir",
-        help="directory for the PNG figures (names: moe_routing.pipeline.paths.ROUTING_FIGURES; none when left out)",
+        help="directory for the PNG figures (names: moe_routing.core.paths.ROUTING_FIGURES; none when left out)",
     )
     p.add_argument("--delta-layer", type=int, help="model layer shown in the Δ figure (default: the layer with the largest Δ)")
     p.add_argument(
@@ -111,10 +109,35 @@ def read_accuracy(path: str):
 
 def run(args: argparse.Namespace) -> int:
     from moe_routing.multilingual import analysis as an
-    from moe_routing.core.errors import ConfigError
-    from moe_routing.core.io import write_tsv
-    from moe_routing.pipeline.paths import ROUTING_TABLES
-    from moe_routing.multilingual.steering import parse_layers
+
+    languages, tasks, shape, accuracy = read_inputs(args)
+    res = an.analyze(languages, shape, args.english, accuracy=accuracy, tasks=tasks, taus=args.tau, entropy=args.entropy)
+    write_tables(res, shape, Path(args.out_dir))
+    log.info("analysis of %d languages, %d task set(s) -> %s", len(languages), len(tasks), args.out_dir)
+    if args.figures_dir:
+        from moe_routing.multilingual import figures as fr
+        from moe_routing.multilingual.steering import parse_layers
+
+        targets = parse_layers(args.target_layers) if args.target_layers else None
+        fr.plot_analysis(
+            res,
+            shape,
+            Path(args.figures_dir),
+            english=args.english,
+            accuracy=accuracy,
+            entropy=args.entropy,
+            taus=args.tau,
+            tasks=list(tasks),
+            delta_layer=args.delta_layer,
+            target_layers=targets,
+        )
+        log.info("figures -> %s", args.figures_dir)
+    return 0
+
+
+def read_inputs(args: argparse.Namespace):
+    """The languages of --generations, the task sets of --task, their common routing shape and the accuracy table."""
+    from moe_routing.multilingual import analysis as an
 
     frame, shapes = read_routing(args.generations, args.importance)
     shape = an.check_same_shape(shapes)
@@ -127,8 +150,15 @@ def run(args: argparse.Namespace) -> int:
         tasks[name] = an.language_routing(rows, an.check_same_shape(task_shapes), f"task set {name!r}", args.importance)
     shape = an.check_same_shape(shapes)
     accuracy = read_accuracy(args.accuracy) if args.accuracy else None
+    return languages, tasks, shape, accuracy
 
-    res = an.analyze(languages, shape, args.english, accuracy=accuracy, tasks=tasks, taus=args.tau, entropy=args.entropy)
+
+def write_tables(res, shape, out: Path) -> None:
+    """The tables of moe_routing.core.paths.ROUTING_TABLES an analysis has (the correlation needs the accuracy)."""
+    from moe_routing.multilingual import analysis as an
+    from moe_routing.core.io import write_tsv
+    from moe_routing.core.paths import ROUTING_TABLES
+
     tables = {
         "divergence": res.divergence,
         "entropy": res.entropy,
@@ -139,39 +169,6 @@ def run(args: argparse.Namespace) -> int:
         "task_experts": an.experts_long(res.task_experts, "task"),
         "overlap": res.overlap,
     }
-    out = Path(args.out_dir)
     for name in ROUTING_TABLES:
         if tables[name] is not None:
             write_tsv(tables[name], out / f"{name}.tsv")
-    log.info("analysis of %d languages, %d task set(s) -> %s", len(languages), len(tasks), out)
-
-    if args.figures_dir:
-        from moe_routing.multilingual import figures as fr
-
-        figs = Path(args.figures_dir)
-        fr.plot_divergence(res.divergence, figs / "divergence.png", accuracy, args.english)
-        label = "mean routing entropy (nats)" if args.entropy == "token" else "entropy of the sequence importance (nats)"
-        fr.plot_layer_metric(res.entropy, figs / "entropy.png", label, "Routing entropy per layer", args.english)
-        fr.plot_layer_metric(
-            res.consistency,
-            figs / "consistency.png",
-            "token-pair top-k Jaccard",
-            "Token routing consistency per layer",
-            args.english,
-        )
-        lang_cmp = [k for k in res.deltas if not any(k == f"{t}-vs-{args.english}" for t in tasks)]
-        comparison = lang_cmp[0] if lang_cmp else next(iter(res.deltas), None)
-        if comparison is not None:
-            if args.delta_layer is not None and args.delta_layer not in shape.moe_layers:
-                raise ConfigError(f"--delta-layer {args.delta_layer} is not an MoE layer ({shape.moe_layers})")
-            fr.plot_delta(
-                res.deltas[comparison], shape.moe_layers, figs / "delta.png", comparison, tau=args.tau[0], layer=args.delta_layer
-            )
-        tau = float(args.tau[0])
-        counts = {"language experts": an.experts_per_layer(res.language_experts[tau], shape.moe_layers)}
-        for name, df in res.task_experts[tau].items():
-            counts[f"{name} experts"] = an.experts_per_layer(df, shape.moe_layers)
-        targets = parse_layers(args.target_layers) if args.target_layers else None
-        fr.plot_expert_counts(counts, shape.moe_layers, figs / "experts_per_layer.png", tau, targets)
-        log.info("figures -> %s", figs)
-    return 0

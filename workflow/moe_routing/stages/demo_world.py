@@ -79,7 +79,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def write_check_copies(items_root: str, dataset: str, outs: list[str]) -> None:
     from pathlib import Path
 
-    from moe_routing.pipeline import paths
+    from moe_routing.core import paths
     from moe_routing.core.errors import ConfigError
     from moe_routing.core.io import read_table, write_parquet
 

@@ -133,6 +133,28 @@ def load_routing(generations: Sequence[str | os.PathLike], judgments: Sequence[s
     A generation without a judgment, a judgment without a generation, duplicate keys, null
     ``correct`` values, non-finite weights or differing routing metadata are errors naming the file.
     """
+    _check_given(generations, judgments)
+    meta0, total = _common_routing_metadata(generations)
+    layers, E = list(meta0["moe_layers"]), int(meta0["num_experts"])
+    weights, gen = _load_weights(generations, total, len(layers) * E)
+    jud = _load_judgments(judgments)
+    joined = _match(gen, jud, judgments)
+    item_ids, q_index = np.unique(joined["item_id"].to_numpy().astype(str), return_inverse=True)
+    langs, lang_index = np.unique(joined["lang"].to_numpy().astype(str), return_inverse=True)
+    return RoutingData(
+        item_ids=item_ids,
+        langs=langs,
+        q_index=q_index.astype(np.int64),
+        lang_index=lang_index.astype(np.int64),
+        correct=joined["correct"].to_numpy().astype(bool),
+        weights=weights,
+        moe_layers=layers,
+        num_experts=E,
+        top_k=int(meta0.get("top_k", 0)),
+    )
+
+
+def _check_given(generations: Sequence[str | os.PathLike], judgments: Sequence[str | os.PathLike]) -> None:
     if not generations:
         raise MoeRoutingError("no generations files given")
     if not judgments:
@@ -140,9 +162,12 @@ def load_routing(generations: Sequence[str | os.PathLike], judgments: Sequence[s
     for path in list(generations) + list(judgments):
         if not os.path.exists(path):
             raise ContractError(f"{path}: file not found")
+
+
+def _common_routing_metadata(generations: Sequence[str | os.PathLike]) -> tuple[dict, int]:
+    """The first file's routing metadata, which every file must share, and the rows of all files."""
     meta0 = read_routing_metadata(generations[0])
     layers, E = list(meta0["moe_layers"]), int(meta0["num_experts"])
-    width = len(layers) * E
     total = 0
     for g in generations:
         m = read_routing_metadata(g)
@@ -152,7 +177,12 @@ def load_routing(generations: Sequence[str | os.PathLike], judgments: Sequence[s
                 f"differs from {generations[0]} (moe_layers={layers}, num_experts={E})"
             )
         total += count_rows(g)
-    # one buffer for every file: the only full-size copy of the routing data
+    return meta0, total
+
+
+def _load_weights(generations: Sequence[str | os.PathLike], total: int, width: int) -> tuple[np.ndarray, pl.DataFrame]:
+    """Every file's weights in one buffer (the only full-size copy of the routing data), and the (item_id, lang)
+    of each row with its row number and file."""
     weights = np.empty((total, width), dtype=np.float32)
     keys = []
     start = 0
@@ -178,6 +208,11 @@ def load_routing(generations: Sequence[str | os.PathLike], judgments: Sequence[s
         del t, w
     gen = pl.concat(keys)
     _check_unique(gen, "_gen", "generations")
+    return weights, gen
+
+
+def _load_judgments(judgments: Sequence[str | os.PathLike]) -> pl.DataFrame:
+    """(item_id, lang, correct, _jud = its file) of every judgment: boolean, unique and never null."""
     jud = pl.concat(
         [
             read_frame(j, contract="judgments").select("item_id", "lang", "correct").with_columns(_jud=pl.lit(str(j)))
@@ -193,6 +228,11 @@ def load_routing(generations: Sequence[str | os.PathLike], judgments: Sequence[s
     if nulls.height:
         r = nulls.row(0, named=True)
         raise ContractError(f"{r['_jud']}: 'correct' is null for item_id={r['item_id']!r} lang={r['lang']!r}")
+    return jud
+
+
+def _match(gen: pl.DataFrame, jud: pl.DataFrame, judgments: Sequence[str | os.PathLike]) -> pl.DataFrame:
+    """Each generation row with its judgment, in row order; one without the other is an error."""
     joined = gen.join(jud, on=["item_id", "lang"], how="left")
     missing = joined.filter(pl.col("_jud").is_null())
     if missing.height:
@@ -207,20 +247,7 @@ def load_routing(generations: Sequence[str | os.PathLike], judgments: Sequence[s
         raise ContractError(
             f"{r['_jud']}: {extra.height} judgment(s) have no generation, e.g. item_id={r['item_id']!r} lang={r['lang']!r}"
         )
-    joined = joined.sort("_row")
-    item_ids, q_index = np.unique(joined["item_id"].to_numpy().astype(str), return_inverse=True)
-    langs, lang_index = np.unique(joined["lang"].to_numpy().astype(str), return_inverse=True)
-    return RoutingData(
-        item_ids=item_ids,
-        langs=langs,
-        q_index=q_index.astype(np.int64),
-        lang_index=lang_index.astype(np.int64),
-        correct=joined["correct"].to_numpy().astype(bool),
-        weights=weights,
-        moe_layers=layers,
-        num_experts=E,
-        top_k=int(meta0.get("top_k", 0)),
-    )
+    return joined.sort("_row")
 
 
 def _check_unique(frame: pl.DataFrame, file_col: str, what: str) -> None:

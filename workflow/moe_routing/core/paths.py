@@ -13,6 +13,10 @@ for a model with ``languages_per_job: 3``); its generations and its judgments ar
 
 from __future__ import annotations
 
+import re
+from functools import cache
+from pathlib import Path
+
 RESULTS = "results"
 LOGS = "logs"
 # a model, dataset or language name (the config schema enforces the same pattern)
@@ -69,6 +73,29 @@ STEERING_TABLE = "results/{model}/steering_table.tsv"
 SUMMARY = "results/{model}/summary.md"
 
 
+# --- the repository's own files -------------------------------------------------------------------
+SCHEMA = "workflow/schemas/config.schema.yaml"
+JUDGE_PROMPT = "resources/judge_prompt.txt"
+LANG_CODES = "resources/lang_codes.tsv"
+GLOBAL_MMLU_IDS = "resources/global_mmlu_prehistory_ids.txt"
+
+
+@cache
+def repository_root() -> Path:
+    """The checkout this package runs from: the nearest folder above it holding the Snakefile and resources/
+    (the package is installed editable, so its files stay in the checkout wherever a module moves)."""
+    here = Path(__file__).resolve()
+    for folder in here.parents:
+        if (folder / "Snakefile").is_file() and (folder / "resources").is_dir():
+            return folder
+    raise FileNotFoundError(f"{here}: no repository (a folder with Snakefile and resources/) above the package")
+
+
+def repository_file(relative: str) -> Path:
+    """A file of the repository (``SCHEMA``, ``JUDGE_PROMPT``, ...) as an absolute path."""
+    return repository_root() / relative
+
+
 def fill(pattern: str, **wildcards) -> str:
     """A pattern with its wildcards filled in (``fill(ITEMS, dataset='x', lang='en')``)."""
     return pattern.format(**wildcards)
@@ -82,6 +109,22 @@ def log(rule: str, pattern: str | None = None) -> str:
     rel = pattern.removeprefix(f"{RESULTS}/").removeprefix("resources/")
     rel = rel.replace("/generations/", "/").replace("/judgments/", "/")
     return f"{LOGS}/{rule}/{rel.rsplit('.', 1)[0]}.log"
+
+
+def at_root(pattern: str) -> str:
+    """The pattern of a rule matching only absolute paths, whose wildcard holds the path without its leading ``/``."""
+    return "/" + pattern
+
+
+def under_root(path: str) -> str:
+    """An absolute path without its leading ``/`` (what a rule matching ``/{path}`` sees); '' for a relative one."""
+    return path.lstrip("/") if path.startswith("/") else ""
+
+
+def alternatives(values) -> str:
+    """A wildcard constraint matching exactly these values (none: nothing at all)."""
+    escaped = [re.escape(v) for v in values]
+    return "|".join(escaped) if escaped else "(?!)"
 
 
 def benchmark(rule: str, pattern: str) -> str:
