@@ -178,6 +178,30 @@ def _interleave(f: Family, config, n: int) -> list[int]:
     return list(range(step - 1, n, step))
 
 
+def _mlp_layer_types(f: Family, config, n: int) -> list[int]:
+    # GLM-4.7-Flash, EXAONE-MoE, MiMo-V2, Kimi-Linear, DeepSeek-V3.2, ...: config.mlp_layer_types[i] == "sparse";
+    # without the key, the config class's own default pattern (its __post_init__, which differs per family)
+    types_ = getattr(config, "mlp_layer_types", None)
+    if types_ is None:
+        types_ = _transformers_config(f, config).mlp_layer_types
+    if len(types_) != n:
+        raise ModelError(f"{f.model_type}: mlp_layer_types has {len(types_)} entries for {n} layers")
+    return [i for i, kind in enumerate(types_) if kind == "sparse"]
+
+
+def _transformers_config(f: Family, config):
+    """The transformers config of a config.json read as attributes (defaults and derived keys filled in)."""
+    from transformers import AutoConfig, PretrainedConfig
+
+    if isinstance(config, PretrainedConfig):
+        return config
+    raw = {k: v for k, v in vars(config).items() if k not in ("architectures", "model_type", "transformers_version")}
+    try:
+        return AutoConfig.for_model(f.model_type, **raw)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"model_type {f.model_type!r}: transformers cannot read this config ({exc})") from None
+
+
 def _built(f: Family, config, n: int) -> list[int]:
     # a family not in the table (``adapter:`` forced): the MoE blocks of the model transformers builds for
     # this config, on the meta device (no memory, no weights)
@@ -204,6 +228,7 @@ LAYER_RULES: dict[str, Callable[[Family, Any, int], list[int]]] = {
     "start_interval": _start_interval,
     "period_offset": _period_offset,
     "interleave": _interleave,
+    "mlp_layer_types": _mlp_layer_types,
     "built": _built,
 }
 
@@ -312,6 +337,38 @@ _FAMILY_ROWS = (
            vllm_gate="gate", vllm_verified=True),
     Family("dots1", "sigmoid_groups", "rednote-hilab/dots.llm1.inst", "Dots1Config", "Dots1ForCausalLM", "Dots1MoE",
            bias="e_score_correction_bias", layers="first_k_dense", tiny=_sigmoid_tiny),
+    Family("glm4_moe_lite", "sigmoid_groups", "zai-org/GLM-4.7-Flash", "Glm4MoeLiteConfig", "Glm4MoeLiteForCausalLM",
+           "Glm4MoeLiteMoE", bias="e_score_correction_bias", layers="mlp_layer_types",
+           tiny=lambda layers, experts, top_k, hidden: _sigmoid_tiny(layers, experts, top_k, hidden)
+           | _mla_tiny(max(1, hidden // 32))),
+    Family("exaone_moe", "sigmoid_groups", "LGAI-EXAONE/K-EXAONE-236B-A23B", "ExaoneMoeConfig", "ExaoneMoeForCausalLM",
+           "ExaoneMoeSparseMoEBlock", bias="e_score_correction_bias", layers="mlp_layer_types", tiny=_sigmoid_tiny),
+    Family("mimo_v2_flash", "sigmoid_groups", "XiaomiMiMo/MiMo-V2-Flash", "MiMoV2FlashConfig", "MiMoV2FlashForCausalLM",
+           "MiMoV2FlashMoE", bias="e_score_correction_bias", layers="mlp_layer_types", tiny=_sigmoid_tiny),
+    Family("solar_open", "sigmoid_groups", "upstage/Solar-Open-100B", "SolarOpenConfig", "SolarOpenForCausalLM", "SolarOpenMoE",
+           bias="e_score_correction_bias", tiny=_sigmoid_tiny),
+    Family("axk1", "sigmoid_groups", "skt/A.X-K1", "AXK1Config", "AXK1ForCausalLM", "AXK1MoE",
+           bias="e_score_correction_bias", layers="first_k_dense",
+           tiny=lambda layers, experts, top_k, hidden: _sigmoid_tiny(layers, experts, top_k, hidden)
+           | _mla_tiny(max(1, hidden // 32)) | dict(q_lora_rank=16)),
+    Family("deepseek_v32", "sigmoid_groups", "deepseek-ai/DeepSeek-V3.2-Exp", "DeepseekV32Config", "DeepseekV32ForCausalLM",
+           "DeepseekV32MoE", bias="e_score_correction_bias", layers="mlp_layer_types",
+           tiny=lambda layers, experts, top_k, hidden: _sigmoid_tiny(layers, experts, top_k, hidden)
+           | _mla_tiny(max(1, hidden // 32)) | dict(q_lora_rank=16)),
+    Family("glm_moe_dsa", "sigmoid_groups", "zai-org/GLM-5", "GlmMoeDsaConfig", "GlmMoeDsaForCausalLM", "GlmMoeDsaMoE",
+           bias="e_score_correction_bias", layers="mlp_layer_types",
+           tiny=lambda layers, experts, top_k, hidden: _sigmoid_tiny(layers, experts, top_k, hidden)
+           | _mla_tiny(max(1, hidden // 32)) | dict(q_lora_rank=16)),
+    Family("hy_v4", "sigmoid_groups", "tencent/Hy4-preview", "HYV4Config", "HYV4ForCausalLM", "HYV4MoE",
+           bias="e_score_correction_bias", layers="mlp_layer_types", tiny=_sigmoid_tiny),
+    Family("mellum", "softmax_topk", "JetBrains/Mellum2-12B-A2.5B-Base", "MellumConfig", "MellumForCausalLM",
+           "MellumSparseMoeBlock", layers="mlp_layer_types"),
+    Family("granitemoehybrid", "topk_softmax", "ibm-granite/granite-4.0-h-tiny", "GraniteMoeHybridConfig",
+           "GraniteMoeHybridForCausalLM", "GraniteMoeHybridMoE", router="router", outputs=("indices", "weights", "logits"),
+           # the default (0, inf) does not survive config.json (Infinity); generation needs an attention layer
+           tiny=lambda layers, experts, top_k, hidden: dict(
+               time_step_limit=[0.0, 100.0], mamba_n_heads=4, mamba_d_head=32, mamba_d_state=8, mamba_n_groups=1,
+               layer_types=["full_attention" if i % 2 else "linear_attention" for i in range(layers)])),
     # sparsemixer
     Family("phimoe", "sparsemixer", "microsoft/Phi-3.5-MoE-instruct", "PhimoeConfig", "PhimoeForCausalLM", "PhimoeSparseMoeBlock",
            router="router", spec={"jitter_eps": "router_jitter_noise"}, tiny=dict(router_jitter_noise=0.01, input_jitter_noise=0.0)),
