@@ -130,3 +130,18 @@ def test_the_adapter_key_reaches_the_layer_checks(tiny_checkpoint):
     config["models"]["demo"]["adapter"] = "softmax"
     with pytest.raises(ConfigError, match="adapter"):
         cfg.validate(config)
+
+
+def test_readme_support_table_is_the_family_table():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Supported model families", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0].startswith("`") and cells[0] != "family (`model_type`)":
+            rows[cells[0].strip("`")] = cells
+    assert list(rows) == list(FAMILIES)
+    for model_type, (_, example, kind, hf, vllm) in rows.items():
+        family = FAMILIES[model_type]
+        assert (example, kind, hf) == (f"`{family.example}`", f"`{family.kind}`", "✓"), model_type
+        assert vllm.startswith("✓") == family.vllm_verified, model_type

@@ -266,7 +266,8 @@ _FAMILY_ROWS = (
            layers="sparse_step", tiny=dict(norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[]),
            vllm_gate="gate", vllm_verified=True),
     Family("qwen2_moe", "softmax_topk", "Qwen/Qwen1.5-MoE-A2.7B", "Qwen2MoeConfig", "Qwen2MoeForCausalLM", "Qwen2MoeSparseMoeBlock",
-           layers="sparse_step", tiny=dict(norm_topk_prob=False, shared_expert_intermediate_size=64)),
+           layers="sparse_step", tiny=dict(norm_topk_prob=False, shared_expert_intermediate_size=64),
+           vllm_gate="gate", vllm_verified=True),
     Family("qwen3_next", "softmax_topk", "Qwen/Qwen3-Next-80B-A3B-Instruct", "Qwen3NextConfig", "Qwen3NextForCausalLM",
            "Qwen3NextSparseMoeBlock", layers="sparse_step",
            tiny=lambda layers, experts, top_k, hidden: dict(
@@ -299,7 +300,10 @@ _FAMILY_ROWS = (
     Family("deepseek_v2", "softmax_groups", "deepseek-ai/DeepSeek-V2-Lite-Chat", "DeepseekV2Config", "DeepseekV2ForCausalLM",
            "DeepseekV2Moe", layers="first_k_dense", spec={"topk_method": "topk_method"},
            tiny=lambda layers, experts, top_k, hidden: _sigmoid_tiny(layers, experts, top_k, hidden)
-           | _mla_tiny(max(1, hidden // 32)) | dict(topk_method="group_limited_greedy", routed_scaling_factor=1.5)),
+           | _mla_tiny(max(1, hidden // 32)) | dict(topk_method="group_limited_greedy", routed_scaling_factor=1.5)
+           # vLLM's CPU MLA decode kernel takes kv_lora_rank 512 + qk_rope_head_dim 64 only; with them it loads
+           # and selects the same experts, but its combine weights differ from transformers' by ~4e-3: not mapped
+           | dict(kv_lora_rank=512, qk_rope_head_dim=64)),
     # softmax -> top-k, renormalised by a p-norm (DBRX: the block gates the bare router linear)
     Family("dbrx", "softmax_topk_pnorm", "databricks/dbrx-instruct", "DbrxConfig", "DbrxForCausalLM", "DbrxFFN",
            router="router", outputs=("logits",), decoder="transformer.blocks",
