@@ -145,3 +145,24 @@ def test_readme_support_table_is_the_family_table():
         family = FAMILIES[model_type]
         assert (example, kind, hf) == (f"`{family.example}`", f"`{family.kind}`", "✓"), model_type
         assert vllm.startswith("✓") == family.vllm_verified, model_type
+
+
+# one family per router kind and router output shape
+ONE_PER_KIND = tuple({(f.kind, f.outputs): f.model_type for f in reversed(FAMILIES.values())}.values())
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from moe_routing.tiny_models import build_tokenizer
+
+    return build_tokenizer()
+
+
+@pytest.mark.parametrize("family", ONE_PER_KIND)
+def test_probe_passes_in_bfloat16(tokenizer, family):
+    # the replay stays within a bfloat16 weight's rounding of what the experts receive (CPU here; the same code on a GPU)
+    from moe_routing.tiny_models import build_tiny_model
+
+    model = build_tiny_model(family, tokenizer, layers=3, dtype="bfloat16")
+    adapter = get_adapter(model)
+    probe(model, adapter, adapter.spec_from_config(model.config), adapter.locate_hf(model), "cpu")

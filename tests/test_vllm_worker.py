@@ -110,7 +110,17 @@ def test_cpu_binding_gives_each_rank_its_own_cores():
 
 def test_adapters_say_which_families_vllm_serves():
     served = {t for a in ADAPTERS.values() for t in a.vllm_gate_names}
-    assert served == {"qwen3_moe", "qwen2_moe", "olmoe", "mixtral", "gpt_oss", "glm4_moe", "deepseek_v3"}
+    assert served == {
+        "qwen3_moe",
+        "qwen2_moe",
+        "olmoe",
+        "mixtral",
+        "gpt_oss",
+        "granitemoe",
+        "granitemoeshared",
+        "glm4_moe",
+        "deepseek_v3",
+    }
     for model_type, adapter in ADAPTERS.items():
         if model_type in served:
             assert adapter.vllm_gate_name(model_type) in ("gate", "router")
