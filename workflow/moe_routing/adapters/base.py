@@ -249,9 +249,8 @@ class Adapter(ABC):
             for _, module in layer.named_modules():
                 if _is_block(module, f):
                     router = getattr(module, f.router, None) if f.block != "*" else _generic_router(module)
-                    sites.append(
-                        RouterSite(layer=i, router=router, experts=getattr(module, f.experts), bias=self.hf_bias(router))
-                    )
+                    experts = getattr(module, f.experts)
+                    sites.append(RouterSite(layer=i, router=router, experts=experts, bias=self.hf_bias(router, module)))
                     break
         if not sites:
             raise ModelError(
@@ -260,14 +259,16 @@ class Adapter(ABC):
             )
         return sites
 
-    def hf_bias(self, router) -> torch.Tensor | None:
-        """The selection bias of a router module (the family's ``bias`` path), squeezed to [E]."""
+    def hf_bias(self, router, block=None) -> torch.Tensor | None:
+        """The selection bias (the family's ``bias`` path on the router module, else on its MoE block), squeezed to [E]."""
         if not self.family.bias:
             return None
-        obj = router
-        for part in self.family.bias.split("."):
-            obj = getattr(obj, part)
-        return obj.detach().reshape(-1)
+        for obj in (router, block):
+            for part in self.family.bias.split("."):
+                obj = getattr(obj, part, None)
+            if obj is not None:
+                return obj.detach().reshape(-1)
+        raise ModelError(f"{self.family.model_type}: no selection bias {self.family.bias!r} on the router or its MoE block")
 
     def hf_read(self, output) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """(logits, weights, indices) of a router module's output; weights and indices None where the

@@ -378,6 +378,9 @@ _FAMILY_ROWS = (
            tiny=lambda layers, experts, top_k, hidden: dict(
                time_step_limit=[0.0, 100.0], mamba_n_heads=4, mamba_d_head=32, mamba_d_state=8, mamba_n_groups=1,
                layer_types=["full_attention" if i % 2 else "linear_attention" for i in range(layers)])),
+    # sigmoid + bias without groups (n_group 1), renormalised; the bias is a buffer of the MoE block
+    Family("minimax_m2", "sigmoid_groups", "MiniMaxAI/MiniMax-M2", "MiniMaxM2Config", "MiniMaxM2ForCausalLM",
+           "MiniMaxM2SparseMoeBlock", bias="e_score_correction_bias", spec={"norm_topk_prob": True}),
     # sparsemixer
     Family("phimoe", "sparsemixer", "microsoft/Phi-3.5-MoE-instruct", "PhimoeConfig", "PhimoeForCausalLM", "PhimoeSparseMoeBlock",
            router="router", spec={"jitter_eps": "router_jitter_noise"}, tiny=dict(router_jitter_noise=0.01, input_jitter_noise=0.0)),

@@ -23,7 +23,8 @@ class SigmoidGroupsAdapter(Adapter):
         if bias is None:
             bias = torch.zeros(spec.num_experts, dtype=torch.float32, device=logits.device)
         z = logits if rows is None else apply_logit_interventions(logits, rows)
-        scores = z.sigmoid()
+        # float32 as the routers compute it (DeepSeek-V3's logits already are; MiniMax-M2 casts them)
+        scores = z.float().sigmoid()
         scores_for_choice = scores + bias
         per_group = spec.num_experts // spec.n_group
         scores_for_choice, force_group = steer_selection(scores_for_choice, rows, spec.n_group)
