@@ -9,7 +9,9 @@ tiny_models, the stand-ins, the config schema's ``adapter`` enum and the tests a
 a family whose router fits a kind is one row here plus its test (docs/adding-a-family.md).
 
 Config values missing from a config.json take transformers' default: the config class's own
-class attribute (``Family.default``).
+class attribute (``Family.default``). A family whose router fits no row can still be tried with a
+model's ``adapter:`` key (``adapters.forced_adapter``); the load-time probe (backends/probe.py) checks
+every model, table rows included, against what its experts receive.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class Family:
     # the router module's return, in order: names of ROUTER_OUTPUTS; ("logits",) for a bare linear whose
     # gating the block does itself; Llama-4 returns ("scores", "logits") with dense [T, E] scores
     outputs: tuple[str, ...] = ROUTER_OUTPUTS
-    bias: str | None = None  # selection bias: attribute path on the router module
+    bias: str | None = None  # selection bias: attribute path on the router module, else on the MoE block
     layers: str = "all"  # MoE-layer rule: key of LAYER_RULES
     # RouterSpec field -> config attribute path (dotted) or a constant, where the defaults of ``spec_values`` differ
     spec: dict = field(default_factory=dict)
