@@ -14,7 +14,7 @@ from moe_routing.errors import ModelError
 # (family, config.json changes, MoE layers of the 4-layer tiny model): the tiny defaults, then
 # layouts with dense layers as the real checkpoints have them (GLM-4.5-Air: first_k_dense_replace=1)
 FIRST_DENSE = ("glm4_moe", "deepseek_v3", "deepseek_v2", "dots1", "ernie4_5_moe", "glm4_moe_lite", "exaone_moe", "mimo_v2_flash")
-FIRST_DENSE += ("axk1", "deepseek_v32", "glm_moe_dsa", "hy_v4")
+FIRST_DENSE += ("axk1", "deepseek_v32", "glm_moe_dsa", "hy_v4", "hy_v3", "laguna")
 TINY_LAYOUT = {f: [1, 2, 3] for f in FIRST_DENSE} | {"jamba": [1, 3]}
 VARIANTS = [(f, {}, TINY_LAYOUT.get(f, [0, 1, 2, 3])) for f in ALL_FAMILIES] + [
     ("qwen3_moe", {"decoder_sparse_step": 2}, [1, 3]),

@@ -383,6 +383,14 @@ _FAMILY_ROWS = (
     # sigmoid + bias without groups (n_group 1), renormalised; the bias is a buffer of the MoE block
     Family("minimax_m2", "sigmoid_groups", "MiniMaxAI/MiniMax-M2", "MiniMaxM2Config", "MiniMaxM2ForCausalLM",
            "MiniMaxM2SparseMoeBlock", bias="e_score_correction_bias", spec={"norm_topk_prob": True}),
+    Family("hy_v3", "sigmoid_groups", "tencent/Hy3-preview", "HYV3Config", "HYV3ForCausalLM", "HYV3MoE",
+           bias="e_score_correction_bias", layers="mlp_layer_types",
+           spec={"norm_topk_prob": True, "routed_scaling_factor": "router_scaling_factor"},
+           tiny=dict(router_scaling_factor=2.5)),
+    # sigmoid (of soft-capped logits) + bias, renormalised: sorted top-k, the same experts
+    Family("laguna", "sigmoid_groups", "poolside/laguna-XS.2", "LagunaConfig", "LagunaForCausalLM", "LagunaSparseMoeBlock",
+           bias="e_score_correction_bias", layers="mlp_layer_types", spec={"norm_topk_prob": True},
+           tiny=dict(router_logit_softcapping=2.0)),
     # sparsemixer
     Family("phimoe", "sparsemixer", "microsoft/Phi-3.5-MoE-instruct", "PhimoeConfig", "PhimoeForCausalLM", "PhimoeSparseMoeBlock",
            router="router", spec={"jitter_eps": "router_jitter_noise"}, tiny=dict(router_jitter_noise=0.01, input_jitter_noise=0.0)),
