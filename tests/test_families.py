@@ -166,3 +166,19 @@ def test_probe_passes_in_bfloat16(tokenizer, family):
     model = build_tiny_model(family, tokenizer, layers=3, dtype="bfloat16")
     adapter = get_adapter(model)
     probe(model, adapter, adapter.spec_from_config(model.config), adapter.locate_hf(model), "cpu")
+
+
+def test_generate_stage_stops_on_a_wrong_forced_kind_with_one_line(tiny_checkpoint, tmp_path, capsys):
+    from moe_routing.cli import main
+    from moe_routing.io import write_parquet
+    from test_hf_backend import ITEMS as STAGE_ITEMS
+
+    model = str(tiny_checkpoint("ernie4_5_moe"))
+    capsys.readouterr()  # the checkpoint build's progress bars
+    items, out = tmp_path / "en.parquet", tmp_path / "never.parquet"
+    write_parquet(STAGE_ITEMS, items)
+    args = ["generate", "--model", model, "--items", str(items), "--out", str(out), "--device", "cpu"]
+    rc = main([*args, "--max-new-tokens", "2", "--adapter", "softmax_topk"])
+    err = [line for line in capsys.readouterr().err.splitlines() if "ernie4_5_moe" in line]
+    assert rc == 2 and not out.exists()
+    assert len(err) == 1 and "router kind 'softmax_topk' does not replay" in err[0] and "at layer 1" in err[0], err
