@@ -15,7 +15,7 @@ min_version("9.0")
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from moe_routing.pipeline import cluster
-from moe_routing.pipeline import paths as P
+from moe_routing.core import paths as P
 from moe_routing.pipeline.commands import cli_flags
 from moe_routing.pipeline.config import validate
 from moe_routing.core.errors import ConfigError

@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 
 from moe_routing.pipeline import config as cfg  # noqa: E402
-from moe_routing.pipeline.paths import chunk_languages  # noqa: E402
+from moe_routing.core.paths import chunk_languages  # noqa: E402
 from moe_routing.pipeline.plan import Plan, chunks  # noqa: E402
 
 

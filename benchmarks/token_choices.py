@@ -25,7 +25,7 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
-from moe_routing.pipeline import paths as P  # noqa: E402
+from moe_routing.core import paths as P  # noqa: E402
 from moe_routing.pipeline.config import load as load_config  # noqa: E402
 
 GENERATE = {

@@ -13,7 +13,10 @@ from moe_routing.core.errors import ModelError
 
 # (family, config.json changes, MoE layers of the 4-layer tiny model): the tiny defaults, then
 # layouts with dense layers as the real checkpoints have them (GLM-4.5-Air: first_k_dense_replace=1)
-VARIANTS = [(f, {}, [1, 2, 3] if f in ("glm4_moe", "deepseek_v3") else [0, 1, 2, 3]) for f in ALL_FAMILIES] + [
+FIRST_DENSE = ("glm4_moe", "deepseek_v3", "deepseek_v2", "dots1", "ernie4_5_moe", "glm4_moe_lite", "exaone_moe", "mimo_v2_flash")
+FIRST_DENSE += ("axk1", "deepseek_v32", "glm_moe_dsa", "hy_v4", "hy_v3", "laguna")
+TINY_LAYOUT = {f: [1, 2, 3] for f in FIRST_DENSE} | {"jamba": [1, 3]}
+VARIANTS = [(f, {}, TINY_LAYOUT.get(f, [0, 1, 2, 3])) for f in ALL_FAMILIES] + [
     ("qwen3_moe", {"decoder_sparse_step": 2}, [1, 3]),
     ("qwen3_moe", {"mlp_only_layers": [0, 2]}, [1, 3]),
     ("qwen3_moe", {"decoder_sparse_step": 3, "mlp_only_layers": [0]}, [2]),
@@ -21,6 +24,19 @@ VARIANTS = [(f, {}, [1, 2, 3] if f in ("glm4_moe", "deepseek_v3") else [0, 1, 2,
     ("glm4_moe", {"first_k_dense_replace": 3}, [3]),
     ("deepseek_v3", {"first_k_dense_replace": 2}, [2, 3]),
     ("deepseek_v3", {"first_k_dense_replace": 0, "moe_layer_freq": 1}, [0, 1, 2, 3]),
+    ("qwen2_moe", {"decoder_sparse_step": 2, "mlp_only_layers": [3]}, [1]),
+    ("qwen3_next", {"mlp_only_layers": [1]}, [0, 2, 3]),
+    ("deepseek_v2", {"first_k_dense_replace": 2}, [2, 3]),
+    ("dots1", {"first_k_dense_replace": 0}, [0, 1, 2, 3]),
+    ("ernie4_5_moe", {"moe_layer_start_index": 0, "moe_layer_interval": 2}, [1, 3]),
+    ("ernie4_5_moe", {"moe_layer_start_index": 0, "moe_layer_end_index": 2}, [0, 1, 2]),
+    ("jamba", {"expert_layer_period": 4, "expert_layer_offset": 2}, [2]),
+    ("llama4_text", {"interleave_moe_layer_step": 2, "moe_layers": None}, [1, 3]),
+    ("llama4_text", {"moe_layers": [0, 2]}, [0, 2]),
+    ("mellum", {"mlp_layer_types": ["dense", "sparse", "dense", "sparse"]}, [1, 3]),
+    # no mlp_layer_types in config.json: the config class's own default pattern (from first_k_dense_replace)
+    ("deepseek_v32", {"mlp_layer_types": None, "first_k_dense_replace": 2}, [2, 3]),
+    ("glm4_moe_lite", {"mlp_layer_types": None}, [1, 2, 3]),
 ]
 
 

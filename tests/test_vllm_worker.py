@@ -3,13 +3,15 @@ and which families each adapter lets vLLM serve (the engine itself: tests/test_v
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import polars as pl
 import pytest
 import torch
 
 from moe_routing.capture import interventions as iv
-from moe_routing.capture.adapters import ADAPTERS, activation_eps, get_adapter
+from moe_routing.capture.adapters import ADAPTERS, FAMILIES, activation_eps, get_adapter
 from moe_routing.capture.backends.vllm import cpu_thread_binding, fit_batches
 from moe_routing.capture.backends.vllm_worker import (
     counted_rows,
@@ -108,14 +110,26 @@ def test_cpu_binding_gives_each_rank_its_own_cores():
 
 def test_adapters_say_which_families_vllm_serves():
     served = {t for a in ADAPTERS.values() for t in a.vllm_gate_names}
-    assert served == {"qwen3_moe", "olmoe", "mixtral", "gpt_oss", "glm4_moe", "deepseek_v3"}
+    assert served == {
+        "qwen3_moe",
+        "qwen2_moe",
+        "olmoe",
+        "mixtral",
+        "gpt_oss",
+        "granitemoe",
+        "granitemoeshared",
+        "glm4_moe",
+        "deepseek_v3",
+    }
     for model_type, adapter in ADAPTERS.items():
         if model_type in served:
             assert adapter.vllm_gate_name(model_type) in ("gate", "router")
         else:
             with pytest.raises(ModelError, match="use the hf backend"):
                 adapter.vllm_gate_name(model_type)
-    assert {t for t, a in ADAPTERS.items() if a.vllm_selection_override} == {"glm4_moe", "deepseek_v3"}
+    assert {t for t, a in ADAPTERS.items() if a.vllm_selection_override} == {
+        t for t, f in FAMILIES.items() if f.kind == "sigmoid_groups"
+    }
     verified = {t for t, a in ADAPTERS.items() if t in a.vllm_verified}
     assert verified == served - {"deepseek_v3"}
 
@@ -123,6 +137,8 @@ def test_adapters_say_which_families_vllm_serves():
         model_type = "phimoe"
 
     assert get_adapter(Cfg()).vllm_gate_names == {}
+    # a forced router kind runs on the hf backend only (the probe that guards it hooks transformers' experts)
+    assert get_adapter(types.SimpleNamespace(model_type="qwen3_moe"), "softmax_topk").vllm_gate_names == {}
 
 
 def test_batches_fit_the_batch_size_and_the_kv_cache():

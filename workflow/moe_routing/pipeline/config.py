@@ -221,7 +221,7 @@ def check_models(config: dict) -> None:
     """Each model a job will load: a local path exists; where its config.json can be read without the
     network (a local checkpoint, or a hub id already in the Hugging Face cache), its family has a router
     adapter and MoE layers, and its xici/steering layer settings fit them. Each config.json is read once."""
-    layouts: dict[Path, Layout] = {}
+    layouts: dict[tuple[Path, str | None], Layout] = {}
     for name in dict.fromkeys(m for m, _ in Plan(config).base_runs()):
         m = config["models"][name]
         if is_built(m):
@@ -230,11 +230,12 @@ def check_models(config: dict) -> None:
             config_json = find_config_json(m["path"])
             if config_json is None:
                 continue  # a hub id not in the local cache: layer checks skipped
-            if config_json not in layouts:
-                layouts[config_json] = read_layout(config_json)
+            key = (config_json, m.get("adapter"))
+            if key not in layouts:
+                layouts[key] = read_layout(*key)
         except MoeRoutingError as exc:
             raise ConfigError(f"models.{name}.path: {exc}") from None
-        check_layers(name, m, layouts[config_json])
+        check_layers(name, m, layouts[key])
     judge = config.get("judge_model", {})
     if judge.get("path") and not is_built(judge) and any(d["judge"] == "llm" for d in config["datasets"].values()):
         try:

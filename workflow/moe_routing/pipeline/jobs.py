@@ -149,6 +149,7 @@ class Jobs:
                 "max_new_tokens": self.plan.max_new_tokens(model, dataset),
                 "seed": self.config["seed"],
                 "trust_remote_code": m["trust_remote_code"],
+                "adapter": m.get("adapter"),
                 "engine_arg": key_values(m["engine_args"]),
                 "interventions": interventions[0] if interventions else None,
                 # ablation reruns re-ask only the questions with experts

@@ -62,8 +62,10 @@ def find_config_json(path: str) -> Path | None:
     return Path(cached) if isinstance(cached, str) else None
 
 
-def read_layout(config_json: Path) -> Layout:
-    """Family and MoE layers of one config.json; ModelError for a family with no adapter or no MoE layer."""
+def read_layout(config_json: Path, adapter_kind: str | None = None) -> Layout:
+    """Family and MoE layers of one config.json; ModelError for a family with no adapter or no MoE layer.
+
+    ``adapter_kind`` is the model's ``adapter:`` key (a router kind forced on the family)."""
     from moe_routing.capture.adapters import get_adapter  # imports torch: only when a config.json is there to read
 
     try:
@@ -74,12 +76,13 @@ def read_layout(config_json: Path) -> Layout:
         raise ConfigError(f"{config_json}: not a JSON object")
     config = types.SimpleNamespace(**raw)
     try:
-        moe_layers = get_adapter(config).moe_layer_indices(config)
+        adapter = get_adapter(config, adapter_kind)
+        moe_layers = adapter.moe_layer_indices(config)
         if not moe_layers:
             raise ModelError(f"{config.model_type} with no MoE layer (every decoder layer is dense): no router to capture")
     except ModelError as exc:
         raise ModelError(f"{config_json}: {exc}") from None
-    return Layout(str(config_json), config.model_type, int(config.num_hidden_layers), tuple(moe_layers))
+    return Layout(str(config_json), config.model_type, adapter.family.num_layers(config), tuple(moe_layers))
 
 
 def layer_ranges(layers) -> str:

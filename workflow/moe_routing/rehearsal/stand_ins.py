@@ -108,8 +108,12 @@ class StandIn:
 
     @property
     def moe_layers(self) -> list[int]:
-        dense = int(self.config.get("first_k_dense_replace", 0))
-        return list(range(dense, self.layers))
+        """MoE layers of the stand-in, by its family's layer rule (adapters/families.py)."""
+        from types import SimpleNamespace
+
+        from moe_routing.capture.adapters.families import FAMILIES
+
+        return FAMILIES[self.family].moe_layers(SimpleNamespace(**{**self.config, "num_hidden_layers": self.layers}))
 
 
 def _qwen3(hub_id: str, template: str, generation: dict) -> StandIn:

@@ -16,23 +16,22 @@ import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from moe_routing.capture.adapters.families import FAMILIES as FAMILY_TABLE
+from moe_routing.capture.adapters.families import Family
 from moe_routing.core.errors import ConfigError
 
-# family name (the checkpoint's model_type) -> transformers config / model class names
-FAMILIES: dict[str, tuple[str, str]] = {
-    "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM"),
-    "olmoe": ("OlmoeConfig", "OlmoeForCausalLM"),
-    "mixtral": ("MixtralConfig", "MixtralForCausalLM"),
-    "gpt_oss": ("GptOssConfig", "GptOssForCausalLM"),
-    "glm4_moe": ("Glm4MoeConfig", "Glm4MoeForCausalLM"),
-    "deepseek_v3": ("DeepseekV3Config", "DeepseekV3ForCausalLM"),
-    "phimoe": ("PhimoeConfig", "PhimoeForCausalLM"),
-}
+# config keys of an expert count, in the order a family's config class is searched for one
+_EXPERT_KEYS = ("num_experts", "n_routed_experts", "num_local_experts", "moe_num_experts")
+
+# families with a tiny checkpoint: every row of the family table (adapters/families.py)
+FAMILIES: dict[str, Family] = FAMILY_TABLE
 ALIASES = {
     "qwen3moe": "qwen3_moe",
+    "qwen2moe": "qwen2_moe",
     "gptoss": "gpt_oss",
     "glm4moe": "glm4_moe",
     "deepseekv3": "deepseek_v3",
+    "deepseekv2": "deepseek_v2",
 }
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
@@ -111,9 +110,15 @@ def _config_kwargs(
     kv_heads: int = 1,
     moe_intermediate: int | None = None,
 ) -> dict:
+    import transformers
+
+    row = FAMILIES[family]
+    if row.kind == "sparsemixer" and top_k != 2:
+        raise ConfigError(f"{family} (sparsemixer) only routes top-2; pass top_k=2")
     heads = heads or max(1, hidden // head_dim)
     moe_intermediate = moe_intermediate or hidden // 2
-    common = dict(
+    cls = getattr(transformers, row.config_class)
+    kwargs = dict(
         vocab_size=vocab,
         hidden_size=hidden,
         intermediate_size=2 * hidden,
@@ -125,79 +130,48 @@ def _config_kwargs(
         tie_word_embeddings=False,
         **ids,
     )
-    if family == "qwen3_moe":
-        return common | dict(
-            head_dim=head_dim,
-            num_experts=experts,
-            moe_intermediate_size=moe_intermediate,
-            norm_topk_prob=True,
-            decoder_sparse_step=1,
-            mlp_only_layers=[],
-        )
-    if family == "olmoe":
-        # OLMoE-1B-7B keeps norm_topk_prob off: the adapter must not renormalise
-        return common | dict(num_experts=experts, norm_topk_prob=False)
-    if family == "mixtral":
-        return common | dict(head_dim=head_dim, num_local_experts=experts)
-    if family == "phimoe":
-        if top_k != 2:
-            raise ConfigError("phimoe (sparsemixer) only routes top-2; pass top_k=2")
-        return common | dict(num_local_experts=experts, router_jitter_noise=0.01, input_jitter_noise=0.0)
-    if family == "gpt_oss":
-        return common | dict(
-            head_dim=head_dim,
-            num_local_experts=experts,
-            sliding_window=64,
-            layer_types=["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(layers)],
-        )
-    groups = 2 if experts % 2 == 0 and experts // 2 >= max(2, top_k) else 1
-    sigmoid_common = dict(
-        n_routed_experts=experts,
-        moe_intermediate_size=moe_intermediate,
-        n_shared_experts=1,
-        n_group=groups,
-        topk_group=1,
-        norm_topk_prob=True,
-        routed_scaling_factor=2.5,
-        first_k_dense_replace=1 if layers > 1 else 0,
-    )
-    if family == "glm4_moe":
-        return common | sigmoid_common | dict(head_dim=head_dim, partial_rotary_factor=0.5, num_nextn_predict_layers=0)
-    if family == "deepseek_v3":
-        return (
-            common
-            | sigmoid_common
-            | dict(
-                num_key_value_heads=heads,
-                kv_lora_rank=16,
-                q_lora_rank=None,
-                qk_rope_head_dim=16,
-                qk_nope_head_dim=16,
-                v_head_dim=head_dim,
-                head_dim=16,
-                rope_interleave=True,
-                num_nextn_predict_layers=0,
-            )
-        )
-    raise AssertionError(family)
+    # every family reads head_dim where its config has one (vLLM's CPU attention takes 32)
+    kwargs["head_dim"] = head_dim
+    declared = set().union(*(getattr(k, "__annotations__", {}) for k in cls.__mro__))
+    kwargs[next((k for k in _EXPERT_KEYS if k in declared), "num_experts")] = experts
+    if "moe_intermediate_size" in declared:
+        kwargs["moe_intermediate_size"] = moe_intermediate
+    extra = row.tiny(layers, experts, top_k, hidden) if callable(row.tiny) else dict(row.tiny)
+    return kwargs | extra
+
+
+def _router_params(model, row: Family):
+    """(name, parameter) of the router weights and biases of ``model``, found through the family table."""
+    from moe_routing.capture.adapters import get_adapter
+
+    routers = [site.router for site in get_adapter(model).locate_hf(model)]
+    for router in routers:
+        yield from router.named_parameters()
 
 
 def _spread_routers(model, seed: int) -> None:
-    """Make random routing peaky: the default init (std 0.02) gives near-uniform, tie-prone logits."""
+    """Make random routing peaky: the default init (std 0.02) gives near-uniform, tie-prone logits.
+
+    Every router weight (``gate``, ``router``, ``wg``, ``layer``, ...) is found through the family
+    table; its biases get small random values, and so do selection biases (``e_score_correction_bias``).
+    """
     import torch
 
     gen = torch.Generator().manual_seed(seed + 1)
+    row = FAMILIES[model.config.model_type]
     with torch.no_grad():
-        for name, param in model.named_parameters():
-            leaf = name.rsplit(".", 2)
-            if len(leaf) >= 2 and leaf[-2] in ("gate", "router") and leaf[-1] == "weight":
+        for name, param in _router_params(model, row):
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf == "weight" and param.dim() == 2:
                 fan_in = param.shape[-1]
                 param.copy_(torch.randn(param.shape, generator=gen) * (2.0 / fan_in**0.5))
-            if len(leaf) >= 2 and leaf[-2] == "router" and leaf[-1] == "bias":
+            elif leaf == "bias":
                 param.copy_(torch.randn(param.shape, generator=gen) * 0.1)
+            elif leaf == "e_score_correction_bias":
+                # nonzero so tests exercise the bias-before-selection path
+                param.copy_(torch.randn(param.shape, generator=gen) * 0.05)
         for name, buf in model.named_buffers():
             if name.endswith("e_score_correction_bias"):
-                # nonzero so tests exercise the bias-before-selection path
                 buf.copy_(torch.randn(buf.shape, generator=gen) * 0.05)
 
 
@@ -232,7 +206,7 @@ def build_tiny_model(
     if dtype not in ("float32", "bfloat16", "float16"):
         raise ConfigError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}")
     ids = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    config_cls_name, model_cls_name = FAMILIES[family]
+    config_cls_name, model_cls_name = FAMILIES[family].config_class, FAMILIES[family].model_class
     kwargs = _config_kwargs(
         family,
         vocab=len(tokenizer),

@@ -77,6 +77,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own modelling code")
+    p.add_argument(
+        "--adapter", default=None, help="router kind forced on the model's family (checked against its routing at load)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for activation epsilon and consistency pairs (default 0)")
     p.add_argument(
         "--engine-arg",
@@ -106,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
     backend = load_backend(
         args.backend,
         args.model,
-        LoadOptions(dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code, extra=extra),
+        LoadOptions(
+            dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code, adapter=args.adapter, extra=extra
+        ),
     )
     if plan is not None and hasattr(backend, "moe_layers"):
         iv.validate(plan, backend.moe_layers, backend.num_experts, str(args.interventions))

@@ -1,8 +1,10 @@
 """The adapter API: pure tensor functions for MoE gating and router interventions.
 
-One ``Adapter`` subclass per router family (softmax_topk.py, topk_softmax.py,
-sigmoid_groups.py, sparsemixer.py). The math takes tensors and a ``RouterSpec`` only, never
-transformers or vLLM module objects, so both backends drive the same code:
+One ``Adapter`` subclass per router kind (softmax_topk.py, topk_softmax.py, sigmoid_topk.py,
+sigmoid_groups.py, sparsemixer.py), one instance per model family: its row of the family table
+(families.py) says where the family keeps its routers and which config keys its gating reads.
+The math takes tensors and a ``RouterSpec`` only, never transformers or vLLM module objects, so
+both backends drive the same code:
 
     spec = adapter.spec_from_config(config)            # top_k, E, norm_topk_prob, groups, ...
     indices, weights = adapter.gate(logits, spec, bias)  # the model's own selection, exactly
@@ -40,6 +42,7 @@ from typing import Any
 
 import torch
 
+from moe_routing.capture.adapters.families import Family
 from moe_routing.core.errors import ModelError
 
 ACTIVATE_EPS_STD = 1e-6
@@ -56,6 +59,9 @@ class RouterSpec:
     topk_group: int = 1
     routed_scaling_factor: float = 1.0
     jitter_eps: float = 0.0
+    norm_min: float = 0.0  # ERNIE-4.5: the renormalising sum is clamped to at least this
+    pnorm: float | None = None  # DBRX: top-k weights divided by their p-norm (None: not renormalised)
+    topk_method: str = "greedy"  # DeepSeek-V2: "greedy" or "group_limited_greedy"
 
 
 @dataclass
@@ -81,8 +87,8 @@ class RouterSite:
     """One MoE layer of a loaded transformers model."""
 
     layer: int  # model layer index (decoder layer number)
-    router: Any  # nn.Module whose output is (logits, weights, indices)
-    experts: Any  # nn.Module that receives (hidden, indices, weights)
+    router: Any  # nn.Module whose output holds the logits (Family.outputs says in which order)
+    experts: Any  # nn.Module that receives (hidden, indices, weights) (Llama-4: the routed inputs only)
     bias: torch.Tensor | None = None  # selection bias (sigmoid+bias families)
 
 
@@ -154,6 +160,22 @@ def apply_logit_interventions(logits: torch.Tensor, rows: RowPlan) -> torch.Tens
     return torch.where(rows.touched[:, None], out, logits)
 
 
+def steer_selection(scores: torch.Tensor, rows: RowPlan | None, n_group: int = 1):
+    """Interventions on a selection score that is not the logits (softmax or sigmoid plus a bias):
+    a deactivated expert's score below the row's minimum, an activated one's above its maximum.
+    Returns the scores and, per row, the groups an activated expert forces in ([T, n_group] bool, or None)."""
+    if rows is None:
+        return scores, None
+    s, force_group = scores, None
+    if bool(rows.activate.any()):
+        lifted = _strictly_above(s.max(dim=-1, keepdim=True).values.expand_as(s), rows.eps.expand_as(s))
+        s = torch.where(rows.activate, lifted, s)
+        force_group = rows.activate.view(rows.activate.shape[0], n_group, -1).any(dim=-1)
+    if bool(rows.deactivate.any()):
+        s = torch.where(rows.deactivate, below_min(scores), s)
+    return torch.where(rows.touched[:, None], s, scores), force_group
+
+
 def below_min(x: torch.Tensor) -> torch.Tensor:
     """Per row, a value strictly below the row's minimum (min - 1, as a float of x's dtype), [T, E]."""
     row_min = x.min(dim=-1, keepdim=True).values
@@ -163,24 +185,30 @@ def below_min(x: torch.Tensor) -> torch.Tensor:
 
 
 class Adapter(ABC):
-    """One router family. Subclasses set ``family``, ``model_types``, ``router_classes`` and, where vLLM
-    serves the family, the ``vllm_*`` attributes."""
+    """One router kind, instantiated for one model family (its row of families.FAMILIES)."""
 
-    family: str = ""
-    model_types: tuple[str, ...] = ()
-    # transformers class names of the router modules, per model_type
-    router_classes: dict[str, str] = {}
-    # vLLM (backends/vllm_worker.py): leaf name of the router linear inside each MoE block of vLLM's
-    # model code, per model_type; a model_type missing here is not served by the vLLM backend
-    vllm_gate_names: dict[str, str] = {}
-    # model_types whose vLLM tokens and summaries were checked against transformers (tests/test_vllm_parity.py)
-    vllm_verified: tuple[str, ...] = ()
+    kind: str = ""
     # vLLM selects on something other than the logits (sigmoid + bias), so intervened logits alone cannot
     # force a hard selection: on intervened rows the router's own (weights, ids) are replaced by ``route``'s
     vllm_selection_override: bool = False
 
-    @abstractmethod
-    def spec_from_config(self, config) -> RouterSpec: ...
+    def __init__(self, family: Family):
+        self.family = family
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.family.model_type})"
+
+    @property
+    def vllm_gate_names(self) -> dict[str, str]:
+        """vLLM (backends/vllm_worker.py): leaf name of the router linear in vLLM's model code, per model_type."""
+        return {self.family.model_type: self.family.vllm_gate} if self.family.vllm_gate else {}
+
+    @property
+    def vllm_verified(self) -> tuple[str, ...]:
+        return (self.family.model_type,) if self.family.vllm_verified else ()
+
+    def spec_from_config(self, config) -> RouterSpec:
+        return RouterSpec(**self.family.spec_values(config))
 
     @abstractmethod
     def route(
@@ -198,13 +226,9 @@ class Adapter(ABC):
 
         ``config`` is a transformers config or the checkpoint's config.json as attributes
         (``types.SimpleNamespace(**json.load(f))``); a key missing from config.json means
-        transformers' default. Agrees with ``locate_hf`` on the loaded model. This default, every
-        decoder layer, holds for OLMoE, Mixtral, GPT-OSS and Phi-3.5-MoE.
+        transformers' default. Agrees with ``locate_hf`` on the loaded model (the family's layer rule).
         """
-        layers = getattr(config, "num_hidden_layers", None)
-        if layers is None:
-            raise ModelError(f"model_type {getattr(config, 'model_type', None)!r}: config has no num_hidden_layers")
-        return list(range(int(layers)))
+        return self.family.moe_layers(config)
 
     # --- prompts and answers -------------------------------------------------------
     def chat_template_kwargs(self) -> dict:
@@ -218,25 +242,64 @@ class Adapter(ABC):
     # --- transformers ---------------------------------------------------------------
     def locate_hf(self, model) -> list[RouterSite]:
         """MoE routers of a transformers model, in layer order; ModelError if there are none."""
-        model_type = model.config.model_type
-        cls_name = self.router_classes.get(model_type)
-        layers = _decoder_layers(model)
+        f = self.family
+        layers = _decoder_layers(model, f.decoder)
         sites: list[RouterSite] = []
         for i, layer in enumerate(layers):
             for _, module in layer.named_modules():
-                if type(module).__name__ == cls_name:
-                    parent = _parent_with_experts(layer, module)
-                    sites.append(RouterSite(layer=i, router=module, experts=parent.experts, bias=self.hf_bias(module)))
+                if _is_block(module, f):
+                    router = getattr(module, f.router, None) if f.block != "*" else _generic_router(module)
+                    experts = getattr(module, f.experts)
+                    sites.append(RouterSite(layer=i, router=router, experts=experts, bias=self.hf_bias(router, module)))
                     break
         if not sites:
             raise ModelError(
-                f"model_type {model_type!r}: no MoE router ({cls_name}) in any of the {len(layers)} decoder layers; "
+                f"model_type {f.model_type!r}: no MoE block ({f.block}) in any of the {len(layers)} decoder layers; "
                 "is this a dense checkpoint?"
             )
         return sites
 
-    def hf_bias(self, router) -> torch.Tensor | None:
-        return None
+    def hf_bias(self, router, block=None) -> torch.Tensor | None:
+        """The selection bias (the family's ``bias`` path on the router module, else on its MoE block), squeezed to [E]."""
+        if not self.family.bias:
+            return None
+        for obj in (router, block):
+            for part in self.family.bias.split("."):
+                obj = getattr(obj, part, None)
+            if obj is not None:
+                return obj.detach().reshape(-1)
+        raise ModelError(f"{self.family.model_type}: no selection bias {self.family.bias!r} on the router or its MoE block")
+
+    def hf_read(self, output) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(logits, weights, indices) of a router module's output; weights and indices None where the
+        router does not return them (the block gates the logits itself, or returns dense scores)."""
+        names = self._names(output)
+        if names == ("logits",):
+            return (output if torch.is_tensor(output) else output[0]), None, None
+        got = dict(zip(names, output))
+        return got["logits"], got.get("weights"), got.get("indices")
+
+    def hf_output(self, result: RouteResult, original):
+        """The router output the MoE block expects, carrying ``result`` (weights in the router's own dtype)."""
+        names = self._names(original)
+        if names == ("logits",) and torch.is_tensor(original):
+            return result.logits
+        out = list(original)
+        for n, name in enumerate(names):
+            if name == "logits":
+                out[n] = result.logits
+            elif name == "weights":
+                out[n] = result.weights.to(original[n].dtype)
+            elif name == "indices":
+                out[n] = result.indices
+            elif name == "scores":  # dense [T, E]: the weights at the selected experts, 0 elsewhere
+                out[n] = torch.zeros_like(original[n]).scatter(1, result.indices, result.weights.to(original[n].dtype))
+        return tuple(out)
+
+    def _names(self, output) -> tuple[str, ...]:
+        if self.family.outputs:
+            return self.family.outputs
+        return _infer_outputs(output)
 
     # --- vLLM -------------------------------------------------------------------------
     def vllm_gate_name(self, model_type: str) -> str:
@@ -244,30 +307,52 @@ class Adapter(ABC):
         if model_type not in self.vllm_gate_names:
             raise ModelError(
                 f"model_type {model_type!r}: the vLLM backend has no router mapping for it (use the hf backend); "
-                f"vLLM-served families: {sorted(self.vllm_gate_names)} in this adapter"
+                "families.FAMILIES says which families vLLM serves"
             )
         return self.vllm_gate_names[model_type]
 
-    @staticmethod
-    def hf_output(result: RouteResult, original: tuple) -> tuple:
-        """The router output tuple the MoE block expects: (logits, weights, indices)."""
-        return (result.logits, result.weights, result.indices) + tuple(original[3:])
+
+def _is_block(module, family: Family) -> bool:
+    if family.block != "*":
+        return type(module).__name__ == family.block
+    return hasattr(module, "experts") and _generic_router(module) is not None
 
 
-def _decoder_layers(model):
-    for path in ("model.layers", "layers", "model.model.layers"):
+def _generic_router(module):
+    # a family not in the table (``adapter:`` forced): the block's router child is named gate or router
+    for name in ("gate", "router"):
+        child = getattr(module, name, None)
+        if child is not None and hasattr(child, "forward"):
+            return child
+    return None
+
+
+def _infer_outputs(output) -> tuple[str, ...]:
+    """Router outputs of a family not in the table, by dtype and shape: int64 = indices, the widest float = logits."""
+    if torch.is_tensor(output):
+        return ("logits",)
+    tensors = [t for t in output if torch.is_tensor(t)]
+    if len(tensors) != len(output) or len(output) not in (2, 3):
+        raise ModelError("router returns something other than (logits, weights, indices) tensors: add the family to the table")
+    names = ["weights"] * len(output)
+    floats = [n for n, t in enumerate(output) if t.is_floating_point()]
+    for n, t in enumerate(output):
+        if not t.is_floating_point():
+            names[n] = "indices"
+    widest = max(floats, key=lambda n: output[n].shape[-1])
+    names[widest] = "logits"
+    if len(output) == 2:
+        return tuple("scores" if nm == "weights" else nm for nm in names)
+    return tuple(names)
+
+
+def _decoder_layers(model, path: str = "model.layers"):
+    for candidate in (path, "model.layers", "layers", "model.model.layers", "model.language_model.layers"):
         obj = model
         try:
-            for part in path.split("."):
+            for part in candidate.split("."):
                 obj = getattr(obj, part)
         except AttributeError:
             continue
         return list(obj)
-    raise ModelError(f"{type(model).__name__}: cannot find the decoder layers (model.layers)")
-
-
-def _parent_with_experts(layer, router):
-    for _, module in layer.named_modules():
-        if any(child is router for child in module.children()) and hasattr(module, "experts"):
-            return module
-    raise ModelError(f"{type(router).__name__} in {type(layer).__name__} has no sibling `experts` module")
+    raise ModelError(f"{type(model).__name__}: cannot find the decoder layers ({path})")

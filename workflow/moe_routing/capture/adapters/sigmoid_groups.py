@@ -1,4 +1,4 @@
-"""sigmoid + bias routers with expert groups: GLM-4.5 (Glm4Moe) and DeepSeek-V3.
+"""sigmoid + bias routers with expert groups: DeepSeek-V3, GLM-4.5 (Glm4Moe), dots.llm1 and the other copies of DeepSeek-V3's router.
 
 Selection uses ``sigmoid(z) + e_score_correction_bias`` within the best ``topk_group`` of
 ``n_group`` groups (a group scores the sum of its two best selection scores); the combine
@@ -16,71 +16,25 @@ from moe_routing.capture.adapters.base import (
     RouteResult,
     RouterSpec,
     RowPlan,
-    _strictly_above,
     apply_logit_interventions,
-    below_min,
+    steer_selection,
 )
-from moe_routing.core.errors import ModelError
 
 
 class SigmoidGroupsAdapter(Adapter):
-    family = "sigmoid_groups"
-    model_types = ("glm4_moe", "deepseek_v3")
-    router_classes = {"glm4_moe": "Glm4MoeTopkRouter", "deepseek_v3": "DeepseekV3TopkRouter"}
-    # vLLM 0.32 glm4_moe.py / deepseek_v2.py: `self.gate`; DeepSeek-V3 is mapped but not run (its tiny
-    # checkpoint does not load in vLLM 0.32)
-    vllm_gate_names = {"glm4_moe": "gate", "deepseek_v3": "gate"}
-    vllm_verified = ("glm4_moe",)
+    kind = "sigmoid_groups"
     # vLLM selects on sigmoid(z) + bias; replaced weights are divided by the routed_scaling_factor vLLM applies later
     vllm_selection_override = True
-
-    def spec_from_config(self, config) -> RouterSpec:
-        return RouterSpec(
-            num_experts=int(config.n_routed_experts),
-            top_k=int(config.num_experts_per_tok),
-            norm_topk_prob=bool(config.norm_topk_prob),
-            n_group=int(config.n_group),
-            topk_group=int(config.topk_group),
-            routed_scaling_factor=float(config.routed_scaling_factor),
-        )
-
-    # transformers' defaults of first_k_dense_replace when config.json has none
-    _first_dense_default = {"glm4_moe": 1, "deepseek_v3": 3}
-
-    def moe_layer_indices(self, config) -> list[int]:
-        # the first first_k_dense_replace decoder layers are dense (GLM-4.5-Air: 1 of 46)
-        first_dense = getattr(config, "first_k_dense_replace", None)
-        if first_dense is None:
-            first_dense = self._first_dense_default[config.model_type]
-        # DeepSeek's own code and vLLM also require layer % moe_layer_freq == 0, transformers does not:
-        # the two backends would route different layers, so only the released value 1 is supported
-        freq = getattr(config, "moe_layer_freq", None)
-        if freq not in (None, 1):
-            raise ModelError(
-                f"{config.model_type}: moe_layer_freq={freq} is not supported (transformers and vLLM place its MoE layers differently)"
-            )
-        return [i for i in super().moe_layer_indices(config) if i >= int(first_dense)]
-
-    def hf_bias(self, router):
-        return router.e_score_correction_bias
 
     def route(self, logits, spec: RouterSpec, bias=None, rows: RowPlan | None = None) -> RouteResult:
         if bias is None:
             bias = torch.zeros(spec.num_experts, dtype=torch.float32, device=logits.device)
         z = logits if rows is None else apply_logit_interventions(logits, rows)
-        scores = z.sigmoid()
+        # float32 as the routers compute it (DeepSeek-V3's logits already are; MiniMax-M2 casts them)
+        scores = z.float().sigmoid()
         scores_for_choice = scores + bias
         per_group = spec.num_experts // spec.n_group
-        force_group = None
-        if rows is not None:
-            s = scores_for_choice
-            if bool(rows.activate.any()):
-                lifted = _strictly_above(s.max(dim=-1, keepdim=True).values.expand_as(s), rows.eps.expand_as(s))
-                s = torch.where(rows.activate, lifted, s)
-                force_group = rows.activate.view(-1, spec.n_group, per_group).any(dim=-1)
-            if bool(rows.deactivate.any()):
-                s = torch.where(rows.deactivate, below_min(scores_for_choice), s)
-            scores_for_choice = torch.where(rows.touched[:, None], s, scores_for_choice)
+        scores_for_choice, force_group = steer_selection(scores_for_choice, rows, spec.n_group)
         group_scores = scores_for_choice.view(-1, spec.n_group, per_group).topk(2, dim=-1)[0].sum(dim=-1)
         if force_group is not None:
             group_scores = group_scores.masked_fill(force_group, float("inf"))

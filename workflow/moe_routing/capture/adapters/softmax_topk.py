@@ -1,41 +1,30 @@
-"""softmax -> top-k routers: Qwen3-MoE (renormalised top-k), OLMoE (norm_topk_prob as configured), Mixtral (always renormalised)."""
+"""softmax -> top-k router kinds.
+
+- ``softmax_topk``: softmax over all experts, top-k, renormalised if ``norm_topk_prob`` (Qwen2/3-MoE,
+  Qwen3-Next, OLMoE, FlexOlmo, Mixtral, MiniMax, Hunyuan, Jamba).
+- ``softmax_bias_topk``: selection on softmax + a per-expert bias, weights the softmax of the
+  selected experts over their clamped sum (ERNIE-4.5-MoE).
+- ``softmax_groups``: DeepSeek-V2's greedy or group-limited greedy top-k, weights the softmax
+  times ``routed_scaling_factor``, not renormalised.
+- ``softmax_topk_pnorm``: softmax in the logits' dtype, top-k divided by its p-norm (DBRX).
+"""
 
 from __future__ import annotations
 
 import torch
 
-from moe_routing.capture.adapters.base import Adapter, RouteResult, RouterSpec, RowPlan, apply_logit_interventions
-from moe_routing.core.errors import ModelError
+from moe_routing.capture.adapters.base import (
+    Adapter,
+    RouteResult,
+    RouterSpec,
+    RowPlan,
+    apply_logit_interventions,
+    steer_selection,
+)
 
 
 class SoftmaxTopKAdapter(Adapter):
-    family = "softmax_topk"
-    model_types = ("qwen3_moe", "olmoe", "mixtral")
-    router_classes = {"qwen3_moe": "Qwen3MoeTopKRouter", "olmoe": "OlmoeTopKRouter", "mixtral": "MixtralTopKRouter"}
-    # vLLM 0.32 qwen3_moe.py / olmoe.py: `self.gate`
-    vllm_gate_names = {"qwen3_moe": "gate", "olmoe": "gate"}
-    vllm_verified = ("qwen3_moe", "olmoe")
-
-    def spec_from_config(self, config) -> RouterSpec:
-        num_experts = getattr(config, "num_experts", None) or config.num_local_experts
-        # Mixtral has no norm_topk_prob and always renormalises
-        norm = bool(getattr(config, "norm_topk_prob", True)) if config.model_type != "mixtral" else True
-        return RouterSpec(num_experts=int(num_experts), top_k=int(config.num_experts_per_tok), norm_topk_prob=norm)
-
-    def moe_layer_indices(self, config) -> list[int]:
-        layers = super().moe_layer_indices(config)
-        if config.model_type != "qwen3_moe":
-            return layers
-        # Qwen3MoeDecoderLayer: a dense MLP in mlp_only_layers, where (i + 1) % decoder_sparse_step != 0,
-        # and everywhere if num_experts is 0 (transformers' defaults: 1, [], 128)
-        experts = getattr(config, "num_experts", None)
-        experts = getattr(config, "num_local_experts", 128) if experts is None else experts
-        step = getattr(config, "decoder_sparse_step", None)
-        step = 1 if step is None else int(step)
-        if step < 1:
-            raise ModelError(f"qwen3_moe: decoder_sparse_step={step}, must be >= 1")
-        dense = set(getattr(config, "mlp_only_layers", None) or [])
-        return [i for i in layers if int(experts) > 0 and i not in dense and (i + 1) % step == 0]
+    kind = "softmax_topk"
 
     def route(self, logits, spec: RouterSpec, bias=None, rows: RowPlan | None = None) -> RouteResult:
         z = logits if rows is None else apply_logit_interventions(logits, rows)
@@ -44,17 +33,69 @@ class SoftmaxTopKAdapter(Adapter):
         top_value, indices = torch.topk(probs, spec.top_k, dim=-1)
         if spec.norm_topk_prob:
             top_value /= top_value.sum(dim=-1, keepdim=True)
-        # Qwen3-MoE / OLMoE cast back to the logits dtype; Mixtral keeps float32 (equal for float32 models)
-        if not self._keeps_float:
+        # most cast back to the logits dtype; Mixtral and MiniMax keep float32 (equal for float32 models)
+        if not self.family.weights_float:
             top_value = top_value.to(z.dtype)
         return RouteResult(logits=z, indices=indices, weights=top_value)
 
-    _keeps_float = False
+
+class SoftmaxBiasTopKAdapter(Adapter):
+    """ERNIE-4.5: ``topk(softmax(z) + e_score_correction_bias)``; the weights ignore the bias."""
+
+    kind = "softmax_bias_topk"
+
+    def route(self, logits, spec: RouterSpec, bias=None, rows: RowPlan | None = None) -> RouteResult:
+        z = logits if rows is None else apply_logit_interventions(logits, rows)
+        probs = torch.nn.functional.softmax(z.float(), dim=1, dtype=torch.float)
+        choice = probs if bias is None else probs + bias.reshape(-1)
+        choice, _ = steer_selection(choice, rows)
+        _, indices = torch.topk(choice, spec.top_k, dim=-1)
+        weights = torch.gather(probs, dim=-1, index=indices)
+        weights = weights / torch.clamp(weights.sum(dim=-1, keepdim=True), min=spec.norm_min)
+        return RouteResult(logits=z, indices=indices, weights=weights)
 
 
-class MixtralAdapter(SoftmaxTopKAdapter):
-    model_types = ("mixtral",)
-    router_classes = {"mixtral": "MixtralTopKRouter"}
-    vllm_gate_names = {"mixtral": "gate"}  # vLLM 0.32 mixtral.py
-    vllm_verified = ("mixtral",)
-    _keeps_float = True
+class SoftmaxGroupsAdapter(Adapter):
+    """DeepSeek-V2: greedy top-k of the softmax, or within the ``topk_group`` groups of best max score."""
+
+    kind = "softmax_groups"
+
+    def route(self, logits, spec: RouterSpec, bias=None, rows: RowPlan | None = None) -> RouteResult:
+        z = logits if rows is None else apply_logit_interventions(logits, rows)
+        scores = z.softmax(dim=-1, dtype=torch.float32)
+        if spec.topk_method == "greedy":
+            choice, _ = steer_selection(scores, rows)
+            indices = torch.topk(choice, k=spec.top_k, dim=-1, sorted=False)[1]
+        elif spec.topk_method == "group_limited_greedy":
+            per_group = spec.num_experts // spec.n_group
+            choice, force_group = steer_selection(scores, rows, spec.n_group)
+            group_scores = choice.view(-1, spec.n_group, per_group).max(dim=-1).values
+            if force_group is not None:
+                group_scores = group_scores.masked_fill(force_group, float("inf"))
+            group_idx = torch.topk(group_scores, k=spec.topk_group, dim=-1, sorted=False)[1]
+            group_mask = torch.zeros_like(group_scores)
+            group_mask.scatter_(1, group_idx, 1)
+            score_mask = group_mask.unsqueeze(-1).expand(-1, spec.n_group, per_group).reshape(-1, spec.num_experts)
+            # the model fills masked experts with 0.0; a deactivated expert sits below that
+            choice = choice.masked_fill(~score_mask.bool(), 0.0)
+            if rows is not None and bool(rows.deactivate.any()):
+                choice = torch.where(rows.deactivate & rows.touched[:, None], torch.full_like(choice, -1.0), choice)
+            indices = torch.topk(choice, k=spec.top_k, dim=-1, sorted=False)[1]
+        else:
+            raise ValueError(f"deepseek_v2: unknown topk_method {spec.topk_method!r}")
+        weights = scores.gather(1, indices) * spec.routed_scaling_factor
+        return RouteResult(logits=z, indices=indices, weights=weights)
+
+
+class SoftmaxTopKPNormAdapter(Adapter):
+    """DBRX: ``softmax`` in the logits' dtype, top-k, divided by the top-k's ``moe_normalize_expert_weights``-norm."""
+
+    kind = "softmax_topk_pnorm"
+
+    def route(self, logits, spec: RouterSpec, bias=None, rows: RowPlan | None = None) -> RouteResult:
+        z = logits if rows is None else apply_logit_interventions(logits, rows)
+        probs = torch.nn.functional.softmax(z, dim=1, dtype=z.dtype)
+        top_value, indices = torch.topk(probs, spec.top_k, dim=-1)
+        if spec.pnorm is not None:
+            top_value = top_value / torch.norm(top_value, p=spec.pnorm, dim=-1, keepdim=True)
+        return RouteResult(logits=z, indices=indices, weights=top_value)

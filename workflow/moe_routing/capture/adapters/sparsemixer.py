@@ -32,10 +32,8 @@ def sparsemixer_eval(scores: torch.Tensor, jitter_eps: float) -> tuple[torch.Ten
 
 
 class SparseMixerAdapter(Adapter):
-    family = "sparsemixer"
-    model_types = ("phimoe",)
-    router_classes = {"phimoe": "PhimoeTopKRouter"}
-    # no vllm_gate_names: vLLM serves phimoe through its transformers fallback (router inside the HF
+    kind = "sparsemixer"
+    # not served by vLLM: vLLM runs phimoe through its transformers fallback (router inside the HF
     # module, different outputs), so it runs on the hf backend only
 
     def spec_from_config(self, config) -> RouterSpec:
@@ -43,7 +41,7 @@ class SparseMixerAdapter(Adapter):
             raise ModelError(
                 f"phimoe: sparsemixer routes top-2 only, config has num_experts_per_tok={config.num_experts_per_tok}"
             )
-        return RouterSpec(num_experts=int(config.num_local_experts), top_k=2, jitter_eps=float(config.router_jitter_noise))
+        return super().spec_from_config(config)
 
     def route(self, logits, spec: RouterSpec, bias=None, rows: RowPlan | None = None) -> RouteResult:
         z = logits if rows is None else apply_logit_interventions(logits, rows)

@@ -1,6 +1,6 @@
-"""top-k -> softmax routers: GPT-OSS (biased router logits; softmax over the k selected logits).
+"""top-k -> softmax routers: GPT-OSS (biased router logits), Granite-MoE; softmax over the k selected logits.
 
-GPT-OSS also speaks the harmony format, which this adapter owns:
+GPT-OSS (``Family.harmony``) also speaks the harmony format, which this adapter owns:
 
 - **Prompt.** The chat template ignores ``enable_thinking``; its system message sets
   ``Reasoning: medium`` unless the ``reasoning_effort`` variable says otherwise. Both studies ask
@@ -58,14 +58,7 @@ def harmony_final(text: str) -> str | None:
 
 
 class TopKSoftmaxAdapter(Adapter):
-    family = "topk_softmax"
-    model_types = ("gpt_oss",)
-    router_classes = {"gpt_oss": "GptOssTopKRouter"}
-    vllm_gate_names = {"gpt_oss": "router"}  # vLLM 0.32 gpt_oss.py
-    vllm_verified = ("gpt_oss",)
-
-    def spec_from_config(self, config) -> RouterSpec:
-        return RouterSpec(num_experts=int(config.num_local_experts), top_k=int(config.num_experts_per_tok))
+    kind = "topk_softmax"
 
     def route(self, logits, spec: RouterSpec, bias=None, rows: RowPlan | None = None) -> RouteResult:
         # the router's own bias is already inside the logits (F.linear with bias)
@@ -75,8 +68,12 @@ class TopKSoftmaxAdapter(Adapter):
         return RouteResult(logits=z, indices=indices, weights=weights)
 
     def chat_template_kwargs(self) -> dict:
+        if not self.family.harmony:
+            return {}
         return {"reasoning_effort": REASONING_EFFORT, "strftime_now": template_date}
 
     def answer_text(self, tokenizer, output_ids: list[int]) -> str:
+        if not self.family.harmony:
+            return super().answer_text(tokenizer, output_ids)
         final = harmony_final(tokenizer.decode(output_ids, skip_special_tokens=False))
         return tokenizer.decode(output_ids, skip_special_tokens=True) if final is None else final

@@ -57,6 +57,7 @@ class LoadOptions:
     dtype: str = "auto"  # "auto" (see resolve_dtype) or one of DTYPES
     device: str = "auto"  # "auto", "cpu", "cuda"
     trust_remote_code: bool = False
+    adapter: str | None = None  # force a router kind (adapters.KINDS) instead of the family table's; the probe checks it
     extra: dict = field(default_factory=dict)  # backend-specific (e.g. vLLM gpu_memory_utilization)
 
 

@@ -34,6 +34,7 @@ import torch
 from moe_routing.capture import interventions as iv
 from moe_routing.capture.adapters import activation_eps, get_adapter
 from moe_routing.capture.adapters.base import CompiledPlan
+from moe_routing.capture.backends.probe import probe
 from moe_routing.capture.backends import (
     GenerationOptions,
     LoadOptions,
@@ -70,6 +71,10 @@ class _BatchState:
     prefill_valid: torch.Tensor | None = None
 
 
+def _to(output: tuple, device) -> tuple:
+    return tuple(o.to(device) if torch.is_tensor(o) else o for o in output)
+
+
 def load(model_path: str, options: LoadOptions | None = None) -> "HFBackend":
     return HFBackend(str(model_path), options or LoadOptions())
 
@@ -97,7 +102,7 @@ class HFBackend(RoutingBackend):
         trust = bool(options.trust_remote_code)
         config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust)
         # fail on an unsupported family before loading any weights
-        self.adapter = get_adapter(config)
+        self.adapter = get_adapter(config, options.adapter)
         # "auto" is the checkpoint's dtype, resolved as on the vLLM backend
         self.dtype = resolve_dtype(options.dtype, config, options.device)
         dtype = DTYPES[self.dtype]
@@ -131,6 +136,8 @@ class HFBackend(RoutingBackend):
         # set to a list to record every router call (tests): dicts of layer, logits, indices, weights, rows
         self.trace: list | None = None
         self._install_hooks()
+        # before the first batch: the adapter must replay what the experts receive (backends/probe.py)
+        probe(self.model, self.adapter, self.spec, self.sites, self.device)
         self.load_seconds = time.perf_counter() - start
         self.generate_seconds = 0.0
         log.info(
@@ -193,10 +200,12 @@ class HFBackend(RoutingBackend):
             if st is None:
                 return None
             st.router_calls[pos] += 1
-            home = output[0].device
+            z, w, idx = adapter.hf_read(output)
+            home = z.device
             if home != st.row_seq.device:  # layer placed on another GPU by device_map
-                output = tuple(o.to(st.row_seq.device) if torch.is_tensor(o) else o for o in output)
-            logits = output[0]
+                output = output.to(st.row_seq.device) if torch.is_tensor(output) else _to(output, st.row_seq.device)
+                z, w, idx = adapter.hf_read(output)
+            logits = z
             if logits.shape[0] != st.row_seq.shape[0]:
                 raise ModelError(f"layer {site.layer}: router saw {logits.shape[0]} rows, expected {st.row_seq.shape[0]}")
             rows = st.plan.rows(pos, st.row_seq) if st.plan is not None else None
@@ -206,10 +215,11 @@ class HFBackend(RoutingBackend):
                 res = adapter.route(logits, spec, bias, rows)
                 replaced = adapter.hf_output(res, output)
                 if home != logits.device:
-                    replaced = tuple(o.to(home) if torch.is_tensor(o) else o for o in replaced)
+                    replaced = replaced.to(home) if torch.is_tensor(replaced) else _to(replaced, home)
                 z, w, idx = res.logits, res.weights, res.indices
-            else:
-                z, w, idx = output[0], output[1], output[2]
+            elif w is None or idx is None:
+                # the router returns logits (or dense scores) only: its gating is replayed (the load-time probe checked it)
+                idx, w = adapter.gate(z, spec, site.bias.to(z.device) if site.bias is not None else None)
             if st.acc is not None:
                 st.acc.add(pos, z, idx, w, st.row_seq, st.row_valid)
             if st.trace is not None:

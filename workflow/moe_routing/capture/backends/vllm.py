@@ -222,7 +222,8 @@ class VLLMBackend(RoutingBackend):
 
         trust = bool(options.trust_remote_code)
         config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust)
-        self.adapter = get_adapter(config)
+        # a forced router kind (`adapter:`) has no vLLM mapping: vllm_gate_name below refuses it
+        self.adapter = get_adapter(config, options.adapter)
         self.model_type = config.model_type
         self.adapter.vllm_gate_name(self.model_type)  # families vLLM does not serve fail before the engine starts
         if self.model_type not in self.adapter.vllm_verified:
