@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from moe_routing.config_guards import check_finite, check_interpreters, check_languages, check_stage_flags, unknown_keys_of
 from moe_routing.errors import ConfigError, MoeRoutingError
 from moe_routing.model_layout import Layout, find_config_json, layer_ranges, read_layout
 from moe_routing.paths import items as items_path
@@ -28,10 +29,14 @@ PREFIX = "invalid config: "
 def validate(config: dict) -> dict:
     """Validate, fill defaults in place and check; ConfigError('invalid config: KEY: problem') on the first error."""
     try:
+        check_finite(config)
         check_schema(config)
         fill_nested_defaults(config)
+        check_stage_flags(config)
+        check_languages(config)
         check_references(config)
         check_runs(config)
+        check_interpreters(config)
         check_models(config)
     except ConfigError as exc:
         raise ConfigError(PREFIX + str(exc)) from None
@@ -76,6 +81,9 @@ def key_path(parts) -> str:
 
 def schema_message(error) -> str:
     """'KEY: problem' for one jsonschema ValidationError, on one line and of bounded length."""
+    unknown = unknown_keys_of(error)
+    if unknown is not None:
+        return str(unknown)
     shown = repr(error.instance)
     message = error.message
     if error.validator == "pattern":
