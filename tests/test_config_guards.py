@@ -172,3 +172,40 @@ def test_a_dry_run_refuses_in_one_line_before_planning(tmp_path, mutate, line):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "Job stats" not in out
     assert any(x.startswith("invalid config: " + line) for x in out.splitlines()) and out.count("invalid config") == 1, out
+
+
+# --- stage arguments: every number finite and in range, one line, exit 2 --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (
+            ["xici", "--generations", "g.parquet", "--judgments", "j.parquet", "--out", "o", "--tau", "nan"],
+            "--tau: nan is not a finite",
+        ),
+        (
+            ["xici", "--generations", "g.parquet", "--judgments", "j.parquet", "--out", "o", "--alpha", "inf"],
+            "--alpha: inf is not a finite",
+        ),
+        (
+            ["xici", "--generations", "g", "--judgments", "j", "--sweep-out", "s", "--taus", "0.1", "nan"],
+            "'nan' is not a finite number",
+        ),
+        (["xici", "--generations", "g", "--judgments", "j", "--sweep-out", "s", "--alphas", "0"], "'0' is outside (0, 1]"),
+        (["steer-plan", "--tau", "nan"], "argument --tau: 'nan' is not a finite number"),
+        (["steer-plan", "--tau", "0.1", "--strength", "2"], "argument --strength: '2' is outside [-1, 1]"),
+        (["generate", "--seed", "-1"], "argument --seed: -1 is outside [0, 2**32)"),
+        (["generate", "--seed", str(2**70)], f"argument --seed: {2**70} is outside [0, 2**32)"),
+        (["ablation-plan", "--seed", "3.7"], "argument --seed: '3.7' is not an integer"),
+    ],
+)
+def test_stage_arguments_are_finite_and_in_range(argv, needle, capsys):
+    from moe_routing.cli import main
+
+    try:
+        rc = main(argv)
+    except SystemExit as exc:
+        rc = exc.code
+    err = capsys.readouterr().err
+    assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1, err

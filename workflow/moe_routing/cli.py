@@ -18,6 +18,7 @@ import sys
 
 from moe_routing import faults
 from moe_routing.errors import MoeRoutingError
+from moe_routing.stages._args import check_values
 
 # stage name on the command line -> module under moe_routing.stages
 STAGES: dict[str, str] = {
@@ -46,8 +47,15 @@ def _load(stage: str):
     return importlib.import_module(f"moe_routing.stages.{STAGES[stage]}")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument error is one line (the stage and the problem), exit 2, without the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {' '.join(message.split())}\n")
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m moe_routing", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m moe_routing", description=__doc__.splitlines()[0])
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     sub = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
     # only import the module of the stage being run, plus one-line help for the rest
@@ -79,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     module = _load(args.stage)
     try:
         try:
+            check_values(args)
             rc = module.run(args)
         except MoeRoutingError:
             raise

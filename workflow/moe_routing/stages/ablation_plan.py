@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+
+from moe_routing.stages._args import seed
 import logging
 
 HELP = "ablation plan (interventions contract) for condition xici, shuffled or random"
@@ -17,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--condition", required=True, choices=["xici", "shuffled", "random"])
     p.add_argument("--cap", type=int, default=None, help="use experts with rank <= CAP (default: every expert in the file)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the derangement / random sets (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the derangement / random sets (default 0)")
     p.add_argument(
         "--exclude-first", type=int, default=0, help="MoE layers excluded at the start (random condition draws from the rest)"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from moe_routing.stages._args import add_items
+from moe_routing.stages._args import add_items, seed
 
 HELP = "generate answers for items files with router capture (generations contract) and optional interventions"
 
@@ -77,7 +77,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own modelling code")
-    p.add_argument("--seed", type=int, default=0, help="seed for activation epsilon and consistency pairs (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed for activation epsilon and consistency pairs (default 0)")
     p.add_argument(
         "--engine-arg",
         action="append",
