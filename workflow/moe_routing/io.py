@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -30,9 +31,11 @@ from moe_routing import contracts
 from moe_routing.contracts import CONTRACTS, parse_routing_metadata
 from moe_routing.errors import ContractError, MoeRoutingError
 from moe_routing.faults import file_fault
-from moe_routing.footer_check import FOOTER_CHECK_KEYS, footer_check, footer_intact
+from moe_routing.footer_check import FOOTER_CHECK_KEYS, FOOTER_LAYOUT_KEY, footer_check, footer_intact, layout
 
 T = TypeVar("T")
+# what io adds to the schema metadata itself: dropped on reading, replaced on writing
+FOOTER_KEYS = frozenset({*FOOTER_CHECK_KEYS, FOOTER_LAYOUT_KEY})
 
 
 def _one_line(exc: BaseException) -> str:
@@ -115,12 +118,13 @@ def write_parquet(
     checks the table against that contract first (the file's name counts, e.g. an items file's language).
     """
     table = _as_arrow(data)
-    merged = {k: v for k, v in (table.schema.metadata or {}).items() if k not in FOOTER_CHECK_KEYS}
+    merged = {k: v for k, v in (table.schema.metadata or {}).items() if k not in FOOTER_KEYS}
     for k, v in (metadata or {}).items():
         merged[k.encode() if isinstance(k, str) else k] = v.encode() if isinstance(v, str) else v
     if contract is not None:
         _check_columns(table, path, contract, None)
         contracts.check(table.replace_schema_metadata(merged), path, contract)
+    merged[FOOTER_LAYOUT_KEY] = json.dumps(layout(table.schema, table.num_rows)).encode()
     check = footer_check(table.schema, table.num_rows, merged)
     merged.update(dict.fromkeys(FOOTER_CHECK_KEYS, check))
     table = table.replace_schema_metadata(merged)
@@ -188,7 +192,7 @@ def _read_all(pf: pq.ParquetFile) -> pa.Table:
     table = pf.read()
     if table.num_rows != pf.metadata.num_rows:
         raise ValueError(f"read {table.num_rows} rows, the footer says {pf.metadata.num_rows}")
-    meta = {k: v for k, v in (table.schema.metadata or {}).items() if k not in FOOTER_CHECK_KEYS}
+    meta = {k: v for k, v in (table.schema.metadata or {}).items() if k not in FOOTER_KEYS}
     return table.replace_schema_metadata(meta or None)
 
 
