@@ -296,17 +296,18 @@ def test_unknown_engine_option_is_a_clear_error(tiny_checkpoint):
 
 
 def test_only_intervened_with_nothing_to_reask_writes_an_empty_file(tiny_checkpoint, tmp_path):
-    """An ablation plan with no question in this language still yields a valid (empty) generations file."""
+    """An ablation plan with no question (ablation-plan records so) still yields a valid (empty) generations file."""
     import polars as pl
 
     from moe_routing.contracts import GENERATIONS, INTERVENTIONS
+    from moe_routing.provenance import EXPERTS_QUESTIONS
 
     items = pl.DataFrame(
         {"item_id": ["a"], "lang": ["en"], "prompt": ["hello"], "system": [None], "answers": [["x"]], "choices": [None]},
         schema_overrides={"choices": pl.List(pl.String)},
     )
     write_parquet(items, tmp_path / "en.parquet")
-    write_parquet(INTERVENTIONS.empty_table(), tmp_path / "plan.parquet")
+    write_parquet(INTERVENTIONS.empty_table(), tmp_path / "plan.parquet", metadata={EXPERTS_QUESTIONS: b"0"})
     rc = main(
         [
             "generate",

@@ -314,7 +314,9 @@ def check_item_ids(table: pa.Table, name: str | Path) -> None:
         return
     row = _first(pc.is_in(table.column("item_id"), value_set=pa.array(sorted(RESERVED_ITEM_IDS))))
     if row is not None:
-        raise ContractError(f"{name}: column 'item_id', row {row}: {table.column('item_id')[row].as_py()!r} is reserved (every item)")
+        raise ContractError(
+            f"{name}: column 'item_id', row {row}: {table.column('item_id')[row].as_py()!r} is reserved (every item)"
+        )
 
 
 def check_finite_column(table: pa.Table, name: str | Path, column: str) -> None:

@@ -143,6 +143,7 @@ class Jobs:
         return cli_flags(
             {
                 "model": m["path"],
+                "run": wildcards.run,
                 "backend": m["backend"],
                 "dtype": m["dtype"],
                 "device": m["device"],

@@ -43,5 +43,10 @@ def run(args: argparse.Namespace) -> int:
     experts = read_frame(args.experts, contract="experts")
     plan = make_plan(experts, args.condition, args.cap, args.seed, kept, int(meta["num_experts"]))
     log.info("%s plan: %d questions, %d deactivations", args.condition, plan["item_id"].n_unique(), plan.height)
-    write_parquet(plan, args.out)
+    from moe_routing.io import read_schema
+    from moe_routing.provenance import EXPERTS_QUESTIONS, RUN
+
+    base = (read_schema(args.generations[0]).metadata or {}).get(RUN)
+    plan_meta = {EXPERTS_QUESTIONS: str(experts["item_id"].n_unique()).encode(), **({RUN: base} if base else {})}
+    write_parquet(plan, args.out, metadata=plan_meta)
     return 0

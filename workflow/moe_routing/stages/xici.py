@@ -44,11 +44,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from moe_routing.errors import MoeRoutingError
     from moe_routing.io import write_parquet, write_tsv
+    from moe_routing.provenance import check_joined
     from moe_routing.xici import XiciSettings, identify, load_routing, sweep
 
     if not args.out and not args.sweep_out:
         raise MoeRoutingError("give --out and/or --sweep-out")
     settings = XiciSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(XiciSettings)})
+    check_joined(args.generations, args.judgments)  # one run; judgments of exactly these generations, every row
     data = load_routing(args.generations, args.judgments)
     log.info(
         "%d sequences, %d questions, %d languages, %d MoE layers x %d experts",
