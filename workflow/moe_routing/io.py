@@ -146,23 +146,33 @@ def _open_for_reading(p: Path):
         raise (file_fault(p, exc, writing=False) or ContractError(f"{p}: cannot read it ({_one_line(exc)})")) from exc
 
 
-def read_tsv(path: str | os.PathLike, required: list[str] | None = None, **options) -> pl.DataFrame:
+def read_tsv(
+    path: str | os.PathLike, required: list[str] | None = None, rows: dict[str, list[str]] | None = None, **options
+) -> pl.DataFrame:
     """A TSV table (``options`` go to ``polars.read_csv``, e.g. ``infer_schema=False`` to keep the
-    paper tables' cells as written); a missing, unreadable or malformed file, or one without a
-    ``required`` column, is one line naming it."""
+    paper tables' cells as written); a missing, unreadable or malformed file, one cut mid-line (every
+    table io writes ends with a newline), one without a ``required`` column, or one without the ``rows``
+    it must hold ({column: values}, e.g. a table's metrics: a cut-off last line) is one line naming it."""
     p = Path(path)
     with _open_for_reading(p) as fh:
         try:
             data = fh.read()
         except OSError as exc:
             raise (file_fault(p, exc, writing=False) or exc) from exc
+    if data and not data.endswith(b"\n"):
+        raise ContractError(f"{p}: its last line is cut off (no final newline); regenerate it")
     try:
         table = pl.read_csv(data, separator="\t", **options)
     except (pl.exceptions.PolarsError, ValueError) as exc:
         raise ContractError(f"{p}: not a readable TSV table ({_one_line(exc)})") from exc
-    missing = [c for c in required or [] if c not in table.columns]
+    missing = [c for c in [*(required or []), *(rows or {})] if c not in table.columns]
     if missing:
         raise ContractError(f"{p}: missing column(s) {missing}; has {table.columns}")
+    for column, values in (rows or {}).items():
+        have = set(table[column].cast(pl.String).to_list())
+        absent = [v for v in values if v not in have]
+        if absent:
+            raise ContractError(f"{p}: no row with {column} {absent[0]!r} (of {len(absent)} missing); is the file cut short?")
     return table
 
 
