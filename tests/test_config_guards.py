@@ -209,3 +209,35 @@ def test_stage_arguments_are_finite_and_in_range(argv, needle, capsys):
         rc = exc.code
     err = capsys.readouterr().err
     assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+
+
+# --- a local checkpoint's config.json: one line for every malformed layout value -------------------------------------
+
+QWEN3_MOE = {"model_type": "qwen3_moe", "num_hidden_layers": 4, "num_experts": 8, "decoder_sparse_step": 1, "mlp_only_layers": []}
+
+
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"num_hidden_layers": "abc"}, "num_hidden_layers must be an integer, is 'abc'"),
+        ({"num_hidden_layers": 1e9}, "num_hidden_layers must be an integer, is 1000000000.0"),
+        ({"num_hidden_layers": 10**9}, "num_hidden_layers 1000000000 is out of range [0, 10000]"),
+        ({"mlp_only_layers": 5}, "mlp_only_layers must be a list of layer indices, is 5"),
+        ({"num_experts": 1e9}, "num_experts must be an integer, is 1000000000.0"),
+        ({"num_local_experts": 10**9}, "num_local_experts 1000000000 is out of range"),
+        ({"num_hidden_layers": True}, "num_hidden_layers must be an integer, is True"),
+    ],
+)
+def test_local_config_json_values_are_checked_in_one_line(tmp_path, change, needle):
+    import json
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({**QWEN3_MOE, **change}))
+    config = load_config()
+    config["models"]["demo"]["path"] = str(model)
+    del config["models"]["demo"]["build"]
+    with pytest.raises(ConfigError) as info:
+        cfg.validate(config)
+    message = str(info.value)
+    assert message.startswith("invalid config: models.demo.path: ") and needle in message and "\n" not in message, message

@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 
 from moe_routing import faults
 from moe_routing.errors import MoeRoutingError
@@ -76,8 +78,16 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
+def _terminated(signum, frame):
+    # SIGTERM (Snakemake cancelling a job, a cluster's time limit) unwinds like Ctrl-C: moe_routing.io's atomic
+    # writer removes its temporary file on the way out; exit 128 + 15 as if killed by the signal
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
