@@ -241,3 +241,32 @@ def test_local_config_json_values_are_checked_in_one_line(tmp_path, change, need
         cfg.validate(config)
     message = str(info.value)
     assert message.startswith("invalid config: models.demo.path: ") and needle in message and "\n" not in message, message
+
+
+# --- the working folder: checked before the DAG is built ------------------------------------------------------------
+
+
+def test_a_looping_symlink_is_refused_in_one_line_before_planning(tmp_path):
+    from workflow_helpers import copy_workflow
+
+    root = copy_workflow(tmp_path)
+    link = root / "resources" / "data" / "demo_facts" / "en.parquet"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(link.name)
+    proc = snakemake("-n", "--configfile", ".test/config.yaml", cwd=root, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Job stats" not in out
+    assert "resources/data/demo_facts/en.parquet: a symbolic link that loops; remove it" in out.splitlines(), out
+
+
+def test_a_read_only_results_folder_is_refused(tmp_path, monkeypatch):
+    import os
+
+    from moe_routing.config_guards import check_workdir
+
+    (tmp_path / "results" / "demo").mkdir(parents=True)
+    check_workdir(tmp_path)
+    # as root, chmod does not stop a write: the check asks os.access, which a test can answer for a plain user
+    monkeypatch.setattr(os, "access", lambda path, mode: not str(path).endswith("results/demo"))
+    with pytest.raises(ConfigError, match=r"^results/demo/: cannot write into it \(permission denied\)"):
+        check_workdir(tmp_path)

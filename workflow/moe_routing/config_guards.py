@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import errno
 import math
 import os
 import subprocess
@@ -159,3 +160,30 @@ def check_languages(config: dict) -> None:
         raise ConfigError(
             f"routing.low_resource: {missing} not among the steering benchmarks' languages ({sorted(langs)}); the low-resource row would leave them out"
         )
+
+
+# the folders the workflow writes (moe_routing.paths), relative to the working directory
+WRITTEN_FOLDERS = ("results", "logs", "resources")
+
+
+def check_workdir(root: str | os.PathLike = ".") -> None:
+    """Before the DAG is built: every folder the workflow writes into can be written, and no symlink there loops.
+    Snakemake would otherwise stop on either with a traceback (a loop when it stats its files, a read-only
+    folder when a job's output folder is made), after it may have removed other outputs."""
+    root = Path(root)
+    for top in WRITTEN_FOLDERS:
+        start = root / top
+        if not start.is_dir():
+            continue
+        for folder, dirs, files in os.walk(start):
+            here = Path(folder)
+            if not os.access(here, os.W_OK | os.X_OK):
+                raise ConfigError(f"{here.relative_to(root)}/: cannot write into it (permission denied); fix its permissions")
+            for name in [*dirs, *files]:
+                path = here / name
+                if path.is_symlink():
+                    try:
+                        os.stat(path)
+                    except OSError as exc:
+                        if exc.errno == errno.ELOOP:
+                            raise ConfigError(f"{path.relative_to(root)}: a symbolic link that loops; remove it") from None
