@@ -270,3 +270,13 @@ def test_a_read_only_results_folder_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "access", lambda path, mode: not str(path).endswith("results/demo"))
     with pytest.raises(ConfigError, match=r"^results/demo/: cannot write into it \(permission denied\)"):
         check_workdir(tmp_path)
+
+
+def test_an_interpreter_can_be_left_unchecked_by_name_only(monkeypatch):
+    monkeypatch.setenv("MOE_ROUTING_SKIP_INTERPRETERS", "python.vllm")
+    config = load_config()
+    config["models"]["demo"]["backend"] = "vllm"
+    config["python"] = {"vllm": "/opt/nothing/vllm/python"}
+    cfg.validate(config)
+    config["python"] = {"main": "/opt/nothing/bin/python"}
+    refused(config, "invalid config: python.main: '/opt/nothing/bin/python' is not an executable file")
