@@ -199,7 +199,10 @@ class Jobs:
 
     def steering_flags(self, wildcards) -> str:
         s = self.plan.steering_settings(wildcards.model, wildcards.dataset)
-        return cli_flags({"english": self.english, **{k: s[k] for k in ("task", "layers", "tau", "mode", "strength")}})
+        run = P.run_id(wildcards.model, wildcards.dataset, "steered")  # recorded in the plan; the steered rerun checks it
+        return cli_flags(
+            {"english": self.english, "run": run, **{k: s[k] for k in ("task", "layers", "tau", "mode", "strength")}}
+        )
 
     def analyze_flags(self, wildcards) -> str:
         routing, model = self.config["routing"], wildcards.model

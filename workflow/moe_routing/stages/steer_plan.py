@@ -29,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="soft: z += λ·std(z); activate (= hard): force-activation z = max(z)+ε (default soft)",
     )
     p.add_argument("--strength", type=number(-1, 1), default=0.5, help="λ for soft steering (default 0.5)")
+    p.add_argument("--run", help="the steered run this plan is for ({model}/{benchmark}/steered), recorded in the file")
     p.add_argument("--out", required=True, metavar="I.parquet", help="interventions file to write")
 
 
@@ -39,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     table = read_tsv(args.specialisation, required=["comparison", "layer", "expert", "delta"])
     delta, moe_layers = comparison_delta(table, f"{args.task}-vs-{args.english}", args.specialisation)
     plan = plan_steering(delta, moe_layers, parse_layers(args.layers), args.tau, args.mode, args.strength)
-    write_parquet(plan, args.out)
+    from moe_routing.provenance import RUN
+
+    write_parquet(plan, args.out, metadata={RUN: args.run.encode()} if args.run else None)
     log.info("%d steering intervention(s) -> %s", plan.height, args.out)
     return 0
