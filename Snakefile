@@ -18,6 +18,7 @@ from moe_routing.pipeline import cluster
 from moe_routing.core import paths as P
 from moe_routing.pipeline.commands import cli_flags
 from moe_routing.pipeline.config import validate
+from moe_routing.pipeline.config_guards import check_workdir
 from moe_routing.core.errors import ConfigError
 from moe_routing.pipeline.plan import Plan
 
@@ -32,6 +33,8 @@ try:
     # then every job's request against the node sizes of the `cluster` block
     validate(config)
     cluster.check_config(config)
+    # the folders jobs write into are writable and hold no looping symlink (Snakemake would trace either)
+    check_workdir()
 except ConfigError as exc:
     # one line, already "KEY: problem"
     raise WorkflowError(str(exc)) from None

@@ -82,7 +82,7 @@ INJECTION = "x; touch pwned"
             "models.demo.xici.exclude_first",
             "-1 is less than the minimum of 0",
         ),
-        (lambda c: c["models"]["demo"].update(batchsize=3), "models.demo", "'batchsize' was unexpected"),
+        (lambda c: c["models"]["demo"].update(batchsize=3), "models.demo.batchsize", "did you mean 'batch_size'?"),
         (
             lambda c: c["datasets"]["demo_facts"].update(languages=["en", INJECTION]),
             "datasets.demo_facts.languages[1]",
@@ -121,7 +121,8 @@ def test_schema_errors_are_one_line_naming_the_key(mutate, key, needle):
     assert len(message) < 300
 
 
-def test_safe_paths_and_names_pass():
+def test_safe_paths_and_names_pass(monkeypatch):
+    monkeypatch.setattr(cfg, "check_interpreters", lambda config: None)  # the paths' spelling only, not their presence
     config = load_config()
     config["python"] = {"main": "/opt/envs/main/bin/python3.11", "vllm": ".venv-vllm/bin/python"}
     config["datasets"]["demo_facts"]["languages"] = ["en", "zh_Hant", "p0"]
@@ -178,6 +179,7 @@ def test_english_is_not_required_where_it_is_not_the_reference():
     config = load_config()
     for name in ("demo_facts", "demo_task_bench"):
         config["datasets"][name]["languages"] = ["de", "fr", "es"]
+    config["routing"]["low_resource"] = ["fr"]  # among the steering benchmark's languages
     cfg.validate(config)
 
 

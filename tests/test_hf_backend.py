@@ -11,6 +11,7 @@ import pytest
 
 from moe_routing.capture.backends import GenerationOptions
 from moe_routing.cli import main
+from moe_routing.core.errors import ModelError
 from moe_routing.core.contracts import GENERATIONS
 from moe_routing.core.io import read_routing_metadata, write_parquet
 
@@ -41,7 +42,7 @@ def test_outputs_in_input_order_and_equal_to_batch_one(hf_backend):
     assert json.loads(meta[b"moe_layers"]) == backend.moe_layers and int(meta[b"top_k"]) == backend.top_k
 
 
-def test_chat_template_with_thinking_off_and_plain_fallback(hf_backend):
+def test_chat_template_with_thinking_off_and_no_silent_plain_fallback(hf_backend):
     backend = hf_backend("qwen3_moe")
     tok = backend.tokenizer
     ids = backend.render("Hello?", "Be brief.", GenerationOptions())
@@ -53,7 +54,10 @@ def test_chat_template_with_thinking_off_and_plain_fallback(hf_backend):
     assert plain == "Be brief.\n\nHello?"
     saved, tok.chat_template = tok.chat_template, None
     try:
-        assert tok.decode(backend.render("Hello?", None, GenerationOptions())) == "Hello?"
+        # no template: an error unless the dataset asks for the plain text (chat_template: false)
+        with pytest.raises(ModelError, match="no chat template; .* chat_template: false"):
+            backend.render("Hello?", None, GenerationOptions())
+        assert tok.decode(backend.render("Hello?", None, GenerationOptions(use_chat_template=False))) == "Hello?"
         # a template that rejects the system role (Gemma-style): the system text joins the user turn
         tok.chat_template = (
             "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
@@ -282,17 +286,18 @@ def test_unknown_engine_option_is_a_clear_error(tiny_checkpoint):
 
 
 def test_only_intervened_with_nothing_to_reask_writes_an_empty_file(tiny_checkpoint, tmp_path):
-    """An ablation plan with no question in this language still yields a valid (empty) generations file."""
+    """An ablation plan with no question (ablation-plan records so) still yields a valid (empty) generations file."""
     import polars as pl
 
     from moe_routing.core.contracts import GENERATIONS, INTERVENTIONS
+    from moe_routing.core.provenance import EXPERTS_QUESTIONS
 
     items = pl.DataFrame(
         {"item_id": ["a"], "lang": ["en"], "prompt": ["hello"], "system": [None], "answers": [["x"]], "choices": [None]},
         schema_overrides={"choices": pl.List(pl.String)},
     )
     write_parquet(items, tmp_path / "en.parquet")
-    write_parquet(INTERVENTIONS.empty_table(), tmp_path / "plan.parquet")
+    write_parquet(INTERVENTIONS.empty_table(), tmp_path / "plan.parquet", metadata={EXPERTS_QUESTIONS: b"0"})
     rc = main(
         [
             "generate",
@@ -316,3 +321,33 @@ def test_only_intervened_with_nothing_to_reask_writes_an_empty_file(tiny_checkpo
     assert table.num_rows == 0
     assert set(GENERATIONS.names) <= set(table.column_names)
     assert read_routing_metadata(tmp_path / "out.parquet")["num_experts"] > 0
+
+
+def test_a_prompt_longer_than_the_model_positions_names_the_item(hf_backend):
+    backend = hf_backend("qwen3_moe")
+    limit = backend.model.config.max_position_embeddings
+    items = pl.DataFrame(
+        {
+            "item_id": ["short", "long"],
+            "lang": ["en", "en"],
+            "prompt": ["Hello?", "word " * (2 * limit)],
+            "system": [None, None],
+            "answers": [["x"], ["x"]],
+            "choices": [None, None],
+        },
+        schema_overrides={"choices": pl.List(pl.String)},
+    )
+    with pytest.raises(ModelError, match=rf"item 'long' \(en\): its prompt is \d+ tokens, .* the model's {limit} positions"):
+        backend.generate(items, None, GenerationOptions(max_new_tokens=2))
+
+
+def test_cpu_allocation_failure_is_exit_75(monkeypatch, tmp_path, capsys):
+    from moe_routing.core.errors import EXIT_OUT_OF_MEMORY
+    from moe_routing.stages import judge
+
+    def fail(args):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried")
+
+    monkeypatch.setattr(judge, "run", fail)
+    assert main(["judge", "--items", "x", "--generations", "g", "--out", "o", "--judge", "exact"]) == EXIT_OUT_OF_MEMORY
+    assert capsys.readouterr().err.count("\n") == 1

@@ -63,7 +63,7 @@ BAD_ITEMS = {
     "no rows": (items_table("en", 0), "no rows; an items file needs at least one item"),
     "numeric ids": (
         items_table("en", 2).set_column(0, "item_id", pa.array([1, 2])),
-        "column 'item_id' must hold strings, has int64",
+        "column 'item_id' must hold string, has int",
     ),
 }
 

@@ -51,6 +51,13 @@ def test_ablation_reruns_ask_only_intervened_items(demo):
     assert "--only-intervened" in rerun
     steered = words(demo.generation_flags(W(run="demo/demo_task_bench/steered")))
     assert "--interventions" in steered and "--only-intervened" not in steered
+    # each generation records its run, and the steering plan the run it is for (generate compares them)
+    assert (
+        base[base.index("--run") + 1] == "demo/demo_facts"
+        and steered[steered.index("--run") + 1] == "demo/demo_task_bench/steered"
+    )
+    plan = words(demo.steering_flags(W(model="demo", dataset="demo_task_bench")))
+    assert plan[plan.index("--run") + 1] == "demo/demo_task_bench/steered"
 
 
 def test_routing_options_reach_the_sets_the_analysis_reads(routing):

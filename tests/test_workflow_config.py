@@ -49,7 +49,7 @@ def test_snakemake_rejects_bad_config_in_one_line_naming_the_key(tmp_path):
     proc = snakemake("-n", "--configfile", str(path), check=False)
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
-    line = "invalid config: models.demo.xici: Additional properties are not allowed ('exclude_frist' was unexpected)"
+    line = "invalid config: models.demo.xici.exclude_frist: unknown key; did you mean 'exclude_first'?"
     assert line in out.splitlines()
     assert out.count("invalid config") == 1 and len(out.splitlines()) < 5, out
 

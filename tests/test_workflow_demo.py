@@ -205,6 +205,49 @@ def test_a_deleted_output_plans_its_producer(workdir):
     os.utime(task_experts, ns=(os.stat(task_experts.parent / "divergence.tsv").st_mtime_ns,) * 2)
 
 
+def _files(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file a run wrote: relative path -> (size, mtime in ns)."""
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for top in ("results", "resources", "logs")
+        for p in (root / top).rglob("*")
+        if p.is_file()
+    }
+
+
+@pytest.mark.parametrize(
+    "mutate, line",
+    [
+        (
+            lambda c: c.update(python={"main": "/opt/nothing/bin/python"}),
+            "invalid config: python.main: '/opt/nothing/bin/python' is not an executable file",
+        ),
+        (
+            lambda c: c["demo"]["train"].update(stpes=10),
+            "invalid config: demo.train.stpes: unknown key; did you mean 'steps'?",
+        ),
+    ],
+    ids=["python.main", "demo.train.stpes"],
+)
+def test_a_typo_is_refused_before_any_job_and_the_finished_run_stays_complete(workdir, tmp_path, mutate, line):
+    """A mistyped interpreter or a misspelt nested key fails at parse time, in one line, in a dry-run and
+    in a real run: Snakemake never plans a job, so it removes no output; the correct config then plans nothing."""
+    before = _files(workdir)
+    config = yaml.safe_load((workdir / CONFIG).read_text())
+    mutate(config)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config, sort_keys=False))
+    for extra in (("-n",), ()):
+        proc = snakemake("-c2", "--configfile", str(bad), *extra, cwd=workdir, check=False)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and line in out.splitlines() and out.count("invalid config") == 1, out
+        assert "Job stats" not in out, out
+    after = _files(workdir)
+    assert len(after) == len(before) and after == before
+    proc = snakemake("-n", "--configfile", CONFIG, cwd=workdir)
+    assert job_counts(proc.stdout + proc.stderr) == {}
+
+
 def _stage_pid(*words: str) -> int | None:
     """The pid of a running `python -m moe_routing` process whose command line holds every word."""
     for proc in Path("/proc").iterdir():

@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 
 from moe_routing.core import faults
 from moe_routing.core.errors import MoeRoutingError
-from moe_routing.stages._args import StageParser
+from moe_routing.stages._args import StageParser, check_values
 
 # stage name on the command line -> module under moe_routing.stages
 STAGES: dict[str, str] = {
@@ -69,8 +71,16 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
+def _terminated(signum, frame):
+    # SIGTERM (Snakemake cancelling a job, a cluster's time limit) unwinds like Ctrl-C: moe_routing.core.io's atomic
+    # writer removes its temporary file on the way out; exit 128 + 15 as if killed by the signal
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -80,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     module = _load(args.stage)
     try:
         try:
+            check_values(args)
             rc = module.run(args)
         except MoeRoutingError:
             raise

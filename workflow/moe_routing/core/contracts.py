@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from moe_routing.core.errors import ContractError
+from moe_routing.core.footer_check import column_kind
 
 ITEMS_REQUIRED = pa.schema(
     [
@@ -286,8 +287,56 @@ def check_routing(table: pa.Table, name: str | Path) -> None:
             offset += len(chunk)
 
 
+# item ids with a meaning of their own: ``*`` is "every item" in an interventions file
+RESERVED_ITEM_IDS = frozenset({"*"})
+
+
+def _same_kind(have: pa.DataType, want: pa.DataType) -> bool:
+    """Exact up to widths and offsets: a string is a string (any flavour), an integer any integer, a list a list of that kind."""
+    if pa.types.is_null(have):
+        return True  # a column of nulls only (an optional column nobody filled): the invariants judge its rows
+    return column_kind(have) == column_kind(want)
+
+
+def check_types(table: pa.Table, name: str | Path, contract: str) -> None:
+    """Every column of ``contract`` holds its kind: ``answers`` a list of strings (never one string, whose characters
+    would be taken for answers), ``layer`` and ``expert`` integers (never 3.7, never "two"), ``correct`` booleans."""
+    for field in CONTRACTS[contract]:
+        if field.name in table.column_names:
+            have = table.schema.field(field.name).type
+            if not _same_kind(have, field.type):
+                raise ContractError(f"{name}: column {field.name!r} must hold {column_kind(field.type)}, has {column_kind(have)}")
+
+
+def check_item_ids(table: pa.Table, name: str | Path) -> None:
+    """No reserved id (``*``) as an item's id: an intervention for it would apply to every item."""
+    if "item_id" not in table.column_names:
+        return
+    row = _first(pc.is_in(table.column("item_id"), value_set=pa.array(sorted(RESERVED_ITEM_IDS))))
+    if row is not None:
+        raise ContractError(
+            f"{name}: column 'item_id', row {row}: {table.column('item_id')[row].as_py()!r} is reserved (every item)"
+        )
+
+
+def check_finite_column(table: pa.Table, name: str | Path, column: str) -> None:
+    """A float column holds finite numbers or nulls (never NaN or infinity)."""
+    if column not in table.column_names or not pa.types.is_floating(table.schema.field(column).type):
+        return
+    col = table.column(column)
+    row = _first(pc.invert(pc.is_finite(col)))
+    if row is not None:
+        raise ContractError(f"{name}: column {column!r}, {_row_label(table, row)}: {col[row].as_py()} is not finite")
+
+
 def check(table: pa.Table, name: str | Path, contract: str | None = None) -> None:
-    """The invariants of ``contract`` (items), and of the routing arrays wherever a file has them."""
+    """The column kinds and invariants of ``contract``, and of the routing arrays wherever a file has them."""
+    if contract is not None:
+        check_types(table, name, contract)
+    if contract in ("items", "generations", "judgments"):
+        check_item_ids(table, name)
     if contract == "items":
         check_items(table, name)
+    if contract == "interventions":
+        check_finite_column(table, name, "strength")
     check_routing(table, name)

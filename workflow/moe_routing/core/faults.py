@@ -76,7 +76,7 @@ def os_fault(exc: BaseException) -> FileFault | None:
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """torch.OutOfMemoryError, or a runtime error reporting accelerator OOM, anywhere in the cause chain."""
+    """torch.OutOfMemoryError, MemoryError, or a runtime error reporting that memory ran out, anywhere in the cause chain."""
     torch = sys.modules.get("torch")
     oom_type = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
     seen = set()
@@ -84,7 +84,10 @@ def is_out_of_memory(exc: BaseException) -> bool:
         seen.add(id(exc))
         if oom_type is not None and isinstance(exc, oom_type):
             return True
-        if isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower():
+        if isinstance(exc, MemoryError):
+            return True
+        # CUDA's "out of memory", and the CPU allocator's "can't allocate memory" (a job on a CPU node)
+        if isinstance(exc, RuntimeError) and any(t in str(exc).lower() for t in ("out of memory", "can't allocate memory")):
             return True
         exc = exc.__cause__ or exc.__context__
     return False

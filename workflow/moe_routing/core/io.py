@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -30,9 +31,11 @@ from moe_routing.core import contracts
 from moe_routing.core.contracts import CONTRACTS, parse_routing_metadata
 from moe_routing.core.errors import ContractError, MoeRoutingError
 from moe_routing.core.faults import file_fault
-from moe_routing.core.footer_check import FOOTER_CHECK_KEYS, footer_check, footer_intact
+from moe_routing.core.footer_check import FOOTER_CHECK_KEYS, FOOTER_LAYOUT_KEY, footer_check, footer_intact, layout
 
 T = TypeVar("T")
+# what io adds to the schema metadata itself: dropped on reading, replaced on writing
+FOOTER_KEYS = frozenset({*FOOTER_CHECK_KEYS, FOOTER_LAYOUT_KEY})
 
 
 def _one_line(exc: BaseException) -> str:
@@ -115,12 +118,13 @@ def write_parquet(
     checks the table against that contract first (the file's name counts, e.g. an items file's language).
     """
     table = _as_arrow(data)
-    merged = {k: v for k, v in (table.schema.metadata or {}).items() if k not in FOOTER_CHECK_KEYS}
+    merged = {k: v for k, v in (table.schema.metadata or {}).items() if k not in FOOTER_KEYS}
     for k, v in (metadata or {}).items():
         merged[k.encode() if isinstance(k, str) else k] = v.encode() if isinstance(v, str) else v
     if contract is not None:
         _check_columns(table, path, contract, None)
         contracts.check(table.replace_schema_metadata(merged), path, contract)
+    merged[FOOTER_LAYOUT_KEY] = json.dumps(layout(table.schema, table.num_rows)).encode()
     check = footer_check(table.schema, table.num_rows, merged)
     merged.update(dict.fromkeys(FOOTER_CHECK_KEYS, check))
     table = table.replace_schema_metadata(merged)
@@ -142,23 +146,33 @@ def _open_for_reading(p: Path):
         raise (file_fault(p, exc, writing=False) or ContractError(f"{p}: cannot read it ({_one_line(exc)})")) from exc
 
 
-def read_tsv(path: str | os.PathLike, required: list[str] | None = None, **options) -> pl.DataFrame:
+def read_tsv(
+    path: str | os.PathLike, required: list[str] | None = None, rows: dict[str, list[str]] | None = None, **options
+) -> pl.DataFrame:
     """A TSV table (``options`` go to ``polars.read_csv``, e.g. ``infer_schema=False`` to keep the
-    paper tables' cells as written); a missing, unreadable or malformed file, or one without a
-    ``required`` column, is one line naming it."""
+    paper tables' cells as written); a missing, unreadable or malformed file, one cut mid-line (every
+    table io writes ends with a newline), one without a ``required`` column, or one without the ``rows``
+    it must hold ({column: values}, e.g. a table's metrics: a cut-off last line) is one line naming it."""
     p = Path(path)
     with _open_for_reading(p) as fh:
         try:
             data = fh.read()
         except OSError as exc:
             raise (file_fault(p, exc, writing=False) or exc) from exc
+    if data and not data.endswith(b"\n"):
+        raise ContractError(f"{p}: its last line is cut off (no final newline); regenerate it")
     try:
         table = pl.read_csv(data, separator="\t", **options)
     except (pl.exceptions.PolarsError, ValueError) as exc:
         raise ContractError(f"{p}: not a readable TSV table ({_one_line(exc)})") from exc
-    missing = [c for c in required or [] if c not in table.columns]
+    missing = [c for c in [*(required or []), *(rows or {})] if c not in table.columns]
     if missing:
         raise ContractError(f"{p}: missing column(s) {missing}; has {table.columns}")
+    for column, values in (rows or {}).items():
+        have = set(table[column].cast(pl.String).to_list())
+        absent = [v for v in values if v not in have]
+        if absent:
+            raise ContractError(f"{p}: no row with {column} {absent[0]!r} (of {len(absent)} missing); is the file cut short?")
     return table
 
 
@@ -188,7 +202,7 @@ def _read_all(pf: pq.ParquetFile) -> pa.Table:
     table = pf.read()
     if table.num_rows != pf.metadata.num_rows:
         raise ValueError(f"read {table.num_rows} rows, the footer says {pf.metadata.num_rows}")
-    meta = {k: v for k, v in (table.schema.metadata or {}).items() if k not in FOOTER_CHECK_KEYS}
+    meta = {k: v for k, v in (table.schema.metadata or {}).items() if k not in FOOTER_KEYS}
     return table.replace_schema_metadata(meta or None)
 
 

@@ -13,6 +13,7 @@ for a model with ``languages_per_job: 3``); its generations and its judgments ar
 
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import cache
 from pathlib import Path
@@ -155,12 +156,25 @@ def ablation_variant(condition: str, cap: int | str) -> str:
     return f"ablation/{condition}-cap{cap}"
 
 
+# a chunk name longer than this is hashed: with ".parquet" it must stay under the file systems' 255-byte limit
+MAX_CHUNK_NAME = 120
+# hashed chunk name -> its languages (filled by chunk_name, which the plan calls for every chunk at parse time)
+_HASHED_CHUNKS: dict[str, list[str]] = {}
+
+
 def chunk_name(languages: list[str]) -> str:
-    return "+".join(languages)
+    """'en+de+fr'; when that is over MAX_CHUNK_NAME characters, 'FIRST+LAST+N_hHASH', which maps back to the languages."""
+    name = "+".join(languages)
+    if len(name) <= MAX_CHUNK_NAME:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    short = f"{languages[0][:40]}+{languages[-1][:40]}+n{len(languages)}_h{digest}"
+    _HASHED_CHUNKS[short] = list(languages)
+    return short
 
 
 def chunk_languages(chunk: str) -> list[str]:
-    return chunk.split("+")
+    return list(_HASHED_CHUNKS.get(chunk) or chunk.split("+"))
 
 
 def generations(model: str, dataset: str, chunk: str, variant: str = "") -> str:

@@ -16,12 +16,20 @@ from pathlib import Path
 
 import yaml
 
+from moe_routing.pipeline.config_guards import (
+    check_finite,
+    check_interpreters,
+    check_languages,
+    check_stage_flags,
+    key_path,
+    unknown_keys_of,
+)
 from moe_routing.core.errors import ConfigError, MoeRoutingError
 from moe_routing.pipeline.model_layout import Layout, find_config_json, layer_ranges, read_layout
-from moe_routing.core import paths
 from moe_routing.core.paths import items as items_path
-from moe_routing.core.paths import repository_file
 from moe_routing.pipeline.plan import Plan, is_built
+from moe_routing.core import paths
+from moe_routing.core.paths import repository_file
 
 SCHEMA = repository_file(paths.SCHEMA)
 PREFIX = "invalid config: "
@@ -30,10 +38,14 @@ PREFIX = "invalid config: "
 def validate(config: dict) -> dict:
     """Validate, fill defaults in place and check; ConfigError('invalid config: KEY: problem') on the first error."""
     try:
+        check_finite(config)
         check_schema(config)
         fill_nested_defaults(config)
+        check_stage_flags(config)
+        check_languages(config)
         check_references(config)
         check_runs(config)
+        check_interpreters(config)
         check_models(config)
     except ConfigError as exc:
         raise ConfigError(PREFIX + str(exc)) from None
@@ -68,16 +80,11 @@ def check_schema(config: dict) -> None:
         raise ConfigError(schema_message(error))
 
 
-def key_path(parts) -> str:
-    """('models', 'qwen3', 'xici', 'cap') -> 'models.qwen3.xici.cap'; list indices as [i]."""
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
 def schema_message(error) -> str:
     """'KEY: problem' for one jsonschema ValidationError, on one line and of bounded length."""
+    unknown = unknown_keys_of(error)
+    if unknown is not None:
+        return str(unknown)
     shown = repr(error.instance)
     message = error.message
     if error.validator == "pattern":

@@ -143,6 +143,7 @@ class Jobs:
         return cli_flags(
             {
                 "model": m["path"],
+                "run": wildcards.run,
                 "backend": m["backend"],
                 "dtype": m["dtype"],
                 "device": m["device"],
@@ -199,7 +200,10 @@ class Jobs:
 
     def steering_flags(self, wildcards) -> str:
         s = self.plan.steering_settings(wildcards.model, wildcards.dataset)
-        return cli_flags({"english": self.english, **{k: s[k] for k in ("task", "layers", "tau", "mode", "strength")}})
+        run = P.run_id(wildcards.model, wildcards.dataset, "steered")  # recorded in the plan; the steered rerun checks it
+        return cli_flags(
+            {"english": self.english, "run": run, **{k: s[k] for k in ("task", "layers", "tau", "mode", "strength")}}
+        )
 
     def analyze_flags(self, wildcards) -> str:
         routing, model = self.config["routing"], wildcards.model

@@ -62,6 +62,42 @@ def find_config_json(path: str) -> Path | None:
     return Path(cached) if isinstance(cached, str) else None
 
 
+# config.json keys the adapters read to find the MoE layers, with the largest value a real model has (with margin):
+# a wrong type or an absurd size is one line here, not a traceback or a 10**9-element list in an adapter
+LAYOUT_INTEGERS = {
+    "num_hidden_layers": 10_000,
+    "n_layers": 10_000,
+    "num_experts": 1_000_000,
+    "num_local_experts": 1_000_000,
+    "n_routed_experts": 1_000_000,
+    "num_experts_per_tok": 1_000_000,
+    "decoder_sparse_step": 10_000,
+    "first_k_dense_replace": 10_000,
+    "moe_layer_freq": 10_000,
+}
+LAYOUT_INTEGER_LISTS = ("mlp_only_layers",)
+
+
+def check_layout_values(raw: dict, config_json) -> None:
+    """The layout keys of a config.json have integer values in range (bools and floats like 1e9 refused)."""
+    if "num_hidden_layers" not in raw and "n_layers" not in raw:  # DBRX calls its layer count n_layers
+        raise ConfigError(f"{config_json}: no num_hidden_layers")
+    for key, most in LAYOUT_INTEGERS.items():
+        if key not in raw or (raw[key] is None and key not in ("num_hidden_layers", "n_layers")):
+            continue
+        value = raw[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{config_json}: {key} must be an integer, is {value!r}")
+        if not 0 <= value <= most:
+            raise ConfigError(f"{config_json}: {key} {value} is out of range [0, {most}]")
+    for key in LAYOUT_INTEGER_LISTS:
+        value = raw.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise ConfigError(f"{config_json}: {key} must be a list of layer indices, is {value!r}")
+
+
 def read_layout(config_json: Path, adapter_kind: str | None = None) -> Layout:
     """Family and MoE layers of one config.json; ModelError for a family with no adapter or no MoE layer.
 
@@ -74,6 +110,7 @@ def read_layout(config_json: Path, adapter_kind: str | None = None) -> Layout:
         raise ConfigError(f"{config_json}: cannot read ({exc})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{config_json}: not a JSON object")
+    check_layout_values(raw, config_json)
     config = types.SimpleNamespace(**raw)
     try:
         adapter = get_adapter(config, adapter_kind)
@@ -82,6 +119,9 @@ def read_layout(config_json: Path, adapter_kind: str | None = None) -> Layout:
             raise ModelError(f"{config.model_type} with no MoE layer (every decoder layer is dense): no router to capture")
     except ModelError as exc:
         raise ModelError(f"{config_json}: {exc}") from None
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        # a value of a key not checked above, of a type the family's adapter cannot read
+        raise ModelError(f"{config_json}: cannot read its layer layout ({' '.join(str(exc).split())})") from None
     return Layout(str(config_json), config.model_type, adapter.family.num_layers(config), tuple(moe_layers))
 
 

@@ -4,6 +4,7 @@ dataset a file belongs to."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import NoReturn
 
@@ -86,3 +87,47 @@ def single_named(pairs: list[tuple[str, str]], flag: str) -> dict[str, str]:
             raise ConfigError(f"{flag} {name}=...: given twice")
         out[name] = path
     return out
+
+
+SEED_LIMIT = 2**32  # numpy's and torch's seeds are unsigned 32-bit
+
+
+def number(lo: float = -math.inf, hi: float = math.inf, lo_open: bool = False):
+    """argparse type of a finite float in [lo, hi] ((lo, hi] with lo_open): NaN and infinity are refused by name."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if value < lo or value > hi or (lo_open and value == lo):
+            left = "(" if lo_open else "["
+            raise argparse.ArgumentTypeError(f"{text!r} is outside {left}{lo}, {hi}]")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def seed(text: str) -> int:
+    """argparse type of a seed: an integer in [0, 2**32)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"{value} is outside [0, 2**32)")
+    return value
+
+
+def check_values(args: argparse.Namespace) -> None:
+    """Every float argument is finite and every --seed fits 32 bits, whichever type its parser gave it."""
+    for name, value in vars(args).items():
+        flag = "--" + name.replace("_", "-")
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{flag}: {v} is not a finite number")
+            if name == "seed" and isinstance(v, int) and not 0 <= v < SEED_LIMIT:
+                raise ConfigError(f"{flag}: {v} is outside [0, 2**32)")

@@ -24,13 +24,21 @@ def run(args: argparse.Namespace) -> int:
     import polars as pl
 
     from moe_routing.xici.ablation import ablation_metrics, metrics_frame
-    from moe_routing.core.io import read_frame, write_parquet, write_tsv
-
-    def judgments(paths):
-        return pl.concat([read_frame(p, contract="judgments").select("item_id", "lang", "correct") for p in paths])
+    from moe_routing.core import provenance
+    from moe_routing.core.io import read_frame, read_schema, write_parquet, write_tsv
 
     plan = read_frame(args.plan, contract="interventions")
-    m = ablation_metrics(judgments(args.original), judgments(args.ablated), plan)
+    original, original_runs = provenance.read_judgments(args.original)
+    ablated, ablated_runs = provenance.read_judgments(args.ablated)
+    plan_meta = read_schema(args.plan).metadata
+    for run in original_runs:
+        if provenance.run_of(plan_meta) and run != provenance.run_of(plan_meta):
+            raise provenance.ContractError(
+                f"{args.original[0]}: judgments of run {run!r}, the plan is of {provenance.run_of(plan_meta)!r}"
+            )
+    for run in ablated_runs:
+        provenance.check_plan_run(args.plan, plan_meta, run)
+    m = ablation_metrics(original, ablated, plan)
     frame = metrics_frame([m], {"dataset": args.dataset, "condition": args.condition}).with_columns(
         cap=pl.lit(args.cap, dtype=pl.Int64)
     )

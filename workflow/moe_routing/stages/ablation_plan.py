@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+
+from moe_routing.stages._args import seed
 import logging
 
 HELP = "ablation plan (interventions contract) for condition xici, shuffled or random"
@@ -17,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--condition", required=True, choices=["xici", "shuffled", "random"])
     p.add_argument("--cap", type=int, default=None, help="use experts with rank <= CAP (default: every expert in the file)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the derangement / random sets (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the derangement / random sets (default 0)")
     p.add_argument(
         "--exclude-first", type=int, default=0, help="MoE layers excluded at the start (random condition draws from the rest)"
     )
@@ -41,5 +43,10 @@ def run(args: argparse.Namespace) -> int:
     experts = read_frame(args.experts, contract="experts")
     plan = make_plan(experts, args.condition, args.cap, args.seed, kept, int(meta["num_experts"]))
     log.info("%s plan: %d questions, %d deactivations", args.condition, plan["item_id"].n_unique(), plan.height)
-    write_parquet(plan, args.out)
+    from moe_routing.core.io import read_schema
+    from moe_routing.core.provenance import EXPERTS_QUESTIONS, RUN
+
+    base = (read_schema(args.generations[0]).metadata or {}).get(RUN)
+    plan_meta = {EXPERTS_QUESTIONS: str(experts["item_id"].n_unique()).encode(), **({RUN: base} if base else {})}
+    write_parquet(plan, args.out, metadata=plan_meta)
     return 0

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from moe_routing.stages._args import add_named, group_named
+from moe_routing.stages._args import add_named, group_named, number
 
 HELP = "routing divergence from English, entropy, consistency, correlation with accuracy, language/task experts"
 
@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="routing entropy: token = the paper's mean over tokens of H(softmax) (default); sequence = the public "
         "notebook's H of each sequence's importance distribution, averaged over sequences",
     )
-    p.add_argument("--tau", nargs="+", type=float, default=[0.3], help="Δ thresholds for expert identification (default 0.3)")
+    p.add_argument("--tau", nargs="+", type=number(), default=[0.3], help="Δ thresholds for expert identification (default 0.3)")
     p.add_argument(
         "--figures-dir",
         help="directory for the PNG figures (names: moe_routing.core.paths.ROUTING_FIGURES; none when left out)",

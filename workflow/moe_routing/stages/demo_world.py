@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+
+from moe_routing.stages._args import seed
 import logging
 
 HELP = "invent the seeded demo world: demo_* item datasets per language and a JSONL chat training corpus"
@@ -33,7 +35,7 @@ def _dataset_languages(text: str) -> tuple[str, list[str]]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-dir", required=True, help="items root; writes OUT_DIR/{dataset}/{lang}.parquet")
     p.add_argument("--corpus", required=True, help="training corpus JSONL (a CORPUS.world.json summary is written beside it)")
-    p.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="world seed (default 0)")
     p.add_argument(
         "--languages",
         default="en,de,fr,es,it,pt,nl,sv,pl,tr",

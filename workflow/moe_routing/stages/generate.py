@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from moe_routing.stages._args import add_items
+from moe_routing.stages._args import add_items, seed
 
 HELP = "generate answers for items files with router capture (generations contract) and optional interventions"
 
@@ -31,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory (safetensors)")
     add_items(p, "items files, one per language; all are generated in one pass (one model load) into --out")
     p.add_argument("--out", required=True, metavar="OUT.parquet", help="generations file to write (all languages of --items)")
+    p.add_argument("--run", help="the run these generations belong to ({model}/{dataset}[/{variant}]), recorded in the file")
     p.add_argument("--interventions", metavar="FILE", help="interventions parquet (item_id '*' = every item)")
     p.add_argument(
         "--only-intervened",
@@ -80,7 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--adapter", default=None, help="router kind forced on the model's family (checked against its routing at load)"
     )
-    p.add_argument("--seed", type=int, default=0, help="seed for activation epsilon and consistency pairs (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed for activation epsilon and consistency pairs (default 0)")
     p.add_argument(
         "--engine-arg",
         action="append",
@@ -95,15 +96,23 @@ def run(args: argparse.Namespace) -> int:
     import polars as pl
 
     from moe_routing.capture import interventions as iv
+    from moe_routing.core import provenance
     from moe_routing.capture.backends import GenerationOptions, LoadOptions, load_backend
     from moe_routing.core.errors import ConfigError
-    from moe_routing.core.io import read_frame, write_parquet
+    from moe_routing.core.io import read_frame, read_schema, write_parquet
 
     # validate every input before loading the model, so bad input leaves no output
     items = pl.concat([read_frame(path, "items") for path in args.items], how="vertical_relaxed")
     plan = iv.read_interventions(args.interventions) if args.interventions else None
     if args.only_intervened and plan is None:
         raise ConfigError("--only-intervened needs --interventions")
+    if plan is not None:
+        plan_meta = read_schema(args.interventions).metadata
+        provenance.check_plan_run(args.interventions, plan_meta, args.run)
+        if args.only_intervened:
+            items = items.filter(pl.col("item_id").is_in(sorted(iv.intervened_items(plan))))
+            provenance.check_plan_selects(args.interventions, plan_meta, plan.height, items.height, args.run)
+    inputs = provenance.generations_metadata(args.run, [*args.items, *([args.interventions] if args.interventions else [])])
 
     extra = parse_engine_args(args.engine_arg)
     backend = load_backend(
@@ -129,14 +138,12 @@ def run(args: argparse.Namespace) -> int:
     if args.scoring == "loglik" and not hasattr(backend, "score_choices"):
         raise ConfigError(f"backend {args.backend!r} does not score choices by log-likelihood; use --scoring generate")
     run_items = backend.score_choices if args.scoring == "loglik" else backend.generate
-    if args.only_intervened:
-        items = items.filter(pl.col("item_id").is_in(sorted(iv.intervened_items(plan))))
     try:
         table = run_items(items, plan, options)
     finally:
         # a vLLM engine stops at once instead of at interpreter exit (seconds per job)
         getattr(backend, "close", lambda: None)()
-    write_parquet(table, args.out, contract="generations")  # routing arrays checked before they are written
+    write_parquet(table, args.out, metadata=inputs, contract="generations")  # routing arrays checked before they are written
     seconds = getattr(backend, "generate_seconds", float("nan"))
     log.info(
         "%d sequences of %d language(s) in %.1fs (load %.1fs) -> %s",

@@ -43,7 +43,11 @@ def run(args: argparse.Namespace) -> int:
     from moe_routing.core.errors import ConfigError
     from moe_routing.core.io import read_frame, write_parquet
     from moe_routing.judging.judge import judge_frame, load_judge_prompt
+    from moe_routing.core.io import read_schema
+    from moe_routing.core.provenance import check_inputs, judgments_metadata
 
+    # the items the generations were made from are still the ones given here (Snakemake compares mtimes only)
+    check_inputs(args.generations, read_schema(args.generations).metadata)
     backend = prompt = None
     if args.judge == "llm":
         if not args.judge_model:
@@ -69,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         # a vLLM judge engine stops at once instead of at interpreter exit (seconds per job)
         getattr(backend, "close", lambda: None)()
-    write_parquet(judgments, args.out)
+    write_parquet(judgments, args.out, metadata=judgments_metadata(args.generations))
     acc = judgments["correct"].mean() if judgments.height else float("nan")
     log.info("%s: %d judged, accuracy %.3f -> %s", args.generations, judgments.height, acc, args.out)
     return 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+
+from moe_routing.stages._args import seed
 import logging
 
 HELP = "write a seeded synthetic local copy of a dataset source, laid out as published, for its loader"
@@ -24,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "hold all theirs, as published)",
     )
     p.add_argument("--items", type=int, default=DEFAULT_ITEMS, help=f"items per language (default {DEFAULT_ITEMS})")
-    p.add_argument("--seed", type=int, default=0, help="content seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="content seed (default 0)")
     p.add_argument(
         "--option",
         action="append",

@@ -16,14 +16,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import polars as pl
-
-    from moe_routing.core.io import read_frame, write_tsv
+    from moe_routing.core.io import write_tsv
+    from moe_routing.core.provenance import read_judgments
     from moe_routing.xici.tables import outcome_table
 
-    judgments = {
-        name: pl.concat([read_frame(p, contract="judgments").select("item_id", "lang", "correct") for p in paths])
-        for name, paths in group_named(args.judgments).items()
-    }
+    # each file covers its generations row for row: a judgments file with rows missing would change the outcomes
+    judgments = {name: read_judgments(paths)[0] for name, paths in group_named(args.judgments).items()}
     write_tsv(outcome_table(judgments, english=args.english), args.out)
     return 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+
+from moe_routing.stages._args import seed
 import logging
 
 HELP = "load one language of a dataset source (hub id or local path) into an items Parquet file"
@@ -29,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="keep at most N items")
     parser.add_argument(
         "--seed",
-        type=int,
+        type=seed,
         default=None,
         help="with --limit: pick the N items by a seeded hash of their id (same items in every language); without: the first N",
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+
+from moe_routing.stages._args import seed
 import logging
 
 HELP = "write a tiny random checkpoint of a paper model's family, layer layout, chat template and stop tokens"
@@ -20,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="the LLM judge's stand-in: answers YES or NO (decided by question and gold answer), then stops",
     )
-    p.add_argument("--seed", type=int, default=0, help="weights seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="weights seed (default 0)")
     p.add_argument("--hidden", type=int, default=HIDDEN, help=f"hidden size, a multiple of 32 (default {HIDDEN})")
 
 

@@ -31,6 +31,11 @@ def run(args: argparse.Namespace) -> int:
 
     from moe_routing.report import summary as sm
     from moe_routing.core.io import atomic_path, read_frame, read_tsv
+    from moe_routing.xici.tables import ABLATION_ROWS, OUTCOME_ROWS
+
+    # every metric row of the paper tables: a table cut short would make a line of "None"
+    outcome_rows = {"metric": [row[1] for row in OUTCOME_ROWS]}
+    ablation_rows = {"metric": [row[1] for row in ABLATION_ROWS]}
 
     lines: list[tuple[str, str]] = []
     if args.model_dir:
@@ -39,9 +44,9 @@ def run(args: argparse.Namespace) -> int:
         judgments = pl.concat([read_frame(p, "judgments") for p in files])
         lines.append((f"accuracy by language ({name})", sm.accuracy_line(judgments)))
     if args.outcome_table:
-        lines += sm.outcome_lines(read_tsv(args.outcome_table, infer_schema=False))
+        lines += sm.outcome_lines(read_tsv(args.outcome_table, rows=outcome_rows, infer_schema=False))
     if args.ablation_table:
-        lines += sm.ablation_lines(read_tsv(args.ablation_table, infer_schema=False), args.cap)
+        lines += sm.ablation_lines(read_tsv(args.ablation_table, rows=ablation_rows, infer_schema=False), args.cap)
     if args.cap_sweep:
         lines.append(sm.cap_sweep_line(read_tsv(args.cap_sweep)))
     if args.divergence:

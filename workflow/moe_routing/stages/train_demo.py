@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+
+from moe_routing.stages._args import number, seed
 import logging
 
 HELP = "train the demo word-level tokenizer and tiny Qwen3MoeForCausalLM; save it like a hub checkpoint"
@@ -24,10 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "the checkpoint with the most mixed facts",
     )
     p.add_argument("--out", required=True, help="model folder to write (e.g. resources/models/demo)")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"seed for init and data order (default {d.seed})")
+    p.add_argument("--seed", type=seed, default=d.seed, help=f"seed for init and data order (default {d.seed})")
     p.add_argument("--steps", type=int, default=d.steps, help=f"optimizer steps (default {d.steps})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"conversations per step (default {d.batch_size})")
-    p.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
+    p.add_argument("--lr", type=number(0, lo_open=True), default=d.lr, help=f"peak learning rate (default {d.lr})")
     p.add_argument("--eval-every", type=int, default=d.eval_every, help=f"steps between checks (default {d.eval_every})")
     p.add_argument(
         "--min-english-accuracy",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+
+from moe_routing.stages._args import number
 import dataclasses
 import json
 import logging
@@ -32,8 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--sweep-out", help="also write the selection counts of every (alpha, tau, cap) of --alphas/--taus/--caps (TSV)"
     )
-    p.add_argument("--alphas", nargs="+", type=float, default=[0.01, 0.05])
-    p.add_argument("--taus", nargs="+", type=float, default=[0.001, 0.003, 0.005, 0.01, 0.05])
+    p.add_argument("--alphas", nargs="+", type=number(0, 1, lo_open=True), default=[0.01, 0.05])
+    p.add_argument("--taus", nargs="+", type=number(0), default=[0.001, 0.003, 0.005, 0.01, 0.05])
     p.add_argument("--caps", nargs="+", type=int, default=[5, 15, 25, 35, 45, 55, 65])
     p.add_argument("--workers", type=int, default=None, help="threads over questions (default: usable CPUs, at most 8)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -42,11 +44,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from moe_routing.core.errors import MoeRoutingError
     from moe_routing.core.io import write_parquet, write_tsv
+    from moe_routing.core.provenance import check_joined
     from moe_routing.xici.identify import XiciSettings, identify, load_routing, sweep
 
     if not args.out and not args.sweep_out:
         raise MoeRoutingError("give --out and/or --sweep-out")
     settings = XiciSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(XiciSettings)})
+    check_joined(args.generations, args.judgments)  # one run; judgments of exactly these generations, every row
     data = load_routing(args.generations, args.judgments)
     log.info(
         "%d sequences, %d questions, %d languages, %d MoE layers x %d experts",

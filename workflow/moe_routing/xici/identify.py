@@ -54,6 +54,9 @@ class XiciSettings:
     blacklist_share: float = field(default=0.05, metadata={"help": "blacklisted if marked in more than this share of sequences"})
 
     def __post_init__(self) -> None:
+        for name in ("alpha", "tau", "blacklist_top", "blacklist_share"):
+            if not math.isfinite(getattr(self, name)):
+                raise MoeRoutingError(f"{name} must be a finite number, got {getattr(self, name)}")
         if self.exclude_first < 0 or self.exclude_last < 0:
             raise MoeRoutingError("exclude_first/exclude_last must be >= 0")
         if not 0 < self.alpha <= 1:

@@ -19,7 +19,7 @@ from typing import Protocol
 import polars as pl
 import pyarrow as pa
 
-from moe_routing.core.errors import ConfigError
+from moe_routing.core.errors import ConfigError, ModelError
 
 BACKENDS = {"hf": "moe_routing.capture.backends.hf", "vllm": "moe_routing.capture.backends.vllm"}
 
@@ -169,7 +169,13 @@ def render_text(
     The family's own template variables come from ``adapter.chat_template_kwargs()`` (GPT-OSS: low reasoning)."""
     from jinja2 import TemplateError
 
-    if options.use_chat_template and getattr(tokenizer, "chat_template", None):
+    if options.use_chat_template and not getattr(tokenizer, "chat_template", None):
+        # plain text instead would change the prompt and the answers without a word
+        raise ModelError(
+            "the tokenizer has no chat template; give the model one, or set the dataset's chat_template: false "
+            "(generate --no-chat-template) to feed the plain prompt text"
+        )
+    if options.use_chat_template:
         # a teacher-forced assistant turn ends the conversation: no generation prompt after it
         kwargs = {
             "tokenize": False,
@@ -186,6 +192,19 @@ def render_text(
             return tokenizer.apply_chat_template(_messages(prompt, system, assistant, True), **kwargs), False
     text = f"{system}\n\n{prompt}" if system else prompt
     return (f"{text}\n\n{assistant}" if assistant else text), True
+
+
+def check_prompt_lengths(rows: list[dict], lengths: list[int], new_tokens: int, limit: int | None) -> None:
+    """Each prompt and its new tokens fit the model's positions (``max_position_embeddings``): a longer one would
+    fail deep in the model, or be cut, so the first too long is named before any batch runs."""
+    if not limit:
+        return
+    for row, n in zip(rows, lengths):
+        if n + new_tokens > limit:
+            raise ModelError(
+                f"item {row['item_id']!r} ({row['lang']}): its prompt is {n} tokens, and with {new_tokens} new tokens "
+                f"it exceeds the model's {limit} positions; shorten it or leave it out"
+            )
 
 
 def _find(text: str, part: str, start: int) -> tuple[int, int]:

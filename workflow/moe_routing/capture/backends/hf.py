@@ -42,6 +42,7 @@ from moe_routing.capture.backends import (
     RoutingBackend,
     generations_table,
     item_rows,
+    check_prompt_lengths,
     render,
     resolve_dtype,
     scoring_requests,
@@ -264,6 +265,8 @@ class HFBackend(RoutingBackend):
     def _run_all(self, rows: list[dict], rendered: list[Rendered], interventions, opts: GenerationOptions, run_batch):
         """Length-sorted batches through ``run_batch(batch, rendered, plan, acc, opts)``; returns its
         per-row results in input order and the routing summaries (None without capture)."""
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        check_prompt_lengths(rows, [len(r.ids) for r in rendered], opts.max_new_tokens, limit)
         eps = activation_eps(len(self.moe_layers), self.num_experts, opts.seed)
         torch.manual_seed(opts.seed)
         start = time.perf_counter()
