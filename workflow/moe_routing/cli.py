@@ -23,7 +23,8 @@ from moe_routing.errors import MoeRoutingError
 STAGES: dict[str, str] = {
     "prepare": "prepare",
     "demo-world": "demo_world",
-    "train-demo": "train_demo",
+    "build-demo": "build_demo",
+    "demo-score": "demo_score",
     "stand-in": "stand_in",
     "mirror": "mirror",
     "generate": "generate",

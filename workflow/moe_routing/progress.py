@@ -2,7 +2,9 @@
 
 On a terminal: tqdm as usual. Redirected to a file (every Snakemake job's log), tqdm's carriage
 -return updates would pile up into one line of megabytes; there each update is a plain line, at
-most one every ``LOG_INTERVAL`` seconds.
+most one every ``LOG_INTERVAL`` seconds. tqdm redraws at once when a postfix or description changes
+(``refresh=True`` by default), which would print a line per step: in a log file those changes wait for
+the next timed line instead.
 """
 
 from __future__ import annotations
@@ -27,6 +29,27 @@ class _Lines:
         self.stream.flush()
 
 
+def _log_bar_class():
+    from tqdm import tqdm
+
+    class LogBar(tqdm):
+        """tqdm whose postfix and description changes never force a line of their own."""
+
+        def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
+            super().set_postfix(ordered_dict, refresh=False, **kwargs)
+
+        def set_postfix_str(self, s="", refresh=True):
+            super().set_postfix_str(s, refresh=False)
+
+        def set_description(self, desc=None, refresh=True):
+            super().set_description(desc, refresh=False)
+
+        def set_description_str(self, desc=None, refresh=True):
+            super().set_description_str(desc, refresh=False)
+
+    return LogBar
+
+
 def progress(iterable=None, **kwargs):
     """``tqdm(iterable, **kwargs)``; in a log file, plain lines at most every LOG_INTERVAL seconds."""
     from tqdm import tqdm
@@ -36,4 +59,4 @@ def progress(iterable=None, **kwargs):
         return tqdm(iterable, file=stream, **kwargs)
     kwargs.setdefault("mininterval", LOG_INTERVAL)
     kwargs.setdefault("maxinterval", max(LOG_INTERVAL, kwargs["mininterval"]))
-    return tqdm(iterable, file=_Lines(stream), ascii=True, ncols=100, **kwargs)
+    return _log_bar_class()(iterable, file=_Lines(stream), ascii=True, ncols=100, **kwargs)
