@@ -68,10 +68,13 @@ def test_planted_plan_deactivates_each_question_s_planted_experts():
 def test_routing_scores_compare_with_the_non_english_language_experts():
     lang = pl.DataFrame({"tau": [0.25, 0.25, 0.5], "layer": [0, 1, 3], "expert": [1, 0, 1]})
     task = pl.DataFrame({"tau": [0.25], "layer": [2], "expert": [0]})
-    rows = {(r["section"], r["metric"]): r["value"] for r in ds.routing_scores(TRUTH, lang, task, 0.25)}
+    rows = {(r["section"], r["metric"]): r["value"] for r in ds.routing_scores(TRUTH, lang, task, 0.25, ["de"])}
     assert rows[("language_experts", "found")] == 2 and rows[("language_experts", "planted")] == 2
     assert rows[("language_experts", "precision")] == 0.5 and rows[("language_experts", "recall")] == 0.5
     assert rows[("task_experts", "precision")] == 1.0 and rows[("task_experts", "recall")] == 1.0
+    # a language the study did not compare has no planted experts to find
+    rows = {(r["section"], r["metric"]): r["value"] for r in ds.routing_scores(TRUTH, lang, task, 0.25, [])}
+    assert rows[("language_experts", "planted")] == 0
 
 
 def test_divergence_is_separated_only_when_every_language_layer_is_above_every_shared_one():

@@ -119,11 +119,16 @@ def planted_plan(truth: dict, questions: list[str], kept: list[int]) -> pl.DataF
     return _as_plan(ids, layers, experts)
 
 
-def routing_scores(truth: dict, language_experts: pl.DataFrame, task_experts: pl.DataFrame, tau: float) -> list[dict]:
-    """Precision and recall of the routing study's language and task experts at ``tau``."""
+def routing_scores(
+    truth: dict, language_experts: pl.DataFrame, task_experts: pl.DataFrame, tau: float, languages: list[str]
+) -> list[dict]:
+    """Precision and recall of the routing study's language and task experts at ``tau``; the planted
+    language experts are those of the non-English ``languages`` the study compared with English."""
     english = truth.get("english", "en")
     rows = []
-    planted_lang = {(r["layer"], r["expert"]) for r in truth["language_experts"] if r["lang"] != english}
+    planted_lang = {
+        (r["layer"], r["expert"]) for r in truth["language_experts"] if r["lang"] != english and r["lang"] in languages
+    }
     planted_task = {(r["layer"], r["expert"]) for r in truth["task_experts"]}
     for kind, frame, planted in (("language", language_experts, planted_lang), ("task", task_experts, planted_task)):
         for c in ("tau", "layer", "expert"):
@@ -201,7 +206,9 @@ def xici_rows(table: pl.DataFrame) -> list[dict]:
 def ablation_rows(cap_sweep: pl.DataFrame, main_cap: int, planted_asr: float | None, dataset: str) -> list[dict]:
     """ASR at the main cap of the planted experts and of each condition of the cap sweep table."""
     rows = [{"section": "ablation", "metric": "planted_asr", "cap": main_cap, "value": planted_asr}]
-    at = cap_sweep.filter((pl.col("cap") == main_cap) & (pl.col("dataset") == dataset))
+    at = cap_sweep.filter(pl.col("cap") == main_cap)
+    if "dataset" in cap_sweep.columns:
+        at = at.filter(pl.col("dataset") == dataset)
     for condition, asr in at.select("condition", "asr").iter_rows():
         rows.append({"section": "ablation", "metric": f"{condition}_asr", "cap": main_cap, "value": asr})
     return rows

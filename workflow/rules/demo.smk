@@ -83,7 +83,7 @@ if DEMO_SCORED:
         input:
             truth=P.fill(P.DEMO_TRUTH, path=DEMO_MODEL),
             weights=P.fill(P.DEMO_WEIGHTS, path=DEMO_MODEL),
-            items=[P.items(DEMO_D, l) for l in PLAN.languages(DEMO_D)],
+            questions=[P.items(DEMO_D, l) for l in PLAN.languages(DEMO_D)],
             judgments=PLAN.judgment_files(DEMO_M, DEMO_D),
             experts=P.fill(P.EXPERTS, model=DEMO_M, dataset=DEMO_D),
             xici_summary=P.fill(P.XICI_SUMMARY, model=DEMO_M, dataset=DEMO_D),
@@ -120,7 +120,7 @@ if DEMO_SCORED:
                 }
             ),
         shell:
-            "{params.moe} demo-score --truth {input.truth:q} --model {params.model:q} --items {input.items:q} "
+            "{params.moe} demo-score --truth {input.truth:q} --model {params.model:q} --items {input.questions:q} "
             "--judgments {input.judgments:q} --experts {input.experts:q} --xici-summary {input.xici_summary:q} "
             "--xici-plan {input.xici_plan:q} --cap-sweep {input.cap_sweep:q} --language-experts {input.language_experts:q} "
             "--task-experts {input.task_experts:q} --divergence {input.divergence:q} "

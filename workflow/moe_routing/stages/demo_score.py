@@ -66,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
         planted_asr = ablation_metrics(original, ablated, plan)["asr"]
     rows += ds.ablation_rows(read_tsv(args.cap_sweep), args.main_cap, planted_asr, args.dataset)
 
-    rows += ds.routing_scores(truth, read_tsv(args.language_experts), read_tsv(args.task_experts), args.tau)
-    rows += ds.divergence_rows(*ds.divergence_scores(truth, read_tsv(args.divergence)))
+    divergence = read_tsv(args.divergence)
+    compared = sorted(set(divergence["lang"].to_list()))
+    rows += ds.routing_scores(truth, read_tsv(args.language_experts), read_tsv(args.task_experts), args.tau, compared)
+    rows += ds.divergence_rows(*ds.divergence_scores(truth, divergence))
     base = pl.concat([read_frame(p, "judgments") for p in args.steering_base])
     steered = pl.concat([read_frame(p, "judgments") for p in args.steering_steered])
     rows += ds.steering_rows(ds.steering_effect(base, steered, args.english))
