@@ -105,7 +105,7 @@ if DEMO_SCORED:
             **SMALL_JOB,
         params:
             moe=JOBS.moe(),
-            model=DEMO_MODEL,
+            model=lambda wc, input: os.path.dirname(input.weights),
             flags=cli_flags(
                 {
                     "dataset": DEMO_D,

@@ -2,14 +2,10 @@
 # quotes the demo's, which also holds the demo's scores against its planted truth (rule demo_score).
 
 
-def demo_scores(wildcards):
-    return [P.fill(P.DEMO_SCORES, model=wildcards.model)] if DEMO_SCORED and wildcards.model == DEMO_M else []
-
-
 rule summary:
     input:
         unpack(JOBS.get_summary_inputs),
-        truth_scores=demo_scores,
+        truth_scores=lambda wc: [P.fill(P.DEMO_SCORES, model=wc.model)] if DEMO_SCORED and wc.model == DEMO_M else [],
     output:
         report(P.SUMMARY, category="Summary"),
     log:
