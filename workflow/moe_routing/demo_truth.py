@@ -196,7 +196,8 @@ def self_check(
     # the answer against '?' moves by EVIDENCE / 4 per unit of evidence; the threshold sits half a unit away
     margins["evidence"] = dm.EVIDENCE * 0.5 / 4
     margins["float32_rounding"] = largest * 2.0**-23
-    return {k: round(v, 4) if k != "float32_rounding" else float(f"{v:.3g}") for k, v in margins.items()}, checks
+    # two decimals: the last float32 bits of a margin differ between CPU kernels, its first digits do not
+    return {k: round(v, 2) if k != "float32_rounding" else float(f"{v:.2g}") for k, v in margins.items()}, checks
 
 
 def _check_routing(dataset, row, plan: dm.Plan, chosen, ids: list[int], slot_ids: dict[int, int], L: int):
