@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 
 from moe_routing.progress import progress
 
@@ -32,3 +34,14 @@ def test_a_terminal_keeps_tqdm_as_usual():
         bar.set_postfix(x=1)
     bar.close()
     assert "\r" in tty.getvalue()
+
+
+def test_library_bars_are_off_in_a_log_file():
+    """transformers' own bars (weight loading) follow the hub's switch, which quiet_library_bars sets."""
+    code = (
+        "import io; from moe_routing.progress import quiet_library_bars; quiet_library_bars(io.StringIO()); "
+        "from transformers.utils import logging; print(logging.is_progress_bar_enabled())"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.strip() == "False"

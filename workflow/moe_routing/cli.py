@@ -16,7 +16,7 @@ import importlib
 import logging
 import sys
 
-from moe_routing import faults
+from moe_routing import faults, progress
 from moe_routing.errors import MoeRoutingError
 
 # stage name on the command line -> module under moe_routing.stages
@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    progress.quiet_library_bars()
     module = _load(args.stage)
     try:
         try:

@@ -9,6 +9,7 @@ the next timed line instead.
 
 from __future__ import annotations
 
+import os
 import sys
 
 LOG_INTERVAL = 30.0
@@ -60,3 +61,12 @@ def progress(iterable=None, **kwargs):
     kwargs.setdefault("mininterval", LOG_INTERVAL)
     kwargs.setdefault("maxinterval", max(LOG_INTERVAL, kwargs["mininterval"]))
     return _log_bar_class()(iterable, file=_Lines(stream), ascii=True, ncols=100, **kwargs)
+
+
+def quiet_library_bars(stream=None) -> None:
+    """In a log file, turn off the bars libraries draw themselves (transformers' weight loading and
+    saving, the hub's downloads): they redraw with carriage returns many times a second. Set before
+    those libraries are imported (they read it then); a terminal keeps them."""
+    stream = sys.stderr if stream is None else stream
+    if not getattr(stream, "isatty", lambda: False)():
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
