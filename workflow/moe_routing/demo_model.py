@@ -47,7 +47,7 @@ import json
 import logging
 import math
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -533,10 +533,6 @@ def build_model(world: dict, tables: dict[str, list[pl.DataFrame]], cfg: BuildCo
     )
     model.eval()
     return model, tokenizer, plan, lay
-
-
-def plan_dict(plan: Plan) -> dict:
-    return asdict(plan)
 
 
 def save(model, tokenizer, extra_files: dict[str, str], out_dir: str | Path) -> None:
