@@ -104,7 +104,7 @@ INJECTION = "x; touch pwned"
         (lambda c: c["routing"].update(models=["de mo"]), "routing.models[0]", NAME_HINT),
         (lambda c: c["demo"].update(model="demo;x"), "demo.model", NAME_HINT),
         (lambda c: c["demo"]["world"].update({"n-entities; id": 3}), "demo.world", "key"),
-        (lambda c: c["demo"]["train"].update({"--steps": 3}), "demo.train", "key"),
+        (lambda c: c["demo"]["build"].update({"--layers": 3}), "demo.build", "key"),
         (lambda c: c["datasets"]["demo_facts"].update(options={"limit 5": 1}), "datasets.demo_facts.options", "key"),
         (lambda c: c["models"]["demo"].update(engine_args={"a=b": 1}), "models.demo.engine_args", "key"),
         (lambda c: c["models"]["demo"]["steering"].update(benchmarks={"x y": {}}), "models.demo.steering.benchmarks", "key"),

@@ -24,11 +24,11 @@ def refused(config: dict, line: str) -> None:
 @pytest.mark.parametrize(
     "mutate, line",
     [
-        (lambda c: c["demo"]["train"].update(stpes=10), "demo.train.stpes: unknown key; did you mean 'steps'?"),
+        (lambda c: c["demo"]["build"].update(layres=10), "demo.build.layres: unknown key; did you mean 'layers'?"),
         (lambda c: c["demo"]["world"].update(n_entitys=9), "demo.world.n_entitys: unknown key; did you mean 'n_entities'?"),
-        (lambda c: c["demo"]["train"].update(seed=3), "demo.train.seed: set by the workflow itself; remove it here"),
+        (lambda c: c["demo"]["build"].update(seed=3), "demo.build.seed: set by the workflow itself; remove it here"),
         (lambda c: c.update(pyhton={}), "pyhton: unknown key; did you mean 'python'?"),
-        (lambda c: c["demo"].update(trian={}), "demo.trian: unknown key; did you mean 'train'?"),
+        (lambda c: c["demo"].update(biuld={}), "demo.biuld: unknown key; did you mean 'build'?"),
         (
             lambda c: c["models"]["demo"]["xici"].update(exclude_frist=1),
             "models.demo.xici.exclude_frist: unknown key; did you mean 'exclude_first'?",
@@ -54,7 +54,7 @@ def test_loader_options_are_checked_against_the_loader(monkeypatch):
 
 
 def test_stage_flags_are_read_from_the_parsers_without_importing_them():
-    assert {"steps", "lr", "eval_every", "min_english_accuracy"} <= stage_flags("train_demo")
+    assert {"layers", "experts", "fact_pool", "task_layers", "steering_strength"} <= stage_flags("build_demo")
     assert {"n_entities", "n_parallel"} <= stage_flags("demo_world")
 
 
@@ -89,7 +89,10 @@ def test_the_vllm_interpreter_is_checked_when_a_model_uses_vllm():
         (lambda c: c["models"]["demo"]["xici"].update(tau=float("inf")), "models.demo.xici.tau: inf is not a finite number"),
         (lambda c: c["models"]["demo"]["xici"].update(alpha=float("nan")), "models.demo.xici.alpha: nan is not a finite number"),
         (lambda c: c["routing"].update(tau=float("-inf")), "routing.tau: -inf is not a finite number"),
-        (lambda c: c["demo"]["train"].update(lr=float("nan")), "demo.train.lr: nan is not a finite number"),
+        (
+            lambda c: c["demo"]["build"].update(steering_strength=float("nan")),
+            "demo.build.steering_strength: nan is not a finite number",
+        ),
         (lambda c: c.update(seed=-1), "seed: -1 is less than the minimum of 0"),
         (lambda c: c.update(seed=2**70), f"seed: {2**70} is greater than the maximum of 4294967295"),
     ],
@@ -158,11 +161,11 @@ def test_a_plan_with_long_language_codes_keeps_file_names_short():
     "mutate, line",
     [
         (lambda c: c.update(python={"main": "/opt/nothing/bin/python"}), "python.main: '/opt/nothing/bin/python'"),
-        (lambda c: c["demo"]["train"].update(stpes=10), "demo.train.stpes: unknown key; did you mean 'steps'?"),
+        (lambda c: c["demo"]["build"].update(layres=10), "demo.build.layres: unknown key; did you mean 'layers'?"),
         (lambda c: c.update(seed=2**70), "seed: "),
         (lambda c: c["models"]["demo"]["xici"].update(tau=float("nan")), "models.demo.xici.tau: nan is not a finite number"),
     ],
-    ids=["python.main", "demo.train.stpes", "seed", "tau"],
+    ids=["python.main", "demo.build.layres", "seed", "tau"],
 )
 def test_a_dry_run_refuses_in_one_line_before_planning(tmp_path, mutate, line):
     config = load_config()

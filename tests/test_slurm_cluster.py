@@ -314,8 +314,8 @@ def demo_workdir(tmp_path_factory, node):
     model = config["xici"]["models"][0]
     config["demo"].pop("model", None)
     config["models"][model].pop("build", None)
-    # as many layers as the trained demo model, so the config's layer settings (steering) fit it
-    layers = config["demo"].get("train", {}).get("layers", 6)
+    # as many layers as the constructed demo model, so the config's layer settings (steering) fit it
+    layers = config["demo"].get("build", {}).get("layers", 8)
     config["models"][model]["path"] = str(
         build_tiny_checkpoint("qwen3_moe", root / "resources" / "models" / "tiny", layers=layers)
     )

@@ -87,7 +87,17 @@ def test_dry_run_job_counts_follow_the_plan():
     assert counts["judge"] == len(judged)
     assert counts["ablation_plan"] == counts["ablation_metrics"] == len(plan.ablation_runs())
     assert len(plan.ablation_runs()) == 21 and sum(1 for j in plan.generation_jobs() if j[2].startswith("ablation/")) == 21
-    for rule in ("demo_world", "train_demo", "xici", "outcome_table", "ablation_table", "analyze", "steering_table", "summary"):
+    for rule in (
+        "demo_world",
+        "build_demo",
+        "xici",
+        "outcome_table",
+        "ablation_table",
+        "analyze",
+        "steering_table",
+        "summary",
+        "demo_score",
+    ):
         assert counts[rule] == 1, rule
 
 

@@ -40,7 +40,7 @@ def _pwned(root):
         lambda c, v: c["routing"].update(low_resource=[v]),
         lambda c, v: c["routing"]["tasks"].update({v: "demo_task"}),
         lambda c, v: c["demo"]["world"].update({v: 1}),
-        lambda c, v: c["demo"]["train"].update({v: 1}),
+        lambda c, v: c["demo"]["build"].update({v: 1}),
         lambda c, v: c["models"]["demo"].setdefault("engine_args", {}).update({v: 1}),
         lambda c, v: c["python"].update(main=v) if "python" in c else c.update(python={"main": v}),
     ],

@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 
-from moe_routing.core import faults
+from moe_routing.core import faults, progress
 from moe_routing.core.errors import MoeRoutingError
 from moe_routing.stages._args import StageParser, check_values
 
@@ -26,7 +26,8 @@ from moe_routing.stages._args import StageParser, check_values
 STAGES: dict[str, str] = {
     "prepare": "prepare",
     "demo-world": "demo_world",
-    "train-demo": "train_demo",
+    "build-demo": "build_demo",
+    "demo-score": "demo_score",
     "stand-in": "stand_in",
     "mirror": "mirror",
     "generate": "generate",
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    progress.quiet_library_bars()
     module = _load(args.stage)
     try:
         try:

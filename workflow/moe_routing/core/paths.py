@@ -30,10 +30,10 @@ ITEMS_ROOT = "resources/data"
 ITEMS = ITEMS_ROOT + "/{dataset}/{lang}.parquet"
 DEMO_CORPUS = "resources/demo/corpus.jsonl"
 DEMO_WORLD = "resources/demo/corpus.world.json"
-# the demo training checks its checkpoints on its own copy of the fact questions, so that touching
-# one language's items file reruns that language, not the training
-DEMO_CHECK = "resources/demo/check/{lang}.parquet"
 MODEL_CONFIG = "{path}/config.json"
+# the demo model's weights and its planted truth (demo_truth), beside MODEL_CONFIG
+DEMO_WEIGHTS = "{path}/model.safetensors"
+DEMO_TRUTH = "{path}/planted_truth.json"
 
 # --- generation runs ------------------------------------------------------------------------
 GENERATIONS = "results/{run}/generations/{chunk}.parquet"
@@ -72,6 +72,8 @@ ROUTING_FIGURES = ("divergence", "entropy", "consistency", "delta", "experts_per
 STEERING_PLAN = "results/{model}/steering/{dataset}/interventions.parquet"
 STEERING_TABLE = "results/{model}/steering_table.tsv"
 SUMMARY = "results/{model}/summary.md"
+# the demo scored against its planted truth (demo_score), beside the summary that quotes it
+DEMO_SCORES = "results/{model}/truth_scores.tsv"
 
 
 # --- the repository's own files -------------------------------------------------------------------

@@ -354,6 +354,7 @@ def write_world(
             write_parquet(table, path, metadata={"demo_seed": str(world.seed)}, contract="items")
             written[dataset].append(path)
     corpus = training_corpus(world)
+    sizes = {"n_parallel": 100, "n_task": 100, "n_bench": 60, **item_sizes}
     with atomic_path(corpus_path) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
             for row in corpus:
@@ -365,6 +366,9 @@ def write_world(
         "measured_coverage": coverage_summary(world),
         "n_facts": len(world.facts),
         "n_conversations": len(corpus),
+        # what world_from_summary needs to rebuild the world and its items (the demo model's vocabulary)
+        "task_names": world.task_names,
+        "item_sizes": sizes,
         "facts": [
             {
                 "fact_id": f.fact_id,
@@ -379,6 +383,21 @@ def write_world(
     with atomic_path(world_summary_path(corpus_path)) as tmp:
         tmp.write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
     return written
+
+
+def world_from_summary(summary: dict) -> tuple[DemoWorld, dict[str, int]]:
+    """(world, item sizes) from a world summary written by ``write_world``: ``items(world, **sizes)``
+    gives the same items as the files."""
+    facts = [Fact(f["fact_id"], f["relation"], f["entity"], f["answer"]) for f in summary["facts"]]
+    world = DemoWorld(
+        seed=summary["seed"],
+        languages=tuple(summary["languages"]),
+        coverage=dict(summary["target_coverage"]),
+        facts=facts,
+        covered={f["fact_id"]: tuple(f["languages"]) for f in summary["facts"]},
+        task_names=list(summary["task_names"]),
+    )
+    return world, dict(summary["item_sizes"])
 
 
 def world_summary_path(corpus_path: str | Path) -> Path:

@@ -1,7 +1,7 @@
 """Config checks that JSON Schema cannot express, run by ``config.validate`` before any job is planned.
 
 - an unknown key is named with its nearest valid spelling (difflib), also where a block's keys become a
-  stage's command-line flags (``demo.world``, ``demo.train``) or a loader's options (``datasets.*.options``):
+  stage's command-line flags (``demo.world``, ``demo.build``) or a loader's options (``datasets.*.options``):
   a typo must fail before Snakemake plans, and so removes, anything;
 - every number is finite: a schema bound lets NaN through, since every comparison with NaN is false;
 - the configured interpreters exist and import moe_routing: a wrong one would fail every job only after
@@ -24,14 +24,14 @@ from pathlib import Path
 
 from moe_routing.core.errors import ConfigError
 
-# the stage modules are read as text (importing train_demo would load torch at every Snakemake parse)
+# the stage modules are read as text (importing build_demo would load torch at every Snakemake parse)
 STAGES = Path(importlib.util.find_spec("moe_routing.stages").submodule_search_locations[0])
 # config blocks whose keys become a stage's flags (commands.cli_flags: key -> --key-with-dashes)
-FLAG_BLOCKS = {("demo", "world"): "demo_world", ("demo", "train"): "train_demo"}
+FLAG_BLOCKS = {("demo", "world"): "demo_world", ("demo", "build"): "build_demo"}
 # flags the rules set themselves from other keys: a block that sets one too would give it twice
 RULE_FLAGS = {
     "demo_world": {"out_dir", "corpus", "check_dataset", "check_out", "languages", "datasets", "seed"},
-    "train_demo": {"corpus", "check_items", "out", "threads", "seed"},
+    "build_demo": {"world", "out", "english", "seed"},
 }
 IMPORT_TIMEOUT_S = 60
 # interpreter keys left unchecked, comma-separated (e.g. "python.vllm"): for planning or dry-running a config on a
@@ -84,7 +84,7 @@ def stage_flags(module: str) -> frozenset[str]:
 
 
 def check_stage_flags(config: dict) -> None:
-    """Keys of demo.world / demo.train are flags of their stage; keys of datasets.*.options are options of the loader."""
+    """Keys of demo.world / demo.build are flags of their stage; keys of datasets.*.options are options of the loader."""
     for (section, block), module in FLAG_BLOCKS.items():
         values = config.get(section, {}).get(block, {})
         usable = stage_flags(module) - RULE_FLAGS[module]

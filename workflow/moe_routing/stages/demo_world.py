@@ -65,30 +65,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="demo datasets to write and their languages (default: all of demo_facts, demo_mc, demo_parallel, "
         "demo_task, demo_task_bench in every language of --languages)",
     )
-    p.add_argument(
-        "--check-dataset", default="", help="demo dataset whose items are also copied to --check-out (the training check)"
-    )
-    p.add_argument(
-        "--check-out",
-        nargs="*",
-        default=[],
-        metavar="LANG.parquet",
-        help="copies of --check-dataset's items, one file per language named {lang}.parquet",
-    )
     p.add_argument("--n-bench", type=int, default=60, help="word problems per language in demo_task_bench (default 60)")
-
-
-def write_check_copies(items_root: str, dataset: str, outs: list[str]) -> None:
-    from pathlib import Path
-
-    from moe_routing.core import paths
-    from moe_routing.core.errors import ConfigError
-    from moe_routing.core.io import read_table, write_parquet
-
-    if outs and not dataset:
-        raise ConfigError("--check-out needs --check-dataset")
-    for out in outs:
-        write_parquet(read_table(paths.items(dataset, Path(out).stem, root=items_root), "items"), out)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,5 +94,4 @@ def run(args: argparse.Namespace) -> int:
     for dataset, paths in written.items():
         log.info("%s: %d language file(s) under %s/%s", dataset, len(paths), args.out_dir, dataset)
     log.info("corpus: %s", args.corpus)
-    write_check_copies(args.out_dir, args.check_dataset, args.check_out)
     return 0

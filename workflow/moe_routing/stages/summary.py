@@ -23,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steering-table", help="steering_table.tsv")
     p.add_argument("--divergence", help="routing divergence.tsv")
     p.add_argument("--english", default="en", help="language code of English (default en)")
+    p.add_argument("--truth-scores", help="truth_scores.tsv: the demo scored against its planted truth (demo_score)")
     p.add_argument("--out", required=True, metavar="summary.md")
 
 
@@ -53,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
         lines.append(sm.divergence_line(read_tsv(args.divergence)))
     if args.steering_table:
         lines += sm.steering_lines(read_tsv(args.steering_table), args.english)
+    if args.truth_scores:
+        from moe_routing.demo.score import SCORE_SCHEMA, summary_lines
+
+        lines += summary_lines(read_tsv(args.truth_scores, schema=SCORE_SCHEMA), args.cap)
     with atomic_path(args.out) as tmp:
         tmp.write_text(sm.render(args.model, lines), encoding="utf-8")
     log.info("summary of %s (%d lines) -> %s", args.model, len(lines), args.out)
