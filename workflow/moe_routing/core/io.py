@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from moe_routing.core import contracts
 from moe_routing.core.contracts import CONTRACTS, parse_routing_metadata
-from moe_routing.core.errors import ContractError, MoeRoutingError
+from moe_routing.core.errors import ContractError, DatasetError, MoeRoutingError
 from moe_routing.core.faults import file_fault
 from moe_routing.core.footer_check import FOOTER_CHECK_KEYS, FOOTER_LAYOUT_KEY, footer_check, footer_intact, layout
 
@@ -249,3 +249,14 @@ def read_routing_metadata(path: str | os.PathLike) -> dict:
     if missing:
         raise ContractError(f"{path}: schema metadata lacks {missing}; was it written with routing capture?")
     return meta
+
+
+def read_json(path: str | os.PathLike, what: str):
+    """A small JSON file the workflow wrote (a world summary, a planted truth); one line when it is missing or malformed."""
+    p = Path(path)
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise DatasetError(f"{p}: {what} not found") from exc
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{p}: not valid JSON ({exc.msg})") from exc

@@ -43,7 +43,6 @@ every demo prompt through the saved model and measured each decision's margin.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -57,6 +56,7 @@ import torch
 from moe_routing.demo.templates import FACT_SYSTEM, MC_SYSTEM, RELATIONS, SENTENCE_SYSTEM, TASK, TASK_SYSTEM
 from moe_routing.demo.world import template_texts
 from moe_routing.core.errors import DatasetError
+from moe_routing.core.io import read_json
 
 log = logging.getLogger(__name__)
 
@@ -575,12 +575,7 @@ def save(model, tokenizer, extra_files: dict[str, str], out_dir: str | Path) -> 
 
 def load_world(path: str | Path) -> dict:
     p = Path(path)
-    try:
-        world = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise DatasetError(f"{p}: world summary not found") from exc
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{p}: not valid JSON ({exc.msg})") from exc
+    world = read_json(p, "world summary")
     for key in ("languages", "facts", "seed"):
         if key not in world:
             raise DatasetError(f"{p}: world summary lacks {key!r}")

@@ -24,7 +24,6 @@ recall), ``divergence`` (per layer: ``language`` or ``shared`` holding the mean 
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import polars as pl
 from scipy import stats
 
 from moe_routing.core.errors import ContractError, DatasetError
+from moe_routing.core.io import read_json
 
 SCORE_SCHEMA = {"section": pl.String, "metric": pl.String, "cap": pl.Int64, "layer": pl.Int64, "value": pl.Float64}
 TRUTH_KEYS = ("schema_version", "moe_layers", "num_experts", "facts", "language_experts", "task_experts", "divergence_profile")
@@ -39,12 +39,7 @@ TRUTH_KEYS = ("schema_version", "moe_layers", "num_experts", "facts", "language_
 
 def load_truth(path: str | Path) -> dict:
     p = Path(path)
-    try:
-        truth = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise DatasetError(f"{p}: planted truth not found") from exc
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{p}: not valid JSON ({exc.msg})") from exc
+    truth = read_json(p, "planted truth")
     missing = [k for k in TRUTH_KEYS if k not in truth]
     if missing:
         raise DatasetError(f"{p}: planted truth lacks {missing}")
