@@ -102,7 +102,7 @@ def xici_scores(experts: pl.DataFrame, planted: dict[str, set], questions: list[
 
 def planted_plan(truth: dict, questions: list[str], kept: list[int]) -> pl.DataFrame:
     """Interventions (deactivate) of each question's planted experts in the kept layers."""
-    from moe_routing.xici.ablation import _as_plan
+    from moe_routing.xici.ablation import deactivation_plan
 
     planted = planted_experts(truth, kept)
     ids, layers, experts = [], [], []
@@ -111,7 +111,7 @@ def planted_plan(truth: dict, questions: list[str], kept: list[int]) -> pl.DataF
             ids.append(q)
             layers.append(layer)
             experts.append(expert)
-    return _as_plan(ids, layers, experts)
+    return deactivation_plan(ids, layers, experts)
 
 
 def routing_scores(

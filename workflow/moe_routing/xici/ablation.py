@@ -36,7 +36,7 @@ INTERVENTION_SCHEMA = {
 }
 
 
-def _as_plan(item_ids: Sequence[str], layers: Sequence[int], experts: Sequence[int]) -> pl.DataFrame:
+def deactivation_plan(item_ids: Sequence[str], layers: Sequence[int], experts: Sequence[int]) -> pl.DataFrame:
     n = len(item_ids)
     return pl.DataFrame(
         {
@@ -79,7 +79,7 @@ def plan_xici(experts: pl.DataFrame, cap: int | None = None) -> pl.DataFrame:
     sets = capped_sets(experts, cap)
     items = [i for i, s in sets.items() for _ in range(len(s))]
     pairs = np.concatenate(list(sets.values())) if sets else np.zeros((0, 2), np.int64)
-    return _as_plan(items, pairs[:, 0], pairs[:, 1])
+    return deactivation_plan(items, pairs[:, 0], pairs[:, 1])
 
 
 def plan_shuffled(experts: pl.DataFrame, cap: int | None, seed: int) -> pl.DataFrame:
@@ -88,7 +88,7 @@ def plan_shuffled(experts: pl.DataFrame, cap: int | None, seed: int) -> pl.DataF
     if len(ids) < 2:
         # no derangement of a single question exists: the baseline is empty, not an error in the data
         log.warning("shuffled baseline: %d question(s) with experts, need 2; writing an empty plan", len(ids))
-        return _as_plan([], [], [])
+        return deactivation_plan([], [], [])
     perm = derangement(len(ids), np.random.default_rng(seed))
     items, layers, exps = [], [], []
     for i, item in enumerate(ids):
@@ -96,7 +96,7 @@ def plan_shuffled(experts: pl.DataFrame, cap: int | None, seed: int) -> pl.DataF
         items += [item] * len(donor)
         layers += donor[:, 0].tolist()
         exps += donor[:, 1].tolist()
-    return _as_plan(items, layers, exps)
+    return deactivation_plan(items, layers, exps)
 
 
 def plan_random(experts: pl.DataFrame, cap: int | None, seed: int, kept_layers: Sequence[int], num_experts: int) -> pl.DataFrame:
@@ -115,7 +115,7 @@ def plan_random(experts: pl.DataFrame, cap: int | None, seed: int, kept_layers: 
         items += [item] * len(s)
         layers += kept[flat // num_experts].tolist()
         exps += (flat % num_experts).tolist()
-    return _as_plan(items, layers, exps)
+    return deactivation_plan(items, layers, exps)
 
 
 def make_plan(
