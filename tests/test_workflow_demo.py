@@ -209,8 +209,8 @@ def test_a_copy_with_another_interpreter_plans_nothing(workdir, tmp_path):
 
 
 def test_a_changed_statistic_plans_only_the_jobs_that_read_it(workdir, tmp_path):
-    """xici.alpha reruns the XICI test and what depends on its experts (ablation plans, reruns, tables),
-    no base-run generation or judgment and nothing of the routing study."""
+    """xici.alpha reruns the XICI test and what depends on its experts (ablation plans, reruns, tables, the demo's
+    scores against the planted truth), no base-run generation or judgment and nothing of the routing study."""
     config = copy.deepcopy(TEST_CONFIG)
     config["models"]["demo"]["xici"]["alpha"] = 0.01
     path = tmp_path / "alpha.yaml"
@@ -218,9 +218,12 @@ def test_a_changed_statistic_plans_only_the_jobs_that_read_it(workdir, tmp_path)
     proc = snakemake("-n", "--configfile", str(path), cwd=workdir)
     counts = job_counts(proc.stdout + proc.stderr)
     downstream = {"ablation_plan", "generate", "judge", "ablation_metrics", "ablation_table", "cap_sweep", "xici_figures"}
+    downstream.add("demo_score")  # XICI's precision and recall against the planted experts
     assert set(counts) - {"total"} == {"xici", *downstream, "summary", "all"}, counts
     caps, conditions = TEST_CONFIG["xici"]["cap_sweep"], TEST_CONFIG["xici"]["conditions"]
-    assert counts["xici"] == 1 and counts["ablation_plan"] == counts["ablation_metrics"] == len(caps) * len(conditions)
+    assert counts["xici"] == counts["demo_score"] == 1 and counts["ablation_plan"] == counts["ablation_metrics"] == len(
+        caps
+    ) * len(conditions)
     # every generation planned is an ablation rerun's
     lines = (proc.stdout + proc.stderr).splitlines()
     planned = [line.split("output:", 1)[1].strip() for line in lines if "output: results/demo/demo_facts/" in line]
