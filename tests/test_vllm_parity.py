@@ -405,7 +405,7 @@ def test_generate_stage_with_vllm_backend(tmp_path, tmp_path_factory, monkeypatc
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["olmoe", "mixtral", "qwen2_moe", "granitemoe", "granitemoeshared"])
+@pytest.mark.parametrize("family", ["olmoe", "mixtral", "qwen2_moe", "granitemoe", "granitemoeshared", "granitemoehybrid"])
 def test_other_families_match(tmp_path_factory, monkeypatch, family):
     monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     hf, vl = _pair(tmp_path_factory, family)

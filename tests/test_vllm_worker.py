@@ -118,6 +118,7 @@ def test_adapters_say_which_families_vllm_serves():
         "gpt_oss",
         "granitemoe",
         "granitemoeshared",
+        "granitemoehybrid",
         "glm4_moe",
         "deepseek_v3",
     }

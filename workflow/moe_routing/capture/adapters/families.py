@@ -376,6 +376,7 @@ _FAMILY_ROWS = (
            "MellumSparseMoeBlock", layers="mlp_layer_types"),
     Family("granitemoehybrid", "topk_softmax", "ibm-granite/granite-4.0-h-tiny", "GraniteMoeHybridConfig",
            "GraniteMoeHybridForCausalLM", "GraniteMoeHybridMoE", router="router", outputs=("indices", "weights", "logits"),
+           vllm_gate="gate", vllm_verified=True,
            # the default (0, inf) does not survive config.json (Infinity); generation needs an attention layer
            tiny=lambda layers, experts, top_k, hidden: dict(
                time_step_limit=[0.0, 100.0], mamba_n_heads=4, mamba_d_head=32, mamba_d_state=8, mamba_n_groups=1,

@@ -316,10 +316,11 @@ class _Routing:
             row_seq, row_valid = torch.zeros(num_rows, dtype=torch.int64), torch.zeros(num_rows, dtype=torch.bool)
             row_counted = row_valid
         else:
-            first = next(iter(meta.values()))
-            qsl = getattr(first, "query_start_loc", None)
-            if qsl is None:
-                raise ModelError(f"{type(first).__name__} has no query_start_loc")
+            # hybrid models (Granite-4.0-H): Mamba layers' metadata come first and have no query_start_loc
+            first = next((m for m in meta.values() if getattr(m, "query_start_loc", None) is not None), None)
+            if first is None:
+                raise ModelError(f"{type(next(iter(meta.values()))).__name__} has no query_start_loc")
+            qsl = first.query_start_loc
             req_ids = list(self.runner.input_batch.req_ids)[: qsl.numel() - 1]
             seqs, masks = [], []
             for rid in req_ids:
@@ -399,19 +400,28 @@ class _Routing:
 
 
 def _locate(model, leaf: str, model_type: str) -> list[_Site]:
-    """The MoE gate modules named ``leaf`` that have a sibling ``experts``, in layer order."""
+    """The MoE gate modules named ``leaf`` with ``experts`` beside them (or beside their parent: DBRX's gate
+    linear is ``router.layer``), in layer order. The selection bias is the gate's attribute where the model
+    puts it there, else vLLM's router's (MiniMax-M2, Hy3 and Laguna keep it on the block)."""
     from vllm.model_executor.models.utils import extract_layer_index
 
     sites = []
     for name, module in model.named_modules():
-        if name.rsplit(".", 1)[-1] != leaf or ".layers." not in f".{name}":
+        if name.rsplit(".", 1)[-1] != leaf or not any(f".{d}." in f".{name}" for d in ("layers", "blocks")):
             continue
-        parent = model.get_submodule(name.rsplit(".", 1)[0])
-        experts = getattr(parent, "experts", None)
+        parts = name.split(".")
+        experts = None
+        for up in (1, 2):
+            if len(parts) > up:
+                experts = getattr(model.get_submodule(".".join(parts[:-up])), "experts", None)
+            if experts is not None:
+                break
         if experts is None:
             continue
         router = getattr(experts, "router", None)
         bias = getattr(module, "e_score_correction_bias", None)
+        if bias is None:
+            bias = getattr(router, "e_score_correction_bias", None)
         scale = float(getattr(experts, "routed_scaling_factor", 1.0) or 1.0)
         sites.append(_Site(extract_layer_index(name), name, module, router, bias, scale))
     if not sites:
