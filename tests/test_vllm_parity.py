@@ -415,3 +415,19 @@ def test_other_families_match(tmp_path_factory, monkeypatch, family):
         _assert_same(hf.generate(ITEMS, options=opts), vl.generate(ITEMS, options=opts))
     finally:
         vl.close()
+
+
+@pytest.mark.slow
+def test_softmax_bias_family_routes_as_transformers(tmp_path_factory, monkeypatch):
+    """ERNIE-4.5 selects on softmax + e_score_correction_bias. vLLM 0.32's CPU router drops the bias, so the
+    worker gives every row the adapter's selection; the tokens, the routing and per-item deactivations
+    (vLLM's router, overridden, never selects a deactivated expert) then match transformers."""
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    hf, vl = _pair(tmp_path_factory, "ernie4_5_moe")
+    try:
+        assert all(s["bias"] and s["replace_all"] for s in vl.sites)
+        opts = GenerationOptions(batch_size=5, max_new_tokens=6)
+        _assert_same(hf.generate(ITEMS, options=opts), vl.generate(ITEMS, options=opts))
+        _deactivation_case(hf, vl)
+    finally:
+        vl.close()

@@ -298,7 +298,9 @@ _FAMILY_ROWS = (
     # softmax -> top-k with a selection bias (ERNIE-4.5: selects on softmax + e_score_correction_bias)
     Family("ernie4_5_moe", "softmax_bias_topk", "baidu/ERNIE-4.5-21B-A3B-PT", "Ernie4_5_MoeConfig", "Ernie4_5_MoeForCausalLM",
            "Ernie4_5_MoeSparseMoeBlock", bias="moe_statics.e_score_correction_bias", layers="start_interval",
-           spec={"norm_min": "moe_norm_min"}, tiny=dict(moe_num_shared_experts=1, moe_layer_start_index=1)),
+           spec={"norm_min": "moe_norm_min"}, tiny=dict(moe_num_shared_experts=1, moe_layer_start_index=1),
+           # vLLM's CPU router drops the bias: the worker replaces its selection on every row (vllm_worker.ignores_bias)
+           vllm_gate="gate", vllm_verified=True),
     # softmax -> top-k within groups, scaled (DeepSeek-V2)
     Family("deepseek_v2", "softmax_groups", "deepseek-ai/DeepSeek-V2-Lite-Chat", "DeepseekV2Config", "DeepseekV2ForCausalLM",
            "DeepseekV2Moe", layers="first_k_dense", spec={"topk_method": "topk_method"},

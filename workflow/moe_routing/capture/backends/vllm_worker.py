@@ -33,7 +33,9 @@ Summaries are accumulated by ``routing.RoutingAccumulator`` on the adapter's gat
 exactly as in hf.py. When a sequence has interventions at a layer, the hook returns the adapter's
 intervened logits, which vLLM's own router turns into its selection; for adapters with
 ``vllm_selection_override`` (sigmoid + bias) the router's (weights, ids) are replaced on intervened
-rows. A capture callback on vLLM's router records the experts it really selected per sequence.
+rows. Where vLLM's router would drop the family's selection bias (its CPU router on ERNIE-4.5:
+``ignores_bias``), every row takes the adapter's selection, so vLLM runs the model transformers runs.
+A capture callback on vLLM's router records the experts it really selected per sequence.
 
 Tensor parallel: the gate is replicated and its input is the full hidden state, so every rank sees the
 same logits and holds the whole routing of every token. Each rank applies the same plan, so the ranks
@@ -177,6 +179,8 @@ class _Site:
     bias: torch.Tensor | None
     # factor vLLM multiplies the router's weights by after routing (MoERunner.routed_scaling_factor)
     scale: float = 1.0
+    # vLLM's router would drop the selection bias (``ignores_bias``): every row takes the adapter's selection
+    replace_all: bool = False
 
 
 @dataclass
@@ -221,7 +225,7 @@ class _Routing:
             site.gate.register_forward_hook(self._guarded(self._gate_hook(pos, site)), prepend=True)
             if site.router is not None and hasattr(site.router, "set_capture_fn"):
                 site.router.set_capture_fn(self._guarded(self._selection_hook(pos)))
-            if self.override:
+            if self.override or site.replace_all:
                 if site.router is None or not hasattr(site.router, "_compute_routing"):
                     raise ModelError(f"{site.name}: no vLLM router with _compute_routing to apply interventions to")
                 site.router._compute_routing = self._override_routing(pos, site, site.router._compute_routing)
@@ -236,7 +240,10 @@ class _Routing:
             "moe_layers": [s.layer for s in self.sites],
             "num_experts": self.spec.num_experts,
             "top_k": self.spec.top_k,
-            "sites": [{"layer": s.layer, "name": s.name, "bias": s.bias is not None, "scale": s.scale} for s in self.sites],
+            "sites": [
+                {"layer": s.layer, "name": s.name, "bias": s.bias is not None, "scale": s.scale, "replace_all": s.replace_all}
+                for s in self.sites
+            ],
         }
 
     # --- batches ------------------------------------------------------------------------
@@ -348,7 +355,7 @@ class _Routing:
             logits = output[0] if isinstance(output, tuple) else output
             row_seq, row_valid, row_counted = self._rows(b, logits.shape[0])
             rows = b.plan.rows(pos, b.row_seq_dev) if b.plan is not None else None
-            if b.acc is not None or rows is not None:
+            if b.acc is not None or rows is not None or site.replace_all:
                 res = adapter.route(logits, spec, site.bias, rows)
                 if b.acc is not None:
                     # vLLM may reuse the gate's output buffer; intervened logits, indices, weights are fresh
@@ -359,9 +366,11 @@ class _Routing:
                 if b.steps is not None:
                     b.steps.append(row_seq[row_valid].tolist())
             b.pending_rows[pos] = logits.shape[0]
+            if site.replace_all:
+                b.pending_route[pos] = (res, torch.ones(logits.shape[0], dtype=torch.bool))
             if rows is None:
                 return None
-            if self.override:
+            if self.override and not site.replace_all:
                 b.pending_route[pos] = (res, rows.touched)
             z = res.logits.to(logits.dtype)
             return (z,) + tuple(output[1:]) if isinstance(output, tuple) else z
@@ -423,11 +432,23 @@ def _locate(model, leaf: str, model_type: str) -> list[_Site]:
         if bias is None:
             bias = getattr(router, "e_score_correction_bias", None)
         scale = float(getattr(experts, "routed_scaling_factor", 1.0) or 1.0)
-        sites.append(_Site(extract_layer_index(name), name, module, router, bias, scale))
+        sites.append(_Site(extract_layer_index(name), name, module, router, bias, scale, ignores_bias(router, bias)))
     if not sites:
         raise ModelError(f"{model_type}: no MoE gate modules named '{leaf}' with sibling experts in the vLLM model")
     sites.sort(key=lambda s: s.layer)
     return sites
+
+
+def ignores_bias(router, bias) -> bool:
+    """vLLM 0.32's CPU router selects a softmax top-k without groups by plain softmax: it drops the
+    selection bias (ERNIE-4.5's ``e_score_correction_bias``) that its GPU router adds."""
+    return (
+        bias is not None
+        and type(router).__name__ == "CPURouter"
+        and not getattr(router, "use_grouped_topk", True)
+        and getattr(router, "scoring_func", None) == "softmax"
+        and getattr(router, "custom_routing_function", None) is None
+    )
 
 
 class RoutingWorkerExtension:
