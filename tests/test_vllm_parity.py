@@ -418,12 +418,14 @@ def test_other_families_match(tmp_path_factory, monkeypatch, family):
 
 
 @pytest.mark.slow
-def test_softmax_bias_family_routes_as_transformers(tmp_path_factory, monkeypatch):
-    """ERNIE-4.5 selects on softmax + e_score_correction_bias. vLLM 0.32's CPU router drops the bias, so the
-    worker gives every row the adapter's selection; the tokens, the routing and per-item deactivations
-    (vLLM's router, overridden, never selects a deactivated expert) then match transformers."""
+@pytest.mark.parametrize("family", ["ernie4_5_moe", "minimax_m2"])
+def test_families_vllms_cpu_router_cannot_select(tmp_path_factory, monkeypatch, family):
+    """vLLM 0.32's CPU router cannot select as these families do: it drops ERNIE-4.5's selection bias
+    (softmax + e_score_correction_bias) and fails on MiniMax-M2's sigmoid without groups. The worker gives
+    every row the adapter's selection instead; the tokens, the routing and per-item deactivations (vLLM's
+    router, replaced, never selects a deactivated expert) then match transformers."""
     monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    hf, vl = _pair(tmp_path_factory, "ernie4_5_moe")
+    hf, vl = _pair(tmp_path_factory, family)
     try:
         assert all(s["bias"] and s["replace_all"] for s in vl.sites)
         opts = GenerationOptions(batch_size=5, max_new_tokens=6)

@@ -120,6 +120,7 @@ def test_adapters_say_which_families_vllm_serves():
         "granitemoeshared",
         "granitemoehybrid",
         "ernie4_5_moe",
+        "minimax_m2",
         "glm4_moe",
         "deepseek_v3",
     }

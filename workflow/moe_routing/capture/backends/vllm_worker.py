@@ -33,8 +33,9 @@ Summaries are accumulated by ``routing.RoutingAccumulator`` on the adapter's gat
 exactly as in hf.py. When a sequence has interventions at a layer, the hook returns the adapter's
 intervened logits, which vLLM's own router turns into its selection; for adapters with
 ``vllm_selection_override`` (sigmoid + bias) the router's (weights, ids) are replaced on intervened
-rows. Where vLLM's router would drop the family's selection bias (its CPU router on ERNIE-4.5:
-``ignores_bias``), every row takes the adapter's selection, so vLLM runs the model transformers runs.
+rows. Where vLLM's router cannot select as the family does (its CPU router drops ERNIE-4.5's selection
+bias and has no sigmoid top-k without groups: ``cpu_router_unfit``), the adapter selects for every row
+instead of it, so vLLM runs the model transformers runs.
 A capture callback on vLLM's router records the experts it really selected per sequence.
 
 Tensor parallel: the gate is replicated and its input is the full hidden state, so every rank sees the
@@ -179,7 +180,7 @@ class _Site:
     bias: torch.Tensor | None
     # factor vLLM multiplies the router's weights by after routing (MoERunner.routed_scaling_factor)
     scale: float = 1.0
-    # vLLM's router would drop the selection bias (``ignores_bias``): every row takes the adapter's selection
+    # vLLM's router cannot select as the family does (``cpu_router_unfit``): the adapter selects every row
     replace_all: bool = False
 
 
@@ -379,6 +380,8 @@ class _Routing:
 
     def _override_routing(self, pos: int, site: _Site, original):
         def compute_routing(hidden_states, router_logits, indices_type, **kwargs):
+            if site.replace_all:
+                return replaced(router_logits, indices_type)
             weights, ids = original(hidden_states, router_logits, indices_type, **kwargs)
             b = self.batch
             if b is None or b.error is not None or pos not in b.pending_route:
@@ -392,6 +395,14 @@ class _Routing:
             ours = (res.weights.to(weights.device, torch.float64) / site.scale).to(weights.dtype)
             weights = torch.where(keep, ours, weights)
             return weights.contiguous(), ids.contiguous()
+
+        def replaced(router_logits, indices_type):
+            # the gate hook's result (intervened logits included), else (a step outside a batch) the adapter's own
+            b = self.batch
+            pending = b.pending_route.pop(pos, None) if b is not None else None
+            res = pending[0] if pending is not None else self.adapter.route(router_logits, self.spec, site.bias)
+            weights = (res.weights.to(router_logits.device, torch.float64) / site.scale).to(torch.float32)
+            return weights.contiguous(), res.indices.to(router_logits.device, indices_type or torch.int32).contiguous()
 
         return compute_routing
 
@@ -432,22 +443,22 @@ def _locate(model, leaf: str, model_type: str) -> list[_Site]:
         if bias is None:
             bias = getattr(router, "e_score_correction_bias", None)
         scale = float(getattr(experts, "routed_scaling_factor", 1.0) or 1.0)
-        sites.append(_Site(extract_layer_index(name), name, module, router, bias, scale, ignores_bias(router, bias)))
+        sites.append(_Site(extract_layer_index(name), name, module, router, bias, scale, cpu_router_unfit(router, bias)))
     if not sites:
         raise ModelError(f"{model_type}: no MoE gate modules named '{leaf}' with sibling experts in the vLLM model")
     sites.sort(key=lambda s: s.layer)
     return sites
 
 
-def ignores_bias(router, bias) -> bool:
-    """vLLM 0.32's CPU router selects a softmax top-k without groups by plain softmax: it drops the
-    selection bias (ERNIE-4.5's ``e_score_correction_bias``) that its GPU router adds."""
+def cpu_router_unfit(router, bias) -> bool:
+    """vLLM 0.32's CPU router, without groups, selects by plain softmax top-k: it drops a selection bias
+    (ERNIE-4.5's ``e_score_correction_bias``) that its GPU router adds, and fails on sigmoid scores
+    (MiniMax-M2: AssertionError)."""
     return (
-        bias is not None
-        and type(router).__name__ == "CPURouter"
+        type(router).__name__ == "CPURouter"
         and not getattr(router, "use_grouped_topk", True)
-        and getattr(router, "scoring_func", None) == "softmax"
         and getattr(router, "custom_routing_function", None) is None
+        and (bias is not None or getattr(router, "scoring_func", None) != "softmax")
     )
 
 
