@@ -405,7 +405,7 @@ def test_generate_stage_with_vllm_backend(tmp_path, tmp_path_factory, monkeypatc
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["olmoe", "mixtral", "qwen2_moe", "granitemoe", "granitemoeshared"])
+@pytest.mark.parametrize("family", ["olmoe", "mixtral", "qwen2_moe", "granitemoe", "granitemoeshared", "granitemoehybrid"])
 def test_other_families_match(tmp_path_factory, monkeypatch, family):
     monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     hf, vl = _pair(tmp_path_factory, family)
@@ -413,5 +413,23 @@ def test_other_families_match(tmp_path_factory, monkeypatch, family):
         assert vl.worker_pids == [os.getpid()]
         opts = GenerationOptions(batch_size=5, max_new_tokens=6)
         _assert_same(hf.generate(ITEMS, options=opts), vl.generate(ITEMS, options=opts))
+    finally:
+        vl.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["ernie4_5_moe", "minimax_m2"])
+def test_families_vllms_cpu_router_cannot_select(tmp_path_factory, monkeypatch, family):
+    """vLLM 0.32's CPU router cannot select as these families do: it drops ERNIE-4.5's selection bias
+    (softmax + e_score_correction_bias) and fails on MiniMax-M2's sigmoid without groups. The worker gives
+    every row the adapter's selection instead; the tokens, the routing and per-item deactivations (vLLM's
+    router, replaced, never selects a deactivated expert) then match transformers."""
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    hf, vl = _pair(tmp_path_factory, family)
+    try:
+        assert all(s["bias"] and s["replace_all"] for s in vl.sites)
+        opts = GenerationOptions(batch_size=5, max_new_tokens=6)
+        _assert_same(hf.generate(ITEMS, options=opts), vl.generate(ITEMS, options=opts))
+        _deactivation_case(hf, vl)
     finally:
         vl.close()

@@ -118,6 +118,9 @@ def test_adapters_say_which_families_vllm_serves():
         "gpt_oss",
         "granitemoe",
         "granitemoeshared",
+        "granitemoehybrid",
+        "ernie4_5_moe",
+        "minimax_m2",
         "glm4_moe",
         "deepseek_v3",
     }
@@ -128,7 +131,7 @@ def test_adapters_say_which_families_vllm_serves():
             with pytest.raises(ModelError, match="use the hf backend"):
                 adapter.vllm_gate_name(model_type)
     assert {t for t, a in ADAPTERS.items() if a.vllm_selection_override} == {
-        t for t, f in FAMILIES.items() if f.kind == "sigmoid_groups"
+        t for t, f in FAMILIES.items() if f.kind in ("sigmoid_groups", "softmax_bias_topk")
     }
     verified = {t for t, a in ADAPTERS.items() if t in a.vllm_verified}
     assert verified == served - {"deepseek_v3"}

@@ -298,7 +298,9 @@ _FAMILY_ROWS = (
     # softmax -> top-k with a selection bias (ERNIE-4.5: selects on softmax + e_score_correction_bias)
     Family("ernie4_5_moe", "softmax_bias_topk", "baidu/ERNIE-4.5-21B-A3B-PT", "Ernie4_5_MoeConfig", "Ernie4_5_MoeForCausalLM",
            "Ernie4_5_MoeSparseMoeBlock", bias="moe_statics.e_score_correction_bias", layers="start_interval",
-           spec={"norm_min": "moe_norm_min"}, tiny=dict(moe_num_shared_experts=1, moe_layer_start_index=1)),
+           spec={"norm_min": "moe_norm_min"}, tiny=dict(moe_num_shared_experts=1, moe_layer_start_index=1),
+           # vLLM's CPU router drops the bias: the adapter selects every row there (vllm_worker.cpu_router_unfit)
+           vllm_gate="gate", vllm_verified=True),
     # softmax -> top-k within groups, scaled (DeepSeek-V2)
     Family("deepseek_v2", "softmax_groups", "deepseek-ai/DeepSeek-V2-Lite-Chat", "DeepseekV2Config", "DeepseekV2ForCausalLM",
            "DeepseekV2Moe", layers="first_k_dense", spec={"topk_method": "topk_method"},
@@ -376,13 +378,19 @@ _FAMILY_ROWS = (
            "MellumSparseMoeBlock", layers="mlp_layer_types"),
     Family("granitemoehybrid", "topk_softmax", "ibm-granite/granite-4.0-h-tiny", "GraniteMoeHybridConfig",
            "GraniteMoeHybridForCausalLM", "GraniteMoeHybridMoE", router="router", outputs=("indices", "weights", "logits"),
+           vllm_gate="gate", vllm_verified=True,
            # the default (0, inf) does not survive config.json (Infinity); generation needs an attention layer
            tiny=lambda layers, experts, top_k, hidden: dict(
                time_step_limit=[0.0, 100.0], mamba_n_heads=4, mamba_d_head=32, mamba_d_state=8, mamba_n_groups=1,
                layer_types=["full_attention" if i % 2 else "linear_attention" for i in range(layers)])),
     # sigmoid + bias without groups (n_group 1), renormalised; the bias is a buffer of the MoE block
     Family("minimax_m2", "sigmoid_groups", "MiniMaxAI/MiniMax-M2", "MiniMaxM2Config", "MiniMaxM2ForCausalLM",
-           "MiniMaxM2SparseMoeBlock", bias="e_score_correction_bias", spec={"norm_topk_prob": True}),
+           "MiniMaxM2SparseMoeBlock", bias="e_score_correction_bias", spec={"norm_topk_prob": True},
+           # keys of the released config.json that vLLM reads and transformers' config does not write
+           # (rotary_dim: the tiny head_dim 32 with transformers' partial_rotary_factor 1.0)
+           tiny=dict(rotary_dim=32, scoring_func="sigmoid", use_routing_bias=True),
+           # vLLM's CPU router has no sigmoid top-k without groups: the adapter selects every row there
+           vllm_gate="gate", vllm_verified=True),
     Family("hy_v3", "sigmoid_groups", "tencent/Hy3-preview", "HYV3Config", "HYV3ForCausalLM", "HYV3MoE",
            bias="e_score_correction_bias", layers="mlp_layer_types",
            spec={"norm_topk_prob": True, "routed_scaling_factor": "router_scaling_factor"},

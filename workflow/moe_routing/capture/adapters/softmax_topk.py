@@ -43,6 +43,8 @@ class SoftmaxBiasTopKAdapter(Adapter):
     """ERNIE-4.5: ``topk(softmax(z) + e_score_correction_bias)``; the weights ignore the bias."""
 
     kind = "softmax_bias_topk"
+    # vLLM selects on softmax + bias: a deactivated expert's logit alone may not keep it out
+    vllm_selection_override = True
 
     def route(self, logits, spec: RouterSpec, bias=None, rows: RowPlan | None = None) -> RouteResult:
         z = logits if rows is None else apply_logit_interventions(logits, rows)

@@ -33,7 +33,10 @@ Summaries are accumulated by ``routing.RoutingAccumulator`` on the adapter's gat
 exactly as in hf.py. When a sequence has interventions at a layer, the hook returns the adapter's
 intervened logits, which vLLM's own router turns into its selection; for adapters with
 ``vllm_selection_override`` (sigmoid + bias) the router's (weights, ids) are replaced on intervened
-rows. A capture callback on vLLM's router records the experts it really selected per sequence.
+rows. Where vLLM's router cannot select as the family does (its CPU router drops ERNIE-4.5's selection
+bias and has no sigmoid top-k without groups: ``cpu_router_unfit``), the adapter selects for every row
+instead of it, so vLLM runs the model transformers runs.
+A capture callback on vLLM's router records the experts it really selected per sequence.
 
 Tensor parallel: the gate is replicated and its input is the full hidden state, so every rank sees the
 same logits and holds the whole routing of every token. Each rank applies the same plan, so the ranks
@@ -177,6 +180,8 @@ class _Site:
     bias: torch.Tensor | None
     # factor vLLM multiplies the router's weights by after routing (MoERunner.routed_scaling_factor)
     scale: float = 1.0
+    # vLLM's router cannot select as the family does (``cpu_router_unfit``): the adapter selects every row
+    replace_all: bool = False
 
 
 @dataclass
@@ -221,7 +226,7 @@ class _Routing:
             site.gate.register_forward_hook(self._guarded(self._gate_hook(pos, site)), prepend=True)
             if site.router is not None and hasattr(site.router, "set_capture_fn"):
                 site.router.set_capture_fn(self._guarded(self._selection_hook(pos)))
-            if self.override:
+            if self.override or site.replace_all:
                 if site.router is None or not hasattr(site.router, "_compute_routing"):
                     raise ModelError(f"{site.name}: no vLLM router with _compute_routing to apply interventions to")
                 site.router._compute_routing = self._override_routing(pos, site, site.router._compute_routing)
@@ -236,7 +241,10 @@ class _Routing:
             "moe_layers": [s.layer for s in self.sites],
             "num_experts": self.spec.num_experts,
             "top_k": self.spec.top_k,
-            "sites": [{"layer": s.layer, "name": s.name, "bias": s.bias is not None, "scale": s.scale} for s in self.sites],
+            "sites": [
+                {"layer": s.layer, "name": s.name, "bias": s.bias is not None, "scale": s.scale, "replace_all": s.replace_all}
+                for s in self.sites
+            ],
         }
 
     # --- batches ------------------------------------------------------------------------
@@ -316,10 +324,11 @@ class _Routing:
             row_seq, row_valid = torch.zeros(num_rows, dtype=torch.int64), torch.zeros(num_rows, dtype=torch.bool)
             row_counted = row_valid
         else:
-            first = next(iter(meta.values()))
-            qsl = getattr(first, "query_start_loc", None)
-            if qsl is None:
-                raise ModelError(f"{type(first).__name__} has no query_start_loc")
+            # hybrid models (Granite-4.0-H): Mamba layers' metadata come first and have no query_start_loc
+            first = next((m for m in meta.values() if getattr(m, "query_start_loc", None) is not None), None)
+            if first is None:
+                raise ModelError(f"{type(next(iter(meta.values()))).__name__} has no query_start_loc")
+            qsl = first.query_start_loc
             req_ids = list(self.runner.input_batch.req_ids)[: qsl.numel() - 1]
             seqs, masks = [], []
             for rid in req_ids:
@@ -347,7 +356,7 @@ class _Routing:
             logits = output[0] if isinstance(output, tuple) else output
             row_seq, row_valid, row_counted = self._rows(b, logits.shape[0])
             rows = b.plan.rows(pos, b.row_seq_dev) if b.plan is not None else None
-            if b.acc is not None or rows is not None:
+            if b.acc is not None or rows is not None or site.replace_all:
                 res = adapter.route(logits, spec, site.bias, rows)
                 if b.acc is not None:
                     # vLLM may reuse the gate's output buffer; intervened logits, indices, weights are fresh
@@ -358,9 +367,11 @@ class _Routing:
                 if b.steps is not None:
                     b.steps.append(row_seq[row_valid].tolist())
             b.pending_rows[pos] = logits.shape[0]
+            if site.replace_all:
+                b.pending_route[pos] = (res, torch.ones(logits.shape[0], dtype=torch.bool))
             if rows is None:
                 return None
-            if self.override:
+            if self.override and not site.replace_all:
                 b.pending_route[pos] = (res, rows.touched)
             z = res.logits.to(logits.dtype)
             return (z,) + tuple(output[1:]) if isinstance(output, tuple) else z
@@ -369,6 +380,8 @@ class _Routing:
 
     def _override_routing(self, pos: int, site: _Site, original):
         def compute_routing(hidden_states, router_logits, indices_type, **kwargs):
+            if site.replace_all:
+                return replaced(router_logits, indices_type)
             weights, ids = original(hidden_states, router_logits, indices_type, **kwargs)
             b = self.batch
             if b is None or b.error is not None or pos not in b.pending_route:
@@ -382,6 +395,14 @@ class _Routing:
             ours = (res.weights.to(weights.device, torch.float64) / site.scale).to(weights.dtype)
             weights = torch.where(keep, ours, weights)
             return weights.contiguous(), ids.contiguous()
+
+        def replaced(router_logits, indices_type):
+            # the gate hook's result (intervened logits included), else (a step outside a batch) the adapter's own
+            b = self.batch
+            pending = b.pending_route.pop(pos, None) if b is not None else None
+            res = pending[0] if pending is not None else self.adapter.route(router_logits, self.spec, site.bias)
+            weights = (res.weights.to(router_logits.device, torch.float64) / site.scale).to(torch.float32)
+            return weights.contiguous(), res.indices.to(router_logits.device, indices_type or torch.int32).contiguous()
 
         return compute_routing
 
@@ -399,25 +420,46 @@ class _Routing:
 
 
 def _locate(model, leaf: str, model_type: str) -> list[_Site]:
-    """The MoE gate modules named ``leaf`` that have a sibling ``experts``, in layer order."""
+    """The MoE gate modules named ``leaf`` with ``experts`` beside them (or beside their parent: DBRX's gate
+    linear is ``router.layer``), in layer order. The selection bias is the gate's attribute where the model
+    puts it there, else vLLM's router's (MiniMax-M2, Hy3 and Laguna keep it on the block)."""
     from vllm.model_executor.models.utils import extract_layer_index
 
     sites = []
     for name, module in model.named_modules():
-        if name.rsplit(".", 1)[-1] != leaf or ".layers." not in f".{name}":
+        if name.rsplit(".", 1)[-1] != leaf or not any(f".{d}." in f".{name}" for d in ("layers", "blocks")):
             continue
-        parent = model.get_submodule(name.rsplit(".", 1)[0])
-        experts = getattr(parent, "experts", None)
+        parts = name.split(".")
+        experts = None
+        for up in (1, 2):
+            if len(parts) > up:
+                experts = getattr(model.get_submodule(".".join(parts[:-up])), "experts", None)
+            if experts is not None:
+                break
         if experts is None:
             continue
         router = getattr(experts, "router", None)
         bias = getattr(module, "e_score_correction_bias", None)
+        if bias is None:
+            bias = getattr(router, "e_score_correction_bias", None)
         scale = float(getattr(experts, "routed_scaling_factor", 1.0) or 1.0)
-        sites.append(_Site(extract_layer_index(name), name, module, router, bias, scale))
+        sites.append(_Site(extract_layer_index(name), name, module, router, bias, scale, cpu_router_unfit(router, bias)))
     if not sites:
         raise ModelError(f"{model_type}: no MoE gate modules named '{leaf}' with sibling experts in the vLLM model")
     sites.sort(key=lambda s: s.layer)
     return sites
+
+
+def cpu_router_unfit(router, bias) -> bool:
+    """vLLM 0.32's CPU router, without groups, selects by plain softmax top-k: it drops a selection bias
+    (ERNIE-4.5's ``e_score_correction_bias``) that its GPU router adds, and fails on sigmoid scores
+    (MiniMax-M2: AssertionError)."""
+    return (
+        type(router).__name__ == "CPURouter"
+        and not getattr(router, "use_grouped_topk", True)
+        and getattr(router, "custom_routing_function", None) is None
+        and (bias is not None or getattr(router, "scoring_func", None) != "softmax")
+    )
 
 
 class RoutingWorkerExtension:
