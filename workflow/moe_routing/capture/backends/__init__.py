@@ -317,6 +317,13 @@ class RoutingBackend:
     def _check(self, items, interventions, options):
         return check_request(items, interventions, options, self.moe_layers, self.num_experts, features=self.FEATURES)
 
+    def _rendered_items(self, items, interventions, options):
+        """The first step of both backends' ``generate``: checked options and interventions, the item rows, their prompts."""
+        opts, interventions = self._check(items, interventions, options)
+        rows = item_rows(items)
+        rendered = [render(self.tokenizer, r["prompt"], r["system"], opts, r["assistant"], self.adapter) for r in rows]
+        return opts, interventions, rows, rendered
+
     def score_choices(
         self,
         items: pl.DataFrame,

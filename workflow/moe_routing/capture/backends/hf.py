@@ -43,7 +43,6 @@ from moe_routing.capture.backends import (
     generations_table,
     item_rows,
     check_prompt_lengths,
-    render,
     resolve_dtype,
     scoring_requests,
 )
@@ -247,9 +246,7 @@ class HFBackend(RoutingBackend):
         interventions: pl.DataFrame | None = None,
         options: GenerationOptions | None = None,
     ) -> pa.Table:
-        opts, interventions = self._check(items, interventions, options)
-        rows = item_rows(items)
-        rendered = [render(self.tokenizer, r["prompt"], r["system"], opts, r["assistant"], self.adapter) for r in rows]
+        opts, interventions, rows, rendered = self._rendered_items(items, interventions, options)
         outputs, summaries = self._run_all(rows, rendered, interventions, opts, self._run_batch)
         return self._table(rows, [r.ids for r in rendered], outputs, summaries)
 

@@ -66,7 +66,6 @@ from moe_routing.capture.backends import (
     RoutingBackend,
     generations_table,
     item_rows,
-    render,
     resolve_dtype,
     scoring_requests,
 )
@@ -346,9 +345,7 @@ class VLLMBackend(RoutingBackend):
         interventions: pl.DataFrame | None = None,
         options: GenerationOptions | None = None,
     ) -> pa.Table:
-        opts, interventions = self._check(items, interventions, options)
-        rows = item_rows(items)
-        rendered = [render(self.tokenizer, r["prompt"], r["system"], opts, r["assistant"], self.adapter) for r in rows]
+        opts, interventions, rows, rendered = self._rendered_items(items, interventions, options)
         content = opts.token_scope == "content"
         results, summaries = self._run_all(
             rows, lambda i, j: [_Request(rendered[i].ids, j, rendered[i].content if content else None)], interventions, opts
